@@ -1,0 +1,24 @@
+//! Shared vocabulary of sparselab.
+//!
+//! Every research crate (regularizers, optimizers, topology, metrics, models) speaks in the
+//! types defined here:
+//!
+//! - [`param`]: what a model's parameters are (weight of a linear or conv layer, bias, norm
+//!   parameter; which layer is the classifier), so methods know what they act on.
+//! - [`weight`]: the canonical rank-4 view of a weight tensor that lets rank-agnostic code
+//!   (prox operators, masks) find input and output units.
+//! - [`config`]: hyperparameters as plain data, with validation errors that name the key and
+//!   the allowed values.
+//! - [`registry`]: name → constructor tables, so adding a method is one file plus one line.
+//! - [`rng`]: the seeded random generator every crate uses for reproducible runs.
+
+pub mod config;
+pub mod param;
+pub mod registry;
+pub mod rng;
+pub mod weight;
+
+pub use config::{ConfigError, Validate};
+pub use param::{ParamInfo, ParamRole, ParamTable, WeightKind};
+pub use registry::{Entry, FromConfig, Registry, Resolved};
+pub use weight::{Layout, Weight};

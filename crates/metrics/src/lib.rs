@@ -1,0 +1,17 @@
+//! What every run records (SPEC.md §3) and how results are summarised over seeds.
+//!
+//! Weight metrics work on host copies of the parameters, in [`ParamTable`](sparselab_core::ParamTable)
+//! order; a weight counts as zero only if it is exactly `0.0`.
+//!
+//! - [`sparsity`]: unstructured sparsity (weights, all parameters), per-layer sparsity,
+//!   compression ratio, theoretical speedup from non-zero FLOPs.
+//! - [`hoyer`]: Hoyer sparsity per row, layer and network.
+//! - [`accuracy`]: top-k correct counts from logits.
+//! - [`stats`]: mean, standard deviation, Student-t intervals and Welch's test over seeds.
+
+pub mod accuracy;
+pub mod hoyer;
+pub mod sparsity;
+pub mod stats;
+
+pub use sparsity::{LayerSparsity, SparsityReport};

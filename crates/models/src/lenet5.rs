@@ -1,0 +1,108 @@
+//! `lenet5`: LeNet-5 (SPEC.md §4): conv 1→6 5×5 pad 2, max-pool 2, conv 6→16 5×5, max-pool 2,
+//! fully connected 400→120→84→classes, ReLU. The flattened size follows the input (400 for
+//! 28×28). Stages for feature taps: each conv block (they are separated by down-sampling) and the
+//! fully connected hidden layers.
+
+use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sparselab_core::{ConfigError, Validate};
+
+/// Hyperparameters of [`LeNet5`] (none: the architecture is fixed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeNet5Config {}
+
+impl Validate for LeNet5Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// LeNet-5.
+#[derive(Module, Debug)]
+pub struct LeNet5 {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
+    head: Linear,
+    /// `H_out·W_out` of conv1 and conv2.
+    #[module(skip)]
+    positions: [usize; 2],
+}
+
+impl Buildable for LeNet5 {
+    type Config = LeNet5Config;
+    const NAME: &'static str = "lenet5";
+    const SUMMARY: &'static str =
+        "LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120-84 (SPEC §4)";
+
+    fn init(
+        _config: &LeNet5Config,
+        input: InputShape,
+        device: &Device,
+    ) -> Result<Model, ConfigError> {
+        // conv1 keeps H×W (pad 2), pooling halves, conv2 (valid 5×5) removes 4, pooling halves.
+        let (h1, w1) = (input.height, input.width);
+        let (h2, w2) = ((h1 / 2).saturating_sub(4), (w1 / 2).saturating_sub(4));
+        if h2 < 2 || w2 < 2 {
+            return Err(ConfigError::new(
+                "name",
+                format!("lenet5 needs inputs of at least 12×12, got {h1}×{w1}"),
+            ));
+        }
+        let flat = 16 * (h2 / 2) * (w2 / 2);
+        Ok(Model::LeNet5(LeNet5 {
+            conv1: Conv2dConfig::new([input.channels, 6], [5, 5])
+                .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                .init(device),
+            conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            fc1: LinearConfig::new(flat, 120).init(device),
+            fc2: LinearConfig::new(120, 84).init(device),
+            head: LinearConfig::new(84, input.classes).init(device),
+            positions: [h1 * w1, h2 * w2],
+        }))
+    }
+}
+
+impl Architecture for LeNet5 {
+    fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
+        let c1 = self.pool.forward(relu(self.conv1.forward(x)));
+        let c2 = self.pool.forward(relu(self.conv2.forward(c1.clone())));
+        let f1 = relu(self.fc1.forward(c2.clone().flatten(1, 3)));
+        let f2 = relu(self.fc2.forward(f1.clone()));
+        let features = if taps {
+            vec![
+                vec![c1.flatten(1, 3)],
+                vec![c2.flatten(1, 3)],
+                vec![f1, f2.clone()],
+            ]
+        } else {
+            Vec::new()
+        };
+        Forward {
+            logits: self.head.forward(f2),
+            features,
+        }
+    }
+
+    fn classifier(&self) -> &'static str {
+        "head"
+    }
+
+    fn conv_positions(&self, layer: &str) -> usize {
+        match layer {
+            "conv1" => self.positions[0],
+            "conv2" => self.positions[1],
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The [`Architecture`] contract, the [`Model`] enum and the registry of models.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sparselab_core::{ConfigError, Entry, FromConfig, ParamTable, Registry, Validate};
+
+/// Shape of one input sample and number of classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct InputShape {
+    /// Channels.
+    pub channels: usize,
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl InputShape {
+    /// `C·H·W`.
+    pub fn numel(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// Output of a forward pass.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    /// Logits `[N, classes]`.
+    pub logits: Tensor<2>,
+    /// Block outputs flattened to `[N, C·H·W]`, grouped by stage (blocks between two
+    /// down-samplings); empty unless requested.
+    pub features: Vec<Vec<Tensor<2>>>,
+}
+
+/// What every model provides.
+pub trait Architecture: Module {
+    /// Logits for images `x` (`[N, C, H, W]`), plus block features when `taps` is set.
+    fn forward(&self, x: Tensor<4>, taps: bool) -> Forward;
+
+    /// Path of the classifier layer (e.g. `fc3`).
+    fn classifier(&self) -> &'static str;
+
+    /// Output positions `H_out·W_out` of conv layer `layer` (1 for non-conv layers).
+    fn conv_positions(&self, layer: &str) -> usize;
+
+    /// The model's parameters, described.
+    fn describe(&self) -> ParamTable {
+        ParamTable::describe(self, self.classifier(), |layer| self.conv_positions(layer))
+    }
+}
+
+/// Builds a model of one architecture from its config (the registry's payload).
+pub trait ModelBuilder: Send + Sync {
+    /// A freshly initialised model (initialisation draws from the device's random state; seed it
+    /// first).
+    fn build(&self, input: InputShape, device: &Device) -> Result<Model, ConfigError>;
+}
+
+/// An architecture with a typed config: `Entry::of::<Builder<A>>()` registers it.
+pub trait Buildable: Sized + 'static {
+    /// Hyperparameters (`#[serde(default, deny_unknown_fields)]`).
+    type Config: Default + Serialize + DeserializeOwned + Validate + Clone + Send + Sync + 'static;
+    /// Registered name.
+    const NAME: &'static str;
+    /// One line for `cargo xtask list`.
+    const SUMMARY: &'static str;
+    /// Initialise, or explain why the input does not fit the architecture.
+    fn init(
+        config: &Self::Config,
+        input: InputShape,
+        device: &Device,
+    ) -> Result<Model, ConfigError>;
+}
+
+/// Registry payload for a [`Buildable`] architecture.
+pub struct Builder<A: Buildable>(A::Config);
+
+impl<A: Buildable> FromConfig<dyn ModelBuilder> for Builder<A> {
+    type Config = A::Config;
+    const NAME: &'static str = A::NAME;
+    const SUMMARY: &'static str = A::SUMMARY;
+
+    fn from_config(config: A::Config) -> Box<dyn ModelBuilder> {
+        Box::new(Builder::<A>(config))
+    }
+}
+
+impl<A: Buildable> ModelBuilder for Builder<A> {
+    fn build(&self, input: InputShape, device: &Device) -> Result<Model, ConfigError> {
+        let model = A::init(&self.0, input, device)?;
+        initialize(&model);
+        Ok(model)
+    }
+}
+
+/// burn initialises parameters lazily, on first use, from the device's random state. Touching
+/// every parameter right after construction makes initialisation happen now, so a model built
+/// right after `device.seed(s)` depends only on `s`, not on what else uses the random state
+/// before its first forward pass.
+fn initialize(model: &Model) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+}
+
+/// Declares the [`Model`] enum over every architecture and delegates [`Architecture`] to it.
+macro_rules! models {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// Any model of sparselab (what the runner trains).
+        #[derive(Module, Debug)]
+        #[allow(clippy::large_enum_variant)]
+        pub enum Model {
+            $(
+                #[doc = concat!("[`", stringify!($ty), "`]")]
+                $variant($ty),
+            )*
+        }
+
+        impl Architecture for Model {
+            fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
+                match self { $(Model::$variant(m) => m.forward(x, taps),)* }
+            }
+            fn classifier(&self) -> &'static str {
+                match self { $(Model::$variant(m) => m.classifier(),)* }
+            }
+            fn conv_positions(&self, layer: &str) -> usize {
+                match self { $(Model::$variant(m) => m.conv_positions(layer),)* }
+            }
+            fn describe(&self) -> ParamTable {
+                match self { $(Model::$variant(m) => m.describe(),)* }
+            }
+        }
+
+        /// Every registered model.
+        pub fn registry() -> Registry<dyn ModelBuilder> {
+            Registry::new("model", vec![$(Entry::of::<Builder<$ty>>(),)*])
+        }
+    };
+}
+
+models! {
+    Mlp(crate::mlp::Mlp),
+    LeNet5(crate::lenet5::LeNet5),
+    ResMlp(crate::resmlp::ResMlp),
+    ResNet(crate::resnet_cifar::ResNet),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sparselab_core::{ParamRole, WeightKind};
+
+    /// Seeding and building must not interleave with other tests' use of the device's random
+    /// state.
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn build(table: serde_json::Value, input: InputShape) -> Model {
+        let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        device.seed(0);
+        registry()
+            .build(&table)
+            .unwrap()
+            .value
+            .build(input, &device)
+            .unwrap()
+    }
+
+    const MNIST: InputShape = InputShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+        classes: 10,
+    };
+    const CIFAR: InputShape = InputShape {
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes: 100,
+    };
+
+    fn forward(model: &Model, input: InputShape, n: usize) -> Forward {
+        let x = Tensor::<4>::zeros(
+            [n, input.channels, input.height, input.width],
+            &Device::flex(),
+        );
+        model.forward(x, true)
+    }
+
+    fn stage_widths(f: &Forward) -> Vec<Vec<usize>> {
+        f.features
+            .iter()
+            .map(|s| s.iter().map(|t| t.dims()[1]).collect())
+            .collect()
+    }
+
+    #[test]
+    fn lenet_300_100_shapes_and_description() {
+        let m = build(json!({"name": "mlp-300-100"}), MNIST);
+        let f = forward(&m, MNIST, 3);
+        assert_eq!(f.logits.dims(), [3, 10]);
+        assert_eq!(stage_widths(&f), vec![vec![300, 100]]);
+        let t = m.describe();
+        let weights: Vec<_> = t.weights().collect();
+        assert_eq!(
+            weights.iter().map(|p| p.numel()).sum::<usize>(),
+            784 * 300 + 300 * 100 + 100 * 10
+        );
+        assert!(
+            weights
+                .iter()
+                .all(|p| p.role == ParamRole::Weight(WeightKind::Linear))
+        );
+        assert_eq!(weights.iter().filter(|p| p.classifier).count(), 1);
+        assert!(weights.last().unwrap().classifier);
+        assert_eq!(t.numel(), 266_610);
+    }
+
+    #[test]
+    fn lenet5_shapes_and_conv_positions() {
+        let m = build(json!({"name": "lenet5"}), MNIST);
+        let f = forward(&m, MNIST, 2);
+        assert_eq!(f.logits.dims(), [2, 10]);
+        assert_eq!(
+            stage_widths(&f),
+            vec![vec![6 * 14 * 14], vec![16 * 5 * 5], vec![120, 84]]
+        );
+        let t = m.describe();
+        let conv: Vec<_> = t
+            .weights()
+            .filter(|p| p.weight_kind() == Some(WeightKind::Conv))
+            .collect();
+        assert_eq!(conv.len(), 2);
+        assert_eq!(
+            (conv[0].shape.clone(), conv[0].positions),
+            (vec![6, 1, 5, 5], 28 * 28)
+        );
+        assert_eq!(
+            (conv[1].shape.clone(), conv[1].positions),
+            (vec![16, 6, 5, 5], 10 * 10)
+        );
+        assert_eq!(
+            t.weights().find(|p| p.path == "fc1.weight").unwrap().shape,
+            vec![400, 120]
+        );
+    }
+
+    #[test]
+    fn resmlp_is_one_stage_of_equal_width_blocks() {
+        let m = build(json!({"name": "resmlp", "width": 32, "depth": 3}), MNIST);
+        let f = forward(&m, MNIST, 2);
+        assert_eq!(f.logits.dims(), [2, 10]);
+        assert_eq!(stage_widths(&f), vec![vec![32, 32, 32]]);
+        assert_eq!(m.describe().weights().count(), 1 + 2 * 3 + 1);
+    }
+
+    #[test]
+    fn resnet20_stages_positions_and_norm_parameters() {
+        let m = build(
+            json!({"name": "resnet-cifar", "depth": 20, "width": 4}),
+            CIFAR,
+        );
+        let f = forward(&m, CIFAR, 2);
+        assert_eq!(f.logits.dims(), [2, 100]);
+        assert_eq!(
+            stage_widths(&f),
+            vec![vec![4 * 1024; 3], vec![8 * 256; 3], vec![16 * 64; 3]]
+        );
+        let t = m.describe();
+        let conv: Vec<_> = t
+            .weights()
+            .filter(|p| p.weight_kind() == Some(WeightKind::Conv))
+            .collect();
+        // stem + 9 blocks × 2 convs + 2 shortcut convs
+        assert_eq!(conv.len(), 21);
+        assert_eq!(conv[0].positions, 1024);
+        let last_stage = conv
+            .iter()
+            .find(|p| p.path.starts_with("stages.2.0.conv1"))
+            .unwrap();
+        assert_eq!(last_stage.positions, 64);
+        assert!(t.iter().any(|p| p.role == ParamRole::Norm));
+        assert!(
+            t.iter().filter(|p| p.role == ParamRole::Buffer).count() >= 2,
+            "running statistics are buffers"
+        );
+        assert!(
+            t.iter().all(|p| p.role != ParamRole::Other),
+            "{:?}",
+            t.iter()
+                .filter(|p| p.role == ParamRole::Other)
+                .map(|p| &p.path)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn seeded_initialisation_is_reproducible() {
+        let a = build(json!({"name": "mlp-300-100"}), MNIST);
+        let b = build(json!({"name": "mlp-300-100"}), MNIST);
+        let ids_a: Vec<_> = a.describe().iter().map(|p| p.id).collect();
+        let ids_b: Vec<_> = b.describe().iter().map(|p| p.id).collect();
+        let va = sparselab_core::param::host_values(&a, &ids_a);
+        let vb = sparselab_core::param::host_values(&b, &ids_b);
+        assert_eq!(va, vb);
+    }
+
+    #[test]
+    fn bad_configs_are_rejected() {
+        assert!(
+            registry()
+                .build(&json!({"name": "resnet-cifar", "depth": 21}))
+                .is_err()
+        );
+        assert!(
+            registry()
+                .build(&json!({"name": "mlp-300-100", "hidden": []}))
+                .is_err()
+        );
+        let err = registry().build(&json!({"name": "vgg"})).err().unwrap();
+        assert!(err.message.contains("mlp-300-100") && err.message.contains("resnet-cifar"));
+    }
+}

@@ -1,0 +1,91 @@
+//! From plain data to a `ModuleOptimizer`: the [`SparseOptimizer`] contract and the registry.
+
+use burn::optim::{ModuleOptimizer, Optimizer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sparselab_core::{Entry, FromConfig, ParamTable, Registry, Validate};
+use sparselab_regularizers::Regularizer;
+use std::sync::Arc;
+
+/// An optimiser of sparselab: a burn [`Optimizer`] built from a typed config and an optional
+/// regularizer.
+pub trait SparseOptimizer: Optimizer {
+    /// Hyperparameters (`#[serde(default, deny_unknown_fields)]`).
+    type Config: Default + Serialize + DeserializeOwned + Validate + Send + Sync + 'static;
+    /// Name used in experiment files.
+    const NAME: &'static str;
+    /// One line for `cargo xtask list` (cite the SPEC.md section).
+    const SUMMARY: &'static str;
+    /// Whether the optimiser applies a regularizer through its prox. Dense optimisers reject a
+    /// regularizer when an experiment is loaded.
+    const PROXIMAL: bool;
+
+    /// The optimiser for parameters `regularizer` acts on (`None`: its plain update).
+    fn new(config: &Self::Config, regularizer: Option<Arc<dyn Regularizer>>) -> Self;
+}
+
+/// A configured optimiser, ready to be built for a model.
+pub trait OptimizerFactory: Send + Sync {
+    /// Registered name.
+    fn name(&self) -> &'static str;
+
+    /// Whether a regularizer can be attached (see [`SparseOptimizer::PROXIMAL`]).
+    fn proximal(&self) -> bool;
+
+    /// A `ModuleOptimizer` for a model described by `params`: parameters the regularizer acts
+    /// on form one burn parameter group with the prox, all others take the plain update.
+    fn build(
+        &self,
+        params: &ParamTable,
+        regularizer: Option<Arc<dyn Regularizer>>,
+    ) -> ModuleOptimizer;
+}
+
+/// The factory of optimiser `O` (a registry entry: `Entry::of::<Factory<O>>()`).
+pub struct Factory<O: SparseOptimizer>(O::Config);
+
+impl<O: SparseOptimizer> FromConfig<dyn OptimizerFactory> for Factory<O> {
+    type Config = O::Config;
+    const NAME: &'static str = O::NAME;
+    const SUMMARY: &'static str = O::SUMMARY;
+
+    fn from_config(config: O::Config) -> Box<dyn OptimizerFactory> {
+        Box::new(Factory::<O>(config))
+    }
+}
+
+impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
+    fn name(&self) -> &'static str {
+        O::NAME
+    }
+
+    fn proximal(&self) -> bool {
+        O::PROXIMAL
+    }
+
+    fn build(
+        &self,
+        params: &ParamTable,
+        regularizer: Option<Arc<dyn Regularizer>>,
+    ) -> ModuleOptimizer {
+        assert!(
+            O::PROXIMAL || regularizer.is_none(),
+            "{} has no prox; experiments are validated before a run starts",
+            O::NAME
+        );
+        let plain = ModuleOptimizer::from(O::new(&self.0, None));
+        match regularizer {
+            Some(reg) => {
+                let group = params.group(|p| reg.applies_to(p));
+                plain.with_group(group, O::new(&self.0, Some(reg)), None)
+            }
+            None => plain,
+        }
+    }
+}
+
+/// Every registered optimiser. Adding one: a file implementing [`SparseOptimizer`] and one line
+/// here.
+pub fn registry() -> Registry<dyn OptimizerFactory> {
+    Registry::new("optimizer", vec![Entry::of::<Factory<crate::sgd::Sgd>>()])
+}

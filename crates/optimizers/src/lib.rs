@@ -1,0 +1,26 @@
+//! Optimisers of sparselab, each a `burn::optim::Optimizer` so it also works in any burn loop.
+//!
+//! One optimiser per file, laid out like burn's own `burn-optim`: a config struct (plain data,
+//! `serde`), a state type, the `Optimizer` impl, and tests against closed forms at the bottom.
+//! Proximal optimisers hold an optional [`Regularizer`]; [`OptimizerFactory::build`] wires them
+//! into a `ModuleOptimizer` with burn parameter groups, so parameters a regularizer does not act
+//! on (biases, norm parameters, anything its `applies_to` rejects) take the same update without
+//! a prox.
+//!
+//! Members: [`sgd`].
+
+// burn's `#[derive(RecordState)]` expands to paths relative to the crate root (`crate::RecordState`,
+// `crate::StateSink`, ...) and to `burn_pack` and `alloc`; re-exporting them here lets our optimiser
+// states use the derive exactly as burn-optim's do.
+extern crate alloc;
+pub use burn::optim::RecordState;
+#[doc(hidden)]
+pub use burn::optim::{StateSink, StateSource, join_index, join_path};
+
+mod factory;
+pub mod sgd;
+#[cfg(test)]
+mod testing;
+
+pub use factory::{OptimizerFactory, SparseOptimizer, registry};
+pub use sparselab_regularizers::Regularizer;

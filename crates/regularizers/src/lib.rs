@@ -1,0 +1,15 @@
+//! Sparsity-inducing regularizers: penalties `λ·ψ(w)` applied through their proximal operators.
+//!
+//! A [`Regularizer`] says which parameters it acts on, how strong it is (`λ`), what its penalty
+//! is (for reporting), how to reweight itself from the current weights (adaptive methods), and
+//! how to apply its prox. Optimisers in `sparselab-optimizers` own *when* the prox is applied
+//! and with which threshold; the shared prox machinery lives in [`prox`].
+//!
+//! Members (one file each): [`l1`].
+
+pub mod l1;
+pub mod prox;
+mod regularizer;
+
+pub use prox::Threshold;
+pub use regularizer::{Regularizer, registry};

@@ -1,0 +1,27 @@
+//! Records the burn version (from the workspace Cargo.lock) and the rustc version, for `env.json`.
+
+use std::process::Command;
+
+fn main() {
+    let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let text = std::fs::read_to_string(&lock).unwrap_or_default();
+    let burn = text
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"burn\"\n"))
+        .and_then(|p| p.lines().find(|l| l.starts_with("version = ")))
+        .map_or("unknown".to_string(), |l| {
+            l.trim_start_matches("version = ")
+                .trim_matches('"')
+                .to_string()
+        });
+    println!("cargo:rustc-env=SPARSELAB_BURN_VERSION={burn}");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown rustc".into());
+    println!("cargo:rustc-env=SPARSELAB_RUSTC_VERSION={version}");
+}

@@ -1,0 +1,239 @@
+//! Running an ablation end to end: plan, skip finished runs, train the rest, write tables and
+//! figures.
+
+use crate::aggregate::RunResult;
+use crate::device::{DeviceChoice, select};
+use crate::env::Env;
+use crate::progress::Progress;
+use crate::record::EpochRecord;
+use crate::spec::{self, Ablation};
+use crate::store::{RunWriter, Store, write_atomic};
+use crate::train::{Observer, train};
+use crate::{figure, table};
+use anyhow::Context;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Where things are and how to run them.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Directory of experiment files.
+    pub experiments: PathBuf,
+    /// Results root.
+    pub out: PathBuf,
+    /// Apply each file's `[quick]` overrides.
+    pub quick: bool,
+    /// Override the number of seeds.
+    pub seeds: Option<usize>,
+    /// Device choice.
+    pub device: DeviceChoice,
+    /// Dataset directory override.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// Defaults relative to the workspace root `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            experiments: root.join("experiments"),
+            out: root.join("results"),
+            quick: false,
+            seeds: None,
+            device: DeviceChoice::Auto,
+            data_dir: None,
+        }
+    }
+
+    fn load(&self, name: &str) -> anyhow::Result<Ablation> {
+        let file = self.experiments.join(format!("{name}.toml"));
+        if !file.is_file() {
+            let known: Vec<String> = spec::list(&self.experiments)
+                .map(|l| l.into_iter().map(|(n, _)| n).collect())
+                .unwrap_or_default();
+            anyhow::bail!(
+                "no ablation `{name}` in {} (known: {})",
+                self.experiments.display(),
+                known.join(", ")
+            );
+        }
+        Ok(spec::load(&file, self.quick, self.seeds)?)
+    }
+}
+
+/// What an ablation produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The ablation's results directory.
+    pub dir: PathBuf,
+    /// Runs trained now.
+    pub trained: usize,
+    /// Runs found finished.
+    pub skipped: usize,
+    /// Files written (tables, CSVs, figures).
+    pub files: Vec<PathBuf>,
+}
+
+struct RunObserver<'a> {
+    writer: &'a RunWriter,
+    progress: &'a Progress,
+}
+
+impl Observer for RunObserver<'_> {
+    fn step(&mut self, epoch: usize, step_in_epoch: usize, steps_per_epoch: usize, loss: f64) {
+        self.progress
+            .step(epoch, step_in_epoch, steps_per_epoch, loss);
+    }
+
+    fn epoch(&mut self, epochs: &[EpochRecord]) -> anyhow::Result<()> {
+        if let Some(last) = epochs.last() {
+            self.progress.epoch(last);
+        }
+        self.writer.epochs(epochs)
+    }
+}
+
+/// Runs ablation `name`: every planned run that has not finished is trained (an unfinished one
+/// restarts), then tables and figures are rendered from all runs.
+pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
+    let ablation = opts.load(name)?;
+    let store = Store::new(&opts.out, &ablation);
+    let mut results = Vec::new();
+    let mut todo = Vec::new();
+    for run in &ablation.runs {
+        match store.finished(run)? {
+            Some(r) => results.push(r),
+            None => todo.push(run),
+        }
+    }
+    let skipped = results.len();
+    if !todo.is_empty() {
+        let selected = select(opts.device).map_err(anyhow::Error::msg)?;
+        let env = Env::capture(&selected.description, selected.backend);
+        let data = sparselab_data::load(&ablation.data, opts.data_dir.as_deref())?;
+        let mut progress = Progress::new(&ablation.name, ablation.runs.len(), skipped);
+        if let Some(note) = &selected.note {
+            progress.println(&format!("device: {note}"));
+        }
+        progress.println(&format!(
+            "{}: {} runs ({skipped} already finished) on {}, {} train / {} val / {} test examples",
+            ablation.name,
+            ablation.runs.len(),
+            selected.description,
+            data.train.len(),
+            data.val.len(),
+            data.test.len()
+        ));
+        for run in todo {
+            let label = match run.sweep_label() {
+                s if s.is_empty() => format!("{} seed {}", run.label, run.config.seed),
+                s => format!("{} ({s}) seed {}", run.label, run.config.seed),
+            };
+            let writer = store.start(&ablation.name, run, &env)?;
+            progress.start_run(
+                &label,
+                run.config.train.epochs,
+                data.train.len().div_ceil(run.config.train.batch),
+            );
+            let (outcome, epochs) = train(
+                run,
+                &data,
+                &selected.device,
+                &mut RunObserver {
+                    writer: &writer,
+                    progress: &progress,
+                },
+            )
+            .with_context(|| format!("run {} ({label})", run.id))?;
+            writer.finish(&outcome)?;
+            progress.finish_run(&label, &outcome);
+            results.push(RunResult {
+                run: run.clone(),
+                outcome,
+                epochs,
+            });
+        }
+        progress.finish();
+    }
+    results.sort_by_key(|r| ablation.runs.iter().position(|p| p.id == r.run.id));
+    let files = render(&ablation, &store, &results)?;
+    Ok(Outcome {
+        dir: store.dir().to_path_buf(),
+        trained: results.len() - skipped,
+        skipped,
+        files,
+    })
+}
+
+/// Re-renders tables and figures of ablation `name` from stored results, without training.
+pub fn plot(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
+    let ablation = opts.load(name)?;
+    let store = Store::new(&opts.out, &ablation);
+    let mut results = Vec::new();
+    for run in &ablation.runs {
+        if let Some(r) = store.finished(run)? {
+            results.push(r);
+        }
+    }
+    if results.is_empty() {
+        anyhow::bail!(
+            "no finished runs of `{name}` in {} (run `cargo xtask ablate {name}{}` first)",
+            store.dir().display(),
+            if opts.quick { " --quick" } else { "" }
+        );
+    }
+    let missing = ablation.runs.len() - results.len();
+    if missing > 0 {
+        eprintln!(
+            "note: {missing} of {} planned runs have no results yet; plotting the rest",
+            ablation.runs.len()
+        );
+    }
+    let files = render(&ablation, &store, &results)?;
+    Ok(Outcome {
+        dir: store.dir().to_path_buf(),
+        trained: 0,
+        skipped: results.len(),
+        files,
+    })
+}
+
+/// Distinct provenance lines of the runs (device, commit, versions).
+fn provenance(store: &Store, results: &[RunResult]) -> String {
+    let lines: BTreeSet<String> = results
+        .iter()
+        .filter_map(|r| {
+            let text = std::fs::read_to_string(store.run_dir(&r.run.id).join("env.json")).ok()?;
+            serde_json::from_str::<Env>(&text)
+                .ok()
+                .map(|e| e.provenance())
+        })
+        .collect();
+    lines.into_iter().collect::<Vec<_>>().join("\n")
+}
+
+/// Writes `table.md`, `runs.csv`, `epochs.csv` and every figure of `ablation`.
+pub fn render(
+    ablation: &Ablation,
+    store: &Store,
+    results: &[RunResult],
+) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(store.dir())?;
+    let mut files = Vec::new();
+    let mut write = |name: &str, text: String| -> anyhow::Result<()> {
+        let path = store.dir().join(name);
+        write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        files.push(path);
+        Ok(())
+    };
+    write(
+        "table.md",
+        table::markdown(ablation, results, &provenance(store, results)),
+    )?;
+    write("runs.csv", table::runs_csv(results))?;
+    write("epochs.csv", table::epochs_csv(results))?;
+    for spec in &ablation.figures {
+        files.extend(figure::render(spec, results, store.dir())?);
+    }
+    Ok(files)
+}

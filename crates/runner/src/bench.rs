@@ -1,0 +1,245 @@
+//! Throughput benchmarks (`cargo xtask bench`), measured with criterion.
+//!
+//! On LeNet-300-100 with Fashion-MNIST-shaped inputs at batch 128 on the chosen device:
+//!
+//! - `train_step/<optimizer>`: one full training step (forward, backward, optimiser step) →
+//!   training samples per second;
+//! - `optimizer_step/<optimizer>`: the optimiser step alone (gradients computed outside the
+//!   timed region) → step time relative to plain SGD.
+//!
+//! Every registered optimiser is measured; proximal ones carry the `l1` regularizer (their prox
+//! is part of their step). Results are criterion's mean estimates with 95% intervals, written to
+//! `bench.json` and `bench.md`. Timings are never asserted in tests: this is where they live.
+
+use crate::device::{DeviceChoice, select};
+use crate::env::Env;
+use crate::store::write_atomic;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use criterion::Criterion;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sparselab_models::{Architecture, InputShape, Model};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to measure and where to write it.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Device choice.
+    pub device: DeviceChoice,
+    /// Batch size.
+    pub batch: usize,
+    /// Output directory (`bench.json`, `bench.md`, criterion's raw data under `criterion/`).
+    pub out: PathBuf,
+    /// Seconds of measurement per benchmark.
+    pub seconds: f64,
+}
+
+/// Criterion's estimate of one benchmark.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Mean time per iteration (seconds).
+    pub mean: f64,
+    /// 95% interval of the mean (seconds).
+    pub ci95: (f64, f64),
+}
+
+/// One optimiser's measurements.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OptimizerBench {
+    /// Registered name.
+    pub optimizer: String,
+    /// Regularizer carried (proximal optimisers).
+    pub regularizer: Option<String>,
+    /// Full training step.
+    pub train_step: Estimate,
+    /// Training samples per second (batch / mean train step).
+    pub samples_per_sec: f64,
+    /// Optimiser step alone.
+    pub optimizer_step: Estimate,
+    /// Optimiser step time ÷ SGD's.
+    pub step_ratio_vs_sgd: f64,
+}
+
+fn read_estimate(dir: &Path, group: &str, id: &str) -> anyhow::Result<Estimate> {
+    let path = dir.join(group).join(id).join("new").join("estimates.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let ns = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN) * 1e-9;
+    Ok(Estimate {
+        mean: ns("/mean/point_estimate"),
+        ci95: (
+            ns("/mean/confidence_interval/lower_bound"),
+            ns("/mean/confidence_interval/upper_bound"),
+        ),
+    })
+}
+
+struct Setup {
+    model: Model,
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    device: Device,
+}
+
+fn setup(base: &Device, batch: usize) -> anyhow::Result<Setup> {
+    let device = base.clone().autodiff();
+    device.seed(0);
+    let input = InputShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+        classes: 10,
+    };
+    let model = sparselab_models::registry()
+        .build(&json!({"name": "mlp-300-100"}))?
+        .value
+        .build(input, &device)?;
+    let x = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
+    Ok(Setup {
+        model,
+        x,
+        y,
+        device,
+    })
+}
+
+fn grads(s: &Setup, model: &Model) -> GradientsParams {
+    let loss_fn = CrossEntropyLossConfig::new().init(&s.device);
+    let loss = loss_fn.forward(model.forward(s.x.clone(), false).logits, s.y.clone());
+    GradientsParams::from_grads(loss.backward(), model)
+}
+
+fn optimizer_for(name: &str, model: &Model) -> anyhow::Result<(ModuleOptimizer, Option<String>)> {
+    let factory = sparselab_optimizers::registry()
+        .build(&json!({ "name": name }))?
+        .value;
+    let table = model.describe();
+    if factory.proximal() {
+        let reg = sparselab_regularizers::registry()
+            .build(&json!({"name": "l1"}))?
+            .value;
+        Ok((
+            factory.build(&table, Some(Arc::from(reg))),
+            Some("l1".into()),
+        ))
+    } else {
+        Ok((factory.build(&table, None), None))
+    }
+}
+
+/// Runs the benchmarks and writes `bench.json` and `bench.md` under `opts.out`.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
+    let selected = select(opts.device).map_err(anyhow::Error::msg)?;
+    if let Some(note) = &selected.note {
+        eprintln!("device: {note}");
+    }
+    let criterion_dir = opts.out.join("criterion");
+    std::fs::create_dir_all(&criterion_dir)?;
+    let measurement = Duration::from_secs_f64(opts.seconds.max(0.5));
+    let mut c = Criterion::default()
+        .output_directory(&criterion_dir)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(measurement)
+        .sample_size(20)
+        .without_plots();
+    let names = sparselab_optimizers::registry().names();
+    let mut regs = Vec::new();
+    for name in &names {
+        let s = setup(&selected.device, opts.batch)?;
+        let (mut optim, reg) = optimizer_for(name, &s.model)?;
+        regs.push(reg);
+        let mut model = Some(s.model.clone());
+        c.bench_function(&format!("train_step/{name}"), |b| {
+            b.iter(|| {
+                let m = model.take().expect("model");
+                let g = grads(&s, &m);
+                let m = optim.step(0.01, m, g);
+                s.device.sync().expect("device sync");
+                model = Some(m);
+            })
+        });
+        let (mut optim, _) = optimizer_for(name, &s.model)?;
+        let mut model = Some(s.model.clone());
+        c.bench_function(&format!("optimizer_step/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let m = model.take().expect("model");
+                    let g = grads(&s, &m);
+                    s.device.sync().expect("device sync");
+                    let t = Instant::now();
+                    let m = optim.step(0.01, m, g);
+                    s.device.sync().expect("device sync");
+                    total += t.elapsed();
+                    model = Some(m);
+                }
+                total
+            })
+        });
+    }
+    let mut rows = Vec::new();
+    for (name, reg) in names.iter().zip(regs) {
+        let train_step = read_estimate(&criterion_dir, "train_step", name)?;
+        let optimizer_step = read_estimate(&criterion_dir, "optimizer_step", name)?;
+        rows.push(OptimizerBench {
+            optimizer: name.to_string(),
+            regularizer: reg,
+            samples_per_sec: opts.batch as f64 / train_step.mean,
+            train_step,
+            optimizer_step,
+            step_ratio_vs_sgd: f64::NAN,
+        });
+    }
+    let sgd = rows
+        .iter()
+        .find(|r| r.optimizer == "sgd")
+        .map(|r| r.optimizer_step.mean)
+        .ok_or_else(|| anyhow::anyhow!("the sgd baseline is not registered"))?;
+    for r in &mut rows {
+        r.step_ratio_vs_sgd = r.optimizer_step.mean / sgd;
+    }
+    let env = Env::capture(&selected.description, selected.backend);
+    let summary = json!({
+        "model": "mlp-300-100",
+        "input": [1, 28, 28],
+        "batch": opts.batch,
+        "env": env,
+        "optimizers": rows,
+    });
+    std::fs::create_dir_all(&opts.out)?;
+    let json_path = opts.out.join("bench.json");
+    write_atomic(
+        &json_path,
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let mut md = format!(
+        "# Benchmarks: LeNet-300-100, batch {}\n\n{}\n\nMean over criterion samples (95% interval). \
+         `train step` = forward + backward + optimiser step; `optimizer step` = the update alone.\n\n\
+         | optimizer | regularizer | train step (ms) | samples/s | optimizer step (µs) | step / SGD step |\n|---|---|---|---|---|---|\n",
+        opts.batch,
+        env.provenance()
+    );
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.0} | {:.1} [{:.1}, {:.1}] | {:.2}× |\n",
+            r.optimizer,
+            r.regularizer.as_deref().unwrap_or("–"),
+            r.train_step.mean * 1e3,
+            r.train_step.ci95.0 * 1e3,
+            r.train_step.ci95.1 * 1e3,
+            r.samples_per_sec,
+            r.optimizer_step.mean * 1e6,
+            r.optimizer_step.ci95.0 * 1e6,
+            r.optimizer_step.ci95.1 * 1e6,
+            r.step_ratio_vs_sgd
+        ));
+    }
+    let md_path = opts.out.join("bench.md");
+    write_atomic(&md_path, md.as_bytes())?;
+    Ok(vec![json_path, md_path])
+}

@@ -1,0 +1,101 @@
+//! The environment a result was measured in: device, versions, git commit, machine.
+
+use serde::{Deserialize, Serialize};
+use std::process::Command;
+
+/// Recorded with every run (`env.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Env {
+    /// Device description (`flex (CPU, 2 threads)`, `wgpu (<adapter>)`).
+    pub device: String,
+    /// Backend (`flex` or `wgpu`).
+    pub backend: String,
+    /// sparselab version.
+    pub sparselab_version: String,
+    /// burn version (from Cargo.lock at build time).
+    pub burn_version: String,
+    /// rustc that built the binary.
+    pub rustc: String,
+    /// Build profile (`debug` or `release`).
+    pub profile: String,
+    /// `git rev-parse HEAD` of the working tree, if it is a git checkout.
+    pub git_commit: Option<String>,
+    /// Whether the working tree had uncommitted changes (outside `results/`).
+    pub git_dirty: Option<bool>,
+    /// Operating system and architecture.
+    pub os: String,
+    /// CPU model (Linux `/proc/cpuinfo`).
+    pub cpu: Option<String>,
+    /// Available hardware threads.
+    pub threads: usize,
+    /// Seconds since the Unix epoch when the ablation started.
+    pub started_unix: u64,
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+}
+
+impl Env {
+    /// Captures the environment for a device description and backend.
+    pub fn capture(device: &str, backend: &str) -> Self {
+        let commit = git(&["rev-parse", "HEAD"]);
+        let dirty = commit
+            .as_ref()
+            .and_then(|_| git(&["status", "--porcelain", "--", ".", ":(exclude)results"]))
+            .map(|s| !s.is_empty());
+        Self {
+            device: device.to_string(),
+            backend: backend.to_string(),
+            sparselab_version: env!("CARGO_PKG_VERSION").into(),
+            burn_version: env!("SPARSELAB_BURN_VERSION").into(),
+            rustc: env!("SPARSELAB_RUSTC_VERSION").into(),
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+            .into(),
+            git_commit: commit,
+            git_dirty: dirty,
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            cpu: cpu_model(),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// One line for tables: device, commit, versions.
+    pub fn provenance(&self) -> String {
+        format!(
+            "Measured on {} ({}), sparselab {} at commit {}{}, burn {}, {}, {} build.",
+            self.device,
+            self.cpu.as_deref().unwrap_or("unknown CPU"),
+            self.sparselab_version,
+            self.git_commit
+                .as_deref()
+                .map_or("unknown", |c| &c[..c.len().min(12)]),
+            if self.git_dirty == Some(true) {
+                " (uncommitted changes)"
+            } else {
+                ""
+            },
+            self.burn_version,
+            self.rustc,
+            self.profile,
+        )
+    }
+}

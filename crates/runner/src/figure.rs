@@ -1,0 +1,557 @@
+//! Paper-style figures with plotters, written as SVG and PNG.
+//!
+//! Two kinds, chosen per experiment file (`[[figures]]`):
+//!
+//! - `final`: a final metric `y` against a final metric or swept hyperparameter `x`, one line per
+//!   arm through its sweep points; each point is the mean over seeds with ±1 std error bars (in y,
+//!   and in x when x is measured). Arms listed in `reference` (typically dense training) are drawn
+//!   as a horizontal mean line with a ±1 std band.
+//! - `epochs`: a per-epoch metric `y` against the epoch, one line per arm and sweep point, mean
+//!   over seeds with a ±1 std band.
+//!
+//! PNG text is rendered with the DejaVu Sans font embedded in the binary (no system fonts
+//! needed); SVG text names the same family.
+
+use crate::aggregate::{Group, RunResult, groups};
+use crate::record::metric_info;
+use crate::spec::Arm;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+use serde::Deserialize;
+use serde_json::Value;
+use sparselab_core::ConfigError;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+/// Font for PNG output (DejaVu Sans, see `assets/LICENSE-DejaVu`).
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FAMILY: &str = "DejaVu Sans";
+
+/// Okabe–Ito colour-blind-safe palette.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(240, 228, 66),
+    RGBColor(0, 0, 0),
+];
+
+/// A figure as the experiment file describes it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FigureSpec {
+    /// Final `y` against final `x` (or a swept hyperparameter).
+    Final {
+        /// Output file stem.
+        file: String,
+        /// Title (default: "y vs x").
+        title: Option<String>,
+        /// X metric or sweep key.
+        x: String,
+        /// Y metric.
+        y: String,
+        /// Logarithmic x axis (compression ratios span decades).
+        #[serde(default)]
+        log_x: bool,
+        /// Logarithmic y axis.
+        #[serde(default)]
+        log_y: bool,
+        /// Arms drawn as horizontal reference bands.
+        #[serde(default)]
+        reference: Vec<String>,
+        /// Arms to draw (default: all).
+        #[serde(default)]
+        arms: Vec<String>,
+    },
+    /// Per-epoch `y`.
+    Epochs {
+        /// Output file stem.
+        file: String,
+        /// Title (default: "y over training").
+        title: Option<String>,
+        /// Y metric.
+        y: String,
+        /// Logarithmic y axis.
+        #[serde(default)]
+        log_y: bool,
+        /// Arms to draw (default: all).
+        #[serde(default)]
+        arms: Vec<String>,
+    },
+}
+
+impl FigureSpec {
+    /// Parses and validates a `[[figures]]` entry against the ablation's arms and sweep keys.
+    pub fn parse(value: &Value, arms: &[Arm], sweep_keys: &[String]) -> Result<Self, ConfigError> {
+        let spec: FigureSpec = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::new(
+                if path == "." { String::new() } else { path },
+                e.into_inner().to_string(),
+            )
+        })?;
+        let metric = |key: &str, field: &str, sweep_ok: bool| -> Result<(), ConfigError> {
+            if metric_info(key).is_some() || (sweep_ok && sweep_keys.iter().any(|k| k == key)) {
+                Ok(())
+            } else {
+                let mut allowed: Vec<&str> = crate::record::METRICS.iter().map(|m| m.key).collect();
+                if sweep_ok {
+                    allowed.extend(sweep_keys.iter().map(String::as_str));
+                }
+                allowed.dedup();
+                Err(ConfigError::new(
+                    field,
+                    format!("unknown metric `{key}` (allowed: {})", allowed.join(", ")),
+                ))
+            }
+        };
+        let known_arms = |listed: &[String], field: &str| -> Result<(), ConfigError> {
+            match listed
+                .iter()
+                .find(|a| !arms.iter().any(|arm| &arm.name == *a))
+            {
+                Some(bad) => Err(ConfigError::new(
+                    field,
+                    format!(
+                        "unknown arm `{bad}` (allowed: {})",
+                        arms.iter()
+                            .map(|a| a.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+                None => Ok(()),
+            }
+        };
+        match &spec {
+            FigureSpec::Final {
+                x,
+                y,
+                reference,
+                arms: selected,
+                ..
+            } => {
+                metric(x, "x", true)?;
+                metric(y, "y", false)?;
+                known_arms(reference, "reference")?;
+                known_arms(selected, "arms")?;
+            }
+            FigureSpec::Epochs {
+                y, arms: selected, ..
+            } => {
+                metric(y, "y", false)?;
+                known_arms(selected, "arms")?;
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Output file stem.
+    pub fn file(&self) -> &str {
+        match self {
+            FigureSpec::Final { file, .. } | FigureSpec::Epochs { file, .. } => file,
+        }
+    }
+}
+
+/// Axis label of a metric or sweep key, and the factor values are displayed with.
+fn axis(key: &str) -> (String, f64) {
+    match metric_info(key) {
+        Some(m) => (m.label.to_string(), m.scale),
+        None => (key.rsplit('.').next().unwrap_or(key).to_string(), 1.0),
+    }
+}
+
+/// A point with ±1 std error bars.
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    x: f64,
+    y: f64,
+    x_err: f64,
+    y_err: f64,
+}
+
+/// One legend entry.
+#[derive(Clone, Debug)]
+enum Series {
+    /// Points joined by a line, with error bars.
+    Line { label: String, points: Vec<Point> },
+    /// Mean line with a ±std band (per x).
+    Band { label: String, points: Vec<Point> },
+    /// A horizontal reference: mean ± std over the whole x range.
+    Reference { label: String, mean: f64, std: f64 },
+}
+
+/// Everything needed to draw, independent of the backend.
+#[derive(Clone, Debug)]
+struct Prepared {
+    title: String,
+    x_label: String,
+    y_label: String,
+    log_x: bool,
+    log_y: bool,
+    series: Vec<Series>,
+}
+
+fn selected<'a>(all: Vec<Group<'a>>, arms: &[String]) -> Vec<Group<'a>> {
+    all.into_iter()
+        .filter(|g| arms.is_empty() || arms.iter().any(|a| a == g.arm))
+        .collect()
+}
+
+fn prepare(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
+    match spec {
+        FigureSpec::Final {
+            title,
+            x,
+            y,
+            log_x,
+            log_y,
+            reference,
+            arms,
+            ..
+        } => {
+            let (x_label, sx) = axis(x);
+            let (y_label, sy) = axis(y);
+            let groups = selected(groups(results), arms);
+            let mut series = Vec::new();
+            let mut arm_order: Vec<(&str, &str)> = Vec::new();
+            for g in &groups {
+                if !arm_order.iter().any(|(a, _)| *a == g.arm) {
+                    arm_order.push((g.arm, g.label));
+                }
+            }
+            for (arm, label) in arm_order {
+                let of_arm: Vec<&Group<'_>> = groups.iter().filter(|g| g.arm == arm).collect();
+                if reference.iter().any(|r| r == arm) {
+                    let ys: Vec<f64> = of_arm.iter().flat_map(|g| g.values(y)).collect();
+                    if let Some(s) = sparselab_metrics::stats::summarize(&ys) {
+                        series.push(Series::Reference {
+                            label: label.to_string(),
+                            mean: s.mean * sy,
+                            std: s.std * sy,
+                        });
+                    }
+                    continue;
+                }
+                let mut points: Vec<Point> = of_arm
+                    .iter()
+                    .filter_map(|g| {
+                        let (xs, ys) = (g.summary(x)?, g.summary(y)?);
+                        Some(Point {
+                            x: xs.mean * sx,
+                            y: ys.mean * sy,
+                            x_err: xs.std * sx,
+                            y_err: ys.std * sy,
+                        })
+                    })
+                    .collect();
+                points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                if !points.is_empty() {
+                    series.push(Series::Line {
+                        label: label.to_string(),
+                        points,
+                    });
+                }
+            }
+            Prepared {
+                title: title.clone().unwrap_or_else(|| {
+                    format!("{} vs {}", strip_unit(&y_label), strip_unit(&x_label))
+                }),
+                x_label,
+                y_label,
+                log_x: *log_x,
+                log_y: *log_y,
+                series,
+            }
+        }
+        FigureSpec::Epochs {
+            title,
+            y,
+            log_y,
+            arms,
+            ..
+        } => {
+            let (y_label, sy) = axis(y);
+            let series = selected(groups(results), arms)
+                .iter()
+                .filter_map(|g| {
+                    let points: Vec<Point> = g
+                        .epoch_summaries(y)
+                        .into_iter()
+                        .map(|(e, s)| Point {
+                            x: e as f64,
+                            y: s.mean * sy,
+                            x_err: 0.0,
+                            y_err: s.std * sy,
+                        })
+                        .collect();
+                    (!points.is_empty()).then(|| Series::Band {
+                        label: g.display(),
+                        points,
+                    })
+                })
+                .collect();
+            Prepared {
+                title: title
+                    .clone()
+                    .unwrap_or_else(|| format!("{} over training", strip_unit(&y_label))),
+                x_label: "epoch".into(),
+                y_label,
+                log_x: false,
+                log_y: *log_y,
+                series,
+            }
+        }
+    }
+}
+
+fn strip_unit(label: &str) -> &str {
+    label.split(" (").next().unwrap_or(label)
+}
+
+/// `(min, max)` of the values the figure must show, padded; positive-only for log axes.
+fn extent(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let values: Vec<f64> = values
+        .filter(|v| v.is_finite() && (!log || *v > 0.0))
+        .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    if !lo.is_finite() {
+        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (a, b) = (lo.ln(), hi.ln());
+        let pad = ((b - a) * 0.08).max(0.1);
+        ((a - pad).exp(), (b + pad).exp())
+    } else {
+        let pad = ((hi - lo) * 0.08).max(hi.abs().max(1e-9) * 1e-3);
+        (lo - pad, hi + pad)
+    }
+}
+
+fn ranges(p: &Prepared) -> ((f64, f64), (f64, f64)) {
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for s in &p.series {
+        match s {
+            Series::Line { points, .. } | Series::Band { points, .. } => {
+                for pt in points {
+                    xs.extend([pt.x - pt.x_err, pt.x + pt.x_err]);
+                    ys.extend([pt.y - pt.y_err, pt.y + pt.y_err]);
+                }
+            }
+            Series::Reference { mean, std, .. } => ys.extend([mean - std, mean + std]),
+        }
+    }
+    (
+        extent(xs.into_iter(), p.log_x),
+        extent(ys.into_iter(), p.log_y),
+    )
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw_on<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Prepared,
+    xr: X,
+    yr: Y,
+    x_span: (f64, f64),
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    area.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, (FAMILY, 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(xr, yr)?;
+    chart
+        .configure_mesh()
+        .x_desc(&p.x_label)
+        .y_desc(&p.y_label)
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    for (i, s) in p.series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let line = color.stroke_width(2);
+        match s {
+            Series::Reference { label, mean, std } => {
+                let (x0, x1) = x_span;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x0, mean - std), (x1, mean + std)],
+                    color.mix(0.18).filled(),
+                )))?;
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        vec![(x0, *mean), (x1, *mean)],
+                        8,
+                        5,
+                        line,
+                    ))?
+                    .label(format!("{label} (mean ± std)"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
+            }
+            Series::Line { label, points } => {
+                chart.draw_series(points.iter().map(|pt| {
+                    ErrorBar::new_vertical(pt.x, pt.y - pt.y_err, pt.y, pt.y + pt.y_err, line, 8)
+                }))?;
+                chart.draw_series(points.iter().filter(|pt| pt.x_err > 0.0).map(|pt| {
+                    ErrorBar::new_horizontal(pt.y, pt.x - pt.x_err, pt.x, pt.x + pt.x_err, line, 8)
+                }))?;
+                chart.draw_series(
+                    points
+                        .iter()
+                        .map(|pt| Circle::new((pt.x, pt.y), 4, color.filled())),
+                )?;
+                chart
+                    .draw_series(LineSeries::new(points.iter().map(|pt| (pt.x, pt.y)), line))?
+                    .label(label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
+            }
+            Series::Band { label, points } => {
+                let upper = points.iter().map(|pt| (pt.x, pt.y + pt.y_err));
+                let lower = points.iter().rev().map(|pt| (pt.x, pt.y - pt.y_err));
+                chart.draw_series(std::iter::once(Polygon::new(
+                    upper.chain(lower).collect::<Vec<_>>(),
+                    color.mix(0.18).filled(),
+                )))?;
+                chart
+                    .draw_series(LineSeries::new(points.iter().map(|pt| (pt.x, pt.y)), line))?
+                    .label(label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    area.present()
+}
+
+fn draw<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, p: &Prepared) -> DrawResult<DB> {
+    let ((x0, x1), (y0, y1)) = ranges(p);
+    match (p.log_x, p.log_y) {
+        (false, false) => draw_on(&area, p, x0..x1, y0..y1, (x0, x1)),
+        (true, false) => draw_on(&area, p, (x0..x1).log_scale(), y0..y1, (x0, x1)),
+        (false, true) => draw_on(&area, p, x0..x1, (y0..y1).log_scale(), (x0, x1)),
+        (true, true) => draw_on(
+            &area,
+            p,
+            (x0..x1).log_scale(),
+            (y0..y1).log_scale(),
+            (x0, x1),
+        ),
+    }
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is a constant of this crate; failing to parse it is a build defect.
+        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("embedded font {FAMILY} does not parse"));
+    });
+}
+
+/// Size of every figure in pixels.
+const SIZE: (u32, u32) = (960, 640);
+
+/// Renders `spec` from `results` into `dir` as `<file>.svg` and `<file>.png`; returns the paths.
+pub fn render(
+    spec: &FigureSpec,
+    results: &[RunResult],
+    dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    register_font();
+    let prepared = prepare(spec, results);
+    let svg = dir.join(format!("{}.svg", spec.file()));
+    let png = dir.join(format!("{}.png", spec.file()));
+    let svg_tmp = svg.with_extension("svg.tmp");
+    let png_tmp = png.with_extension("tmp.png");
+    draw(
+        SVGBackend::new(&svg_tmp, SIZE).into_drawing_area(),
+        &prepared,
+    )
+    .map_err(|e| anyhow::anyhow!("drawing {}: {e}", svg.display()))?;
+    draw(
+        BitMapBackend::new(&png_tmp, SIZE).into_drawing_area(),
+        &prepared,
+    )
+    .map_err(|e| anyhow::anyhow!("drawing {}: {e}", png.display()))?;
+    std::fs::rename(&svg_tmp, &svg)?;
+    std::fs::rename(&png_tmp, &png)?;
+    Ok(vec![svg, png])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extent_pads_and_respects_log_axes() {
+        let (lo, hi) = extent([2.0, 50.0].into_iter(), true);
+        assert!(lo > 0.0 && lo < 2.0 && hi > 50.0);
+        let (lo, hi) = extent([-1.0, 0.0, 1.0].into_iter(), true);
+        assert!(
+            lo > 0.0 && hi > 1.0,
+            "non-positive values are ignored on log axes"
+        );
+        let (lo, hi) = extent([0.5, 0.5].into_iter(), false);
+        assert!(
+            lo < 0.5 && hi > 0.5,
+            "a flat series still gets a non-empty range"
+        );
+        assert_eq!(extent(std::iter::empty(), false), (0.0, 1.0));
+    }
+
+    #[test]
+    fn unknown_metric_and_arm_are_rejected_with_allowed_values() {
+        let arms = vec![Arm {
+            name: "dense".into(),
+            label: "dense".into(),
+        }];
+        let err = FigureSpec::parse(
+            &serde_json::json!({"kind": "final", "file": "f", "x": "compresion", "y": "test_accuracy"}),
+            &arms,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "x");
+        assert!(err.message.contains("compression"));
+        let err = FigureSpec::parse(
+            &serde_json::json!({"kind": "epochs", "file": "f", "y": "test_accuracy", "arms": ["gmp"]}),
+            &arms,
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.message.contains("unknown arm `gmp`"));
+        let sweep = vec!["optimizer.mu".to_string()];
+        assert!(FigureSpec::parse(
+            &serde_json::json!({"kind": "final", "file": "f", "x": "optimizer.mu", "y": "test_accuracy"}),
+            &arms,
+            &sweep
+        )
+        .is_ok());
+    }
+}

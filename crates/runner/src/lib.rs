@@ -1,0 +1,26 @@
+//! The experiment engine of sparselab: experiment specs, the training loop, the results store,
+//! tables and figures. `xtask` is a thin command line over it.
+//!
+//! - [`spec`]: TOML experiments → validated, expanded runs with stable ids ([`run_id`]).
+//! - [`train`]: one run, step by step (see the module docs for the data flow of a step).
+//! - [`store`]: `results/<ablation>/<run-id>/`, atomic writes, resume.
+//! - [`figure`], [`table`]: paper-style figures (SVG + PNG) and Markdown/CSV tables.
+//! - [`ablate`]: all of it for one named ablation; [`bench`]: throughput benchmarks.
+
+pub mod ablate;
+pub mod aggregate;
+pub mod bench;
+pub mod device;
+pub mod env;
+pub mod figure;
+pub mod progress;
+pub mod record;
+pub mod run_id;
+pub mod schedule;
+pub mod spec;
+pub mod store;
+pub mod table;
+pub mod train;
+
+pub use ablate::{Options, ablate, plot};
+pub use device::DeviceChoice;

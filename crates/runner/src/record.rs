@@ -1,0 +1,274 @@
+//! What a run writes: per-epoch metrics, final metrics, and the catalogue of metric names that
+//! figures and tables may use.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Metrics at the end of one epoch (SPEC.md §3).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Optimiser steps so far.
+    pub step: usize,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's batches (task loss only).
+    pub train_loss: f64,
+    /// Training accuracy over the epoch's batches (as they were seen, with augmentation).
+    pub train_accuracy: f64,
+    /// Validation loss (absent without a validation split).
+    pub val_loss: Option<f64>,
+    /// Validation accuracy.
+    pub val_accuracy: Option<f64>,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test top-1 accuracy.
+    pub test_accuracy: f64,
+    /// Test top-5 accuracy (datasets with ≥ 100 classes).
+    pub test_top5: Option<f64>,
+    /// Unstructured sparsity of weight tensors.
+    pub weight_sparsity: f64,
+    /// Unstructured sparsity of all trainable parameters.
+    pub param_sparsity: f64,
+    /// Total ÷ non-zero parameters.
+    pub compression: Option<f64>,
+    /// Dense ÷ non-zero multiply-accumulates (linear and conv).
+    pub speedup: Option<f64>,
+    /// Network Hoyer sparsity.
+    pub hoyer: f64,
+    /// Sparsity of each weight tensor, by path.
+    pub layer_sparsity: BTreeMap<String, f64>,
+    /// `λ·ψ(w)` summed over regularised tensors (absent without a regularizer).
+    pub penalty: Option<f64>,
+    /// Training wall time of the epoch (seconds, evaluation excluded).
+    pub epoch_seconds: f64,
+    /// Training samples per second in this epoch.
+    pub samples_per_sec: f64,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// All epochs ran.
+    Finished,
+    /// The loss became NaN or infinite; the run stopped.
+    Diverged,
+}
+
+/// The outcome of a run (written last: its presence marks the run done).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalRecord {
+    /// How the run ended.
+    pub status: Status,
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Metrics of the last completed epoch (absent if the run diverged in its first epoch).
+    pub last: Option<EpochRecord>,
+    /// Epoch with the best validation accuracy (model selection on validation, never test).
+    pub best_val_epoch: Option<usize>,
+    /// Test accuracy at that epoch.
+    pub test_accuracy_at_best_val: Option<f64>,
+    /// Training wall time (seconds, evaluation excluded).
+    pub train_seconds: f64,
+    /// Whole-run wall time including evaluation (seconds).
+    pub wall_seconds: f64,
+    /// Training samples per second over the run.
+    pub samples_per_sec: f64,
+    /// What went wrong, for a diverged run.
+    pub note: Option<String>,
+}
+
+impl FinalRecord {
+    /// The value of metric `key` for figures and tables: a field of the last epoch or of the
+    /// final record itself.
+    pub fn metric(&self, key: &str) -> Option<f64> {
+        let own = serde_json::to_value(self).ok()?;
+        let last = serde_json::to_value(self.last.as_ref()?).ok()?;
+        own.get(key)
+            .and_then(serde_json::Value::as_f64)
+            .or_else(|| last.get(key).and_then(serde_json::Value::as_f64))
+    }
+}
+
+impl EpochRecord {
+    /// The value of metric `key` (a field of this record).
+    pub fn metric(&self, key: &str) -> Option<f64> {
+        serde_json::to_value(self).ok()?.get(key)?.as_f64()
+    }
+}
+
+/// A metric that figures and tables can show.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricInfo {
+    /// Key in the records.
+    pub key: &'static str,
+    /// Axis / column label, with unit.
+    pub label: &'static str,
+    /// Display multiplier (100 for fractions shown in %).
+    pub scale: f64,
+}
+
+/// Every metric figures and tables may name.
+pub const METRICS: &[MetricInfo] = &[
+    MetricInfo {
+        key: "epoch",
+        label: "epoch",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "lr",
+        label: "learning rate",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "train_loss",
+        label: "training loss (cross-entropy)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "train_accuracy",
+        label: "training accuracy (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "val_loss",
+        label: "validation loss (cross-entropy)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "val_accuracy",
+        label: "validation accuracy (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "test_loss",
+        label: "test loss (cross-entropy)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "test_accuracy",
+        label: "test accuracy (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "test_top5",
+        label: "test top-5 accuracy (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "weight_sparsity",
+        label: "weight sparsity (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "param_sparsity",
+        label: "parameter sparsity (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "compression",
+        label: "compression ratio (×, total / non-zero params)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "speedup",
+        label: "theoretical speedup (×, dense / non-zero FLOPs)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "hoyer",
+        label: "Hoyer sparsity",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "penalty",
+        label: "penalty λψ(w)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "epoch_seconds",
+        label: "epoch time (s)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "samples_per_sec",
+        label: "throughput (samples/s)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "best_val_epoch",
+        label: "best validation epoch",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "test_accuracy_at_best_val",
+        label: "test accuracy at best validation epoch (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "train_seconds",
+        label: "training time (s)",
+        scale: 1.0,
+    },
+];
+
+/// The catalogue entry of `key`.
+pub fn metric_info(key: &str) -> Option<&'static MetricInfo> {
+    METRICS.iter().find(|m| m.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_metric_reads_own_fields_then_last_epoch() {
+        let last = EpochRecord {
+            test_accuracy: 0.9,
+            compression: Some(10.0),
+            ..EpochRecord::default()
+        };
+        let f = FinalRecord {
+            status: Status::Finished,
+            epochs: 3,
+            last: Some(last),
+            best_val_epoch: Some(2),
+            test_accuracy_at_best_val: Some(0.8),
+            train_seconds: 1.0,
+            wall_seconds: 2.0,
+            samples_per_sec: 5.0,
+            note: None,
+        };
+        assert_eq!(f.metric("test_accuracy"), Some(0.9));
+        assert_eq!(f.metric("compression"), Some(10.0));
+        assert_eq!(f.metric("best_val_epoch"), Some(2.0));
+        assert_eq!(f.metric("samples_per_sec"), Some(5.0));
+        assert_eq!(f.metric("nonsense"), None);
+    }
+
+    #[test]
+    fn every_catalogued_metric_exists_in_the_records() {
+        let e = serde_json::to_value(EpochRecord::default()).unwrap();
+        let f = serde_json::to_value(FinalRecord {
+            status: Status::Finished,
+            epochs: 0,
+            last: None,
+            best_val_epoch: None,
+            test_accuracy_at_best_val: None,
+            train_seconds: 0.0,
+            wall_seconds: 0.0,
+            samples_per_sec: 0.0,
+            note: None,
+        })
+        .unwrap();
+        for m in METRICS {
+            assert!(
+                e.get(m.key).is_some() || f.get(m.key).is_some(),
+                "{}",
+                m.key
+            );
+        }
+    }
+}

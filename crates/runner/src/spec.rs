@@ -1,0 +1,558 @@
+//! Experiments as TOML files: parsing, validation, quick mode, sweeps, and expansion into runs.
+//!
+//! An experiment file (`experiments/<name>.toml`) names a dataset, a model, training settings,
+//! seeds and *arms* (a method = optimiser + optional regularizer + optional topology, with their
+//! hyperparameters). `sweep = { "regularizer.lambda" = [...] }` in an arm makes one run per value
+//! (several keys: their Cartesian product). `[quick]` is a partial copy of the document merged
+//! over it by `--quick`. Every error names the file, the key path and what is allowed.
+
+use crate::figure::FigureSpec;
+use crate::record::metric_info;
+use crate::run_id::{canonical_json, run_id};
+use crate::schedule::TrainConfig;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sparselab_core::config::{non_default, parse_config};
+use sparselab_core::{ConfigError, Resolved};
+use sparselab_data::DataConfig;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// An experiment file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", file.display())]
+pub struct SpecError {
+    /// The file.
+    pub file: PathBuf,
+    /// What is wrong and where.
+    pub error: ConfigError,
+}
+
+/// Components an arm is made of, in the order they appear in run ids.
+const COMPONENTS: [&str; 4] = ["model", "optimizer", "regularizer", "topology"];
+
+/// A method component as plain data: `{ name = "...", <hyperparameters> }`, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    /// Registered name.
+    pub name: String,
+    /// Every hyperparameter, defaults filled in.
+    pub params: Value,
+    /// Only the non-default hyperparameters (identify the run).
+    pub non_default: Value,
+}
+
+impl Component {
+    pub(crate) fn from_resolved<T: ?Sized>(r: &Resolved<T>) -> Self {
+        Self {
+            name: r.name.to_string(),
+            params: r.params.clone(),
+            non_default: r.non_default.clone(),
+        }
+    }
+
+    /// `{ "name": ..., <params> }`, the form the registries build from.
+    pub fn table(&self) -> Value {
+        with_name(&self.name, &self.params)
+    }
+
+    fn identity(&self) -> Value {
+        with_name(&self.name, &self.non_default)
+    }
+}
+
+fn with_name(name: &str, params: &Value) -> Value {
+    let mut map = params.as_object().cloned().unwrap_or_default();
+    map.insert("name".into(), Value::String(name.to_string()));
+    Value::Object(map)
+}
+
+/// Everything one run trains with: the canonical, resolved configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    /// Data (identical for every run of an ablation).
+    pub data: DataConfig,
+    /// Model.
+    pub model: Component,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Optimiser.
+    pub optimizer: Component,
+    /// Regularizer (`None`: unregularised).
+    pub regularizer: Option<Component>,
+    /// Topology (`None`: dense).
+    pub topology: Option<Component>,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl RunConfig {
+    /// The non-default part of the configuration: what the run id hashes. A hyperparameter
+    /// added later with its default value does not appear, so ids are stable.
+    pub fn identity(&self) -> Value {
+        let data_defaults = serde_json::to_value(DataConfig::default()).expect("serialisable");
+        let train_defaults = serde_json::to_value(TrainConfig::default()).expect("serialisable");
+        let mut id = json!({
+            "data": non_default(&serde_json::to_value(&self.data).expect("serialisable"), &data_defaults),
+            "model": self.model.identity(),
+            "train": non_default(&serde_json::to_value(&self.train).expect("serialisable"), &train_defaults),
+            "optimizer": self.optimizer.identity(),
+            "seed": self.seed,
+        });
+        for (key, c) in [
+            ("regularizer", &self.regularizer),
+            ("topology", &self.topology),
+        ] {
+            if let Some(c) = c {
+                id[key] = c.identity();
+            }
+        }
+        id
+    }
+
+    /// The full resolved configuration (what `config.json` records).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "data": self.data,
+            "model": self.model.table(),
+            "train": self.train,
+            "optimizer": self.optimizer.table(),
+            "regularizer": self.regularizer.as_ref().map(Component::table),
+            "topology": self.topology.as_ref().map(Component::table),
+            "seed": self.seed,
+        })
+    }
+}
+
+/// One planned run of an ablation.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// Hash of the canonical configuration and seed.
+    pub id: String,
+    /// Arm name.
+    pub arm: String,
+    /// Arm label for legends.
+    pub label: String,
+    /// Swept hyperparameters of this run (`"regularizer.lambda" → 1e-4`).
+    pub sweep: BTreeMap<String, Value>,
+    /// Resolved configuration.
+    pub config: RunConfig,
+}
+
+impl PlannedRun {
+    /// The sweep point as `key=value, ...` (empty without a sweep).
+    pub fn sweep_label(&self) -> String {
+        self.sweep
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// An arm as written.
+#[derive(Clone, Debug)]
+pub struct Arm {
+    /// Name (the key under `[arms]`).
+    pub name: String,
+    /// Legend label.
+    pub label: String,
+}
+
+/// A parsed, validated ablation.
+#[derive(Clone, Debug)]
+pub struct Ablation {
+    /// Name (file stem).
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// One-line description.
+    pub description: String,
+    /// Whether `[quick]` was applied.
+    pub quick: bool,
+    /// Data of every run.
+    pub data: DataConfig,
+    /// Arms in file order.
+    pub arms: Vec<Arm>,
+    /// Every run: arms × sweep points × seeds.
+    pub runs: Vec<PlannedRun>,
+    /// Figures to render.
+    pub figures: Vec<FigureSpec>,
+    /// Table columns (metric keys).
+    pub columns: Vec<String>,
+}
+
+/// Table columns when the file does not choose.
+pub const DEFAULT_COLUMNS: [&str; 6] = [
+    "test_accuracy",
+    "val_accuracy",
+    "weight_sparsity",
+    "compression",
+    "speedup",
+    "train_seconds",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    description: String,
+    #[serde(default = "default_seeds")]
+    seeds: usize,
+    #[serde(default)]
+    data: Value,
+    model: Value,
+    #[serde(default)]
+    train: Value,
+    #[serde(default, rename = "quick")]
+    _quick: Value,
+    arms: Map<String, Value>,
+    #[serde(default)]
+    figures: Vec<Value>,
+    #[serde(default)]
+    table: TableSpec,
+}
+
+fn default_seeds() -> usize {
+    3
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TableSpec {
+    #[serde(default)]
+    columns: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArmSpec {
+    label: Option<String>,
+    #[serde(default)]
+    model: Value,
+    optimizer: Value,
+    #[serde(default)]
+    regularizer: Value,
+    #[serde(default)]
+    topology: Value,
+    #[serde(default)]
+    train: Value,
+    #[serde(default)]
+    sweep: Map<String, Value>,
+}
+
+/// Recursively merges `overlay` into `base` (tables merge, anything else replaces).
+fn merge(base: &mut toml::Table, overlay: &toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).expect("TOML values are JSON values")
+}
+
+/// Deserialises a JSON value into `T`, naming the key path of any error under `prefix`.
+fn typed<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let key = if path == "." { String::new() } else { path };
+        ConfigError::new(key, e.into_inner().to_string()).under(prefix)
+    })
+}
+
+/// Overlays `overrides` (an object) on `base` (an object), key by key.
+fn overlay(base: &Value, overrides: &Value) -> Value {
+    let mut out = base.as_object().cloned().unwrap_or_default();
+    if let Some(o) = overrides.as_object() {
+        for (k, v) in o {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// The sweep points of an arm: every combination of the listed values, keys in sorted order.
+fn sweep_points(
+    sweep: &Map<String, Value>,
+    arm: &str,
+) -> Result<Vec<BTreeMap<String, Value>>, ConfigError> {
+    let mut points = vec![BTreeMap::new()];
+    let keys: BTreeMap<&String, &Value> = sweep.iter().collect();
+    for (key, values) in keys {
+        let at = format!("arms.{arm}.sweep.{key}");
+        let (component, param) = key.split_once('.').ok_or_else(|| {
+            ConfigError::new(
+                &at,
+                "a sweep key is `<component>.<hyperparameter>`, e.g. `regularizer.lambda`",
+            )
+        })?;
+        if !COMPONENTS.contains(&component) && component != "train" {
+            return Err(ConfigError::new(
+                &at,
+                format!(
+                    "unknown component `{component}` (allowed: model, optimizer, regularizer, topology, train)"
+                ),
+            ));
+        }
+        if param.is_empty() {
+            return Err(ConfigError::new(
+                &at,
+                "missing the hyperparameter after the dot",
+            ));
+        }
+        let Some(values) = values.as_array().filter(|a| !a.is_empty()) else {
+            return Err(ConfigError::new(
+                &at,
+                "a sweep is a non-empty list of values",
+            ));
+        };
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut p = p.clone();
+                    p.insert(key.clone(), v.clone());
+                    p
+                })
+            })
+            .collect();
+    }
+    Ok(points)
+}
+
+/// Resolves one component table (`null`: absent) with `registry`.
+fn resolve<T: ?Sized>(
+    registry: &sparselab_core::Registry<T>,
+    table: &Value,
+    at: &str,
+) -> Result<Option<(Component, Box<T>)>, ConfigError> {
+    if table.is_null() {
+        return Ok(None);
+    }
+    let r = registry.build(table).map_err(|e| e.under(at))?;
+    Ok(Some((Component::from_resolved(&r), r.value)))
+}
+
+/// Builds the run configuration of one arm at one sweep point, validating everything.
+fn resolve_run(
+    arm: &str,
+    spec: &ArmSpec,
+    base: &BaseSpec,
+    point: &BTreeMap<String, Value>,
+) -> Result<RunConfig, ConfigError> {
+    let prefix = format!("arms.{arm}");
+    let mut tables: BTreeMap<&str, Value> = BTreeMap::new();
+    tables.insert("model", overlay(&base.model, &spec.model));
+    tables.insert("optimizer", spec.optimizer.clone());
+    tables.insert("regularizer", spec.regularizer.clone());
+    tables.insert("topology", spec.topology.clone());
+    tables.insert("train", overlay(&base.train, &spec.train));
+    for (key, value) in point {
+        let (component, param) = key.split_once('.').expect("validated by sweep_points");
+        let table = tables.get_mut(component).expect("validated component");
+        if table.is_null() {
+            return Err(ConfigError::new(
+                format!("{prefix}.sweep.{key}"),
+                format!("the arm has no {component} to sweep"),
+            ));
+        }
+        table
+            .as_object_mut()
+            .ok_or_else(|| ConfigError::new(format!("{prefix}.{component}"), "expected a table"))?
+            .insert(param.to_string(), value.clone());
+    }
+    let at = |c: &str| format!("{prefix}.{c}");
+    let model = resolve(
+        &sparselab_models::registry(),
+        &tables["model"],
+        &at("model"),
+    )?
+    .ok_or_else(|| ConfigError::new("model", "missing"))?
+    .0;
+    let (optimizer, factory) = resolve(
+        &sparselab_optimizers::registry(),
+        &tables["optimizer"],
+        &at("optimizer"),
+    )?
+    .ok_or_else(|| ConfigError::new(at("optimizer"), "missing"))?;
+    let regularizer = resolve(
+        &sparselab_regularizers::registry(),
+        &tables["regularizer"],
+        &at("regularizer"),
+    )?;
+    if regularizer.is_some() && !factory.proximal() {
+        return Err(ConfigError::new(
+            at("regularizer"),
+            format!(
+                "optimizer `{}` has no prox and cannot apply a regularizer (use a proximal optimizer)",
+                optimizer.name
+            ),
+        ));
+    }
+    let topology = resolve(
+        &sparselab_topology::registry(),
+        &tables["topology"],
+        &at("topology"),
+    )?;
+    let train: TrainConfig = parse_config(&tables["train"]).map_err(|e| e.under(&at("train")))?;
+    Ok(RunConfig {
+        data: base.data.clone(),
+        model,
+        train,
+        optimizer,
+        regularizer: regularizer.map(|r| r.0),
+        topology: topology.map(|t| t.0),
+        seed: 0,
+    })
+}
+
+struct BaseSpec {
+    data: DataConfig,
+    model: Value,
+    train: Value,
+}
+
+/// Loads and validates `file`; `quick` merges its `[quick]` table; `seeds` overrides the number
+/// of seeds.
+pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, SpecError> {
+    let fail = |error: ConfigError| SpecError {
+        file: file.to_path_buf(),
+        error,
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| fail(ConfigError::new("", format!("cannot read: {e}"))))?;
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| fail(ConfigError::new("", e.to_string())))?;
+    if quick {
+        match doc.get("quick").cloned() {
+            Some(toml::Value::Table(q)) => merge(&mut doc, &q),
+            Some(_) => return Err(fail(ConfigError::new("quick", "expected a table"))),
+            None => {}
+        }
+    }
+    // Arms keep their file order (toml tables preserve insertion order).
+    let arm_order: Vec<String> = match doc.get("arms") {
+        Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let spec: FileSpec = typed(to_json(&toml::Value::Table(doc)), "").map_err(fail)?;
+    if spec.arms.is_empty() {
+        return Err(fail(ConfigError::new(
+            "arms",
+            "an ablation needs at least one arm",
+        )));
+    }
+    let seeds = seeds.unwrap_or(spec.seeds);
+    if seeds == 0 {
+        return Err(fail(ConfigError::out_of_range("seeds", 0, "seeds >= 1")));
+    }
+    let base = BaseSpec {
+        data: parse_config(&spec.data).map_err(|e| fail(e.under("data")))?,
+        model: spec.model.clone(),
+        train: spec.train.clone(),
+    };
+    let mut arms = Vec::new();
+    let mut runs = Vec::new();
+    for name in &arm_order {
+        let arm_spec: ArmSpec =
+            typed(spec.arms[name].clone(), &format!("arms.{name}")).map_err(fail)?;
+        let label = arm_spec.label.clone().unwrap_or_else(|| name.clone());
+        for point in sweep_points(&arm_spec.sweep, name).map_err(fail)? {
+            let config = resolve_run(name, &arm_spec, &base, &point).map_err(fail)?;
+            for seed in 0..seeds as u64 {
+                let config = RunConfig {
+                    seed,
+                    ..config.clone()
+                };
+                runs.push(PlannedRun {
+                    id: run_id(&config),
+                    arm: name.clone(),
+                    label: label.clone(),
+                    sweep: point.clone(),
+                    config,
+                });
+            }
+        }
+        arms.push(Arm {
+            name: name.clone(),
+            label,
+        });
+    }
+    let sweep_keys: Vec<String> = runs.iter().flat_map(|r| r.sweep.keys().cloned()).collect();
+    let figures = spec
+        .figures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            FigureSpec::parse(f, &arms, &sweep_keys)
+                .map_err(|e| fail(e.under(&format!("figures[{i}]"))))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let columns = if spec.table.columns.is_empty() {
+        DEFAULT_COLUMNS.iter().map(|c| c.to_string()).collect()
+    } else {
+        spec.table.columns.clone()
+    };
+    if let Some(bad) = columns.iter().find(|c| metric_info(c).is_none()) {
+        return Err(fail(ConfigError::new(
+            "table.columns",
+            format!(
+                "unknown metric `{bad}` (allowed: {})",
+                crate::record::METRICS
+                    .iter()
+                    .map(|m| m.key)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )));
+    }
+    let mut seen = BTreeMap::new();
+    for r in &runs {
+        if let Some(other) = seen.insert(r.id.clone(), r.arm.clone()) {
+            return Err(fail(ConfigError::new(
+                format!("arms.{}", r.arm),
+                format!(
+                    "this arm's run {} (seed {}) is identical to one of arm `{other}`; remove the duplicate",
+                    canonical_json(&r.config.identity()),
+                    r.config.seed
+                ),
+            )));
+        }
+    }
+    Ok(Ablation {
+        name: file
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+        file: file.to_path_buf(),
+        description: spec.description,
+        quick,
+        data: base.data,
+        arms,
+        runs,
+        figures,
+        columns,
+    })
+}
+
+/// Every experiment file in `dir` (sorted by name) with its description, or the error that
+/// prevents loading it.
+pub fn list(dir: &Path) -> std::io::Result<Vec<(String, Result<String, SpecError>)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let name = path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            out.push((name, load(&path, false, None).map(|a| a.description)));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

@@ -1,0 +1,144 @@
+//! The results store: `results/<ablation>/<run-id>/` per run, written atomically.
+//!
+//! A run directory holds `config.json` and `env.json` (written when the run starts),
+//! `epochs.json` (rewritten after every epoch) and `final.json` (written last). Every file is
+//! written to a temporary name and renamed, so an interrupted process never leaves a
+//! half-written file; a run without `final.json` is unfinished and is restarted from scratch
+//! the next time its ablation runs. Finished runs (including diverged ones) are skipped.
+
+use crate::aggregate::RunResult;
+use crate::env::Env;
+use crate::record::{EpochRecord, FinalRecord};
+use crate::spec::{Ablation, PlannedRun};
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The directory of one ablation's results.
+#[derive(Clone, Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The store of `ablation` under `out` (`<out>/<name>`, or `<out>/<name>-quick` in quick
+    /// mode, so smoke runs never mix with the real experiment).
+    pub fn new(out: &Path, ablation: &Ablation) -> Self {
+        let name = if ablation.quick {
+            format!("{}-quick", ablation.name)
+        } else {
+            ablation.name.clone()
+        };
+        Self {
+            dir: out.join(name),
+        }
+    }
+
+    /// The ablation's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A run's directory.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// The stored result of `run`, if it finished (or diverged).
+    pub fn finished(&self, run: &PlannedRun) -> anyhow::Result<Option<RunResult>> {
+        let dir = self.run_dir(&run.id);
+        if !dir.join("final.json").is_file() {
+            return Ok(None);
+        }
+        Ok(Some(RunResult {
+            run: run.clone(),
+            outcome: read_json(&dir.join("final.json"))?,
+            epochs: read_json(&dir.join("epochs.json"))?,
+        }))
+    }
+
+    /// Starts `run` afresh: clears any unfinished attempt and writes its config and environment.
+    pub fn start(&self, ablation: &str, run: &PlannedRun, env: &Env) -> anyhow::Result<RunWriter> {
+        let dir = self.run_dir(&run.id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_json(
+            &dir.join("config.json"),
+            &json!({
+                "run_id": run.id,
+                "ablation": ablation,
+                "arm": run.arm,
+                "label": run.label,
+                "sweep": run.sweep,
+                "config": run.config.to_json(),
+                "identity": run.config.identity(),
+            }),
+        )?;
+        write_json(&dir.join("env.json"), env)?;
+        Ok(RunWriter { dir })
+    }
+}
+
+/// Writes one run's records as it trains.
+#[derive(Debug)]
+pub struct RunWriter {
+    dir: PathBuf,
+}
+
+impl RunWriter {
+    /// Records the epochs so far (called after every epoch).
+    pub fn epochs(&self, epochs: &[EpochRecord]) -> anyhow::Result<()> {
+        write_json(&self.dir.join("epochs.json"), &epochs)
+    }
+
+    /// Records the outcome: the run is done.
+    pub fn finish(self, outcome: &FinalRecord) -> anyhow::Result<()> {
+        write_json(&self.dir.join("final.json"), outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("sparselab-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x.json");
+        write_atomic(&p, b"1").unwrap();
+        write_atomic(&p, b"2").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"2");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

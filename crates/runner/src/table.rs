@@ -1,0 +1,180 @@
+//! The Markdown table (mean ± std over seeds) and the tidy CSV files of an ablation.
+
+use crate::aggregate::{RunResult, groups};
+use crate::record::{METRICS, Status, metric_info};
+use crate::spec::Ablation;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+/// `mean ± std` with a precision suited to the value.
+fn cell(mean: f64, std: f64, n: usize) -> String {
+    let digits = if mean.abs() >= 100.0 {
+        1
+    } else if mean.abs() >= 1.0 {
+        2
+    } else {
+        4
+    };
+    if n > 1 {
+        format!("{mean:.digits$} ± {std:.digits$}")
+    } else {
+        format!("{mean:.digits$}")
+    }
+}
+
+/// The Markdown table: one row per arm and sweep point.
+pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) -> String {
+    let mut out = String::new();
+    let mode = if ablation.quick { "quick" } else { "full" };
+    let _ = writeln!(
+        out,
+        "# {} ({mode} mode)\n\n{}\n",
+        ablation.name, ablation.description
+    );
+    let _ = writeln!(out, "{provenance}\n");
+    let _ = writeln!(
+        out,
+        "Values are mean ± sample standard deviation over seeds (n = finished runs); accuracy and \
+         sparsity in %, measured at the end of training. `best val` is the test accuracy at the \
+         epoch of best validation accuracy (model selection never looks at the test set).\n"
+    );
+    let headers: Vec<String> = ablation
+        .columns
+        .iter()
+        .map(|c| metric_info(c).map_or_else(|| c.clone(), |m| m.label.to_string()))
+        .collect();
+    let _ = writeln!(out, "| method | n | {} |", headers.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---|".repeat(headers.len()));
+    for g in groups(results) {
+        let finished = g
+            .runs
+            .iter()
+            .filter(|r| r.outcome.status == Status::Finished)
+            .count();
+        let n = match g.diverged() {
+            0 => finished.to_string(),
+            d => format!("{finished} ({d} diverged)"),
+        };
+        let cells: Vec<String> = ablation
+            .columns
+            .iter()
+            .map(|c| {
+                let scale = metric_info(c).map_or(1.0, |m| m.scale);
+                g.summary(c).map_or_else(
+                    || "–".to_string(),
+                    |s| cell(s.mean * scale, s.std * scale, s.n),
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "| {} | {n} | {} |", g.display(), cells.join(" | "));
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| v.to_string())
+}
+
+fn sweep_keys(results: &[RunResult]) -> Vec<String> {
+    results
+        .iter()
+        .flat_map(|r| r.run.sweep.keys().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn identity_columns(r: &RunResult, keys: &[String]) -> Vec<String> {
+    let mut row = vec![
+        csv_field(&r.run.id),
+        csv_field(&r.run.arm),
+        csv_field(&r.run.label),
+        r.run.config.seed.to_string(),
+    ];
+    row.extend(keys.iter().map(|k| {
+        r.run
+            .sweep
+            .get(k)
+            .map_or_else(String::new, |v| csv_field(&v.to_string()))
+    }));
+    row
+}
+
+/// Tidy CSV with one row per run (final metrics).
+pub fn runs_csv(results: &[RunResult]) -> String {
+    let keys = sweep_keys(results);
+    let mut out = format!(
+        "run_id,arm,label,seed{}{},status,epochs,{}\n",
+        if keys.is_empty() { "" } else { "," },
+        keys.join(","),
+        METRICS
+            .iter()
+            .filter(|m| m.key != "epoch")
+            .map(|m| m.key)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for r in results {
+        let mut row = identity_columns(r, &keys);
+        row.push(format!("{:?}", r.outcome.status).to_lowercase());
+        row.push(r.outcome.epochs.to_string());
+        row.extend(
+            METRICS
+                .iter()
+                .filter(|m| m.key != "epoch")
+                .map(|m| num(r.outcome.metric(m.key))),
+        );
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Tidy CSV with one row per run and epoch.
+pub fn epochs_csv(results: &[RunResult]) -> String {
+    let keys = sweep_keys(results);
+    let fields = serde_json::to_value(crate::record::EpochRecord::default()).expect("serialisable");
+    let epoch_metrics: Vec<&str> = METRICS
+        .iter()
+        .map(|m| m.key)
+        .filter(|k| fields.get(k).is_some())
+        .collect();
+    let mut out = format!(
+        "run_id,arm,label,seed{}{},{}\n",
+        if keys.is_empty() { "" } else { "," },
+        keys.join(","),
+        epoch_metrics.join(",")
+    );
+    for r in results {
+        for e in &r.epochs {
+            let mut row = identity_columns(r, &keys);
+            row.extend(epoch_metrics.iter().map(|k| num(e.metric(k))));
+            out.push_str(&row.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_and_csv_quoting() {
+        assert_eq!(cell(88.123, 0.456, 3), "88.12 ± 0.46");
+        assert_eq!(cell(0.01234, 0.0, 1), "0.0123");
+        assert_eq!(cell(123.45, 1.0, 2), "123.5 ± 1.0");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

@@ -1,0 +1,310 @@
+//! Training one run.
+//!
+//! One optimiser step (the data flow ARCHITECTURE.md describes):
+//!
+//! 1. forward the batch (feature taps only when a loss term needs them);
+//! 2. task loss (cross-entropy) + regularizer loss terms → backward;
+//! 3. zero the gradients of masked weights;
+//! 4. optimiser step at the scheduled learning rate (proximal optimisers apply their prox here);
+//! 5. topology update when due (pruning/regrowth on host copies of weights and, if asked, of the
+//!    dense gradient of this batch);
+//! 6. re-apply masks, so a pruned weight is exactly `0.0`.
+//!
+//! After every epoch: evaluate on the validation and test splits, measure sparsity, compression,
+//! speedup and Hoyer sparsity, and hand the records to the observer (which persists them). A run
+//! whose training loss becomes NaN or infinite stops and is recorded as diverged.
+
+use crate::record::{EpochRecord, FinalRecord, Status};
+use crate::spec::PlannedRun;
+use anyhow::Context;
+use burn::module::{Module, ParamId};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use sparselab_core::param::{device_weights, host_grads, host_values};
+use sparselab_core::{ParamInfo, ParamTable};
+use sparselab_data::loader::Order;
+use sparselab_data::{Dataset, Split, batches};
+use sparselab_metrics::accuracy::top_k_correct;
+use sparselab_metrics::hoyer::network_hoyer;
+use sparselab_metrics::sparsity::report_table;
+use sparselab_models::{Architecture, InputShape, Model};
+use sparselab_regularizers::Regularizer;
+use sparselab_topology::{DeviceMasks, HostWeight, Topology, TopologyContext};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Batch size used for evaluation (does not affect results beyond float summation order).
+const EVAL_BATCH: usize = 1000;
+/// Steps between progress reports (each reads the loss back from the device).
+const REPORT_EVERY: usize = 20;
+
+/// Receives progress while a run trains.
+pub trait Observer {
+    /// Called every few steps with the current batch loss.
+    fn step(&mut self, epoch: usize, step_in_epoch: usize, steps_per_epoch: usize, loss: f64);
+    /// Called after every epoch with all records so far; an error stops the run.
+    fn epoch(&mut self, epochs: &[EpochRecord]) -> anyhow::Result<()>;
+}
+
+/// Evaluation of one split: `(mean loss, top-1 accuracy, top-5 accuracy if ≥ 100 classes)`.
+fn evaluate(
+    model: &Model,
+    split: &Split,
+    data: &Dataset,
+    device: &Device,
+) -> (f64, f64, Option<f64>) {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let (mut loss, mut top1, mut top5) = (0.0, 0usize, 0usize);
+    for b in batches(split, data.shape, EVAL_BATCH, Order::Sequential, device) {
+        let logits = model.forward(b.images, false).logits;
+        loss += loss_fn
+            .forward(logits.clone(), b.labels.clone())
+            .into_scalar::<f64>()
+            * b.len as f64;
+        top1 += top_k_correct(logits.clone(), b.labels.clone(), 1);
+        if data.classes >= 100 {
+            top5 += top_k_correct(logits, b.labels, 5);
+        }
+    }
+    let n = split.len().max(1) as f64;
+    (
+        loss / n,
+        top1 as f64 / n,
+        (data.classes >= 100).then(|| top5 as f64 / n),
+    )
+}
+
+/// The weights a topology acts on, with host copies of their values.
+fn host_weights<'a>(model: &Model, infos: &[&'a ParamInfo]) -> Vec<(&'a ParamInfo, Vec<f32>)> {
+    let ids: Vec<ParamId> = infos.iter().map(|p| p.id).collect();
+    infos
+        .iter()
+        .copied()
+        .zip(host_values(model, &ids))
+        .collect()
+}
+
+fn as_host<'a>(values: &'a [(&'a ParamInfo, Vec<f32>)]) -> Vec<HostWeight<'a>> {
+    values
+        .iter()
+        .map(|(info, v)| HostWeight { info, values: v })
+        .collect()
+}
+
+/// `λ·ψ(w)` summed over the parameters the regularizer acts on.
+fn penalty(model: &Model, table: &ParamTable, reg: &dyn Regularizer) -> f64 {
+    let ids: Vec<ParamId> = table
+        .iter()
+        .filter(|p| reg.applies_to(p))
+        .map(|p| p.id)
+        .collect();
+    device_weights(model, &ids)
+        .iter()
+        .map(|w| reg.strength() * reg.penalty(w))
+        .sum()
+}
+
+/// The metrics of the model at the end of an epoch (everything but timing and losses).
+fn weight_metrics(model: &Model, table: &ParamTable, record: &mut EpochRecord) {
+    let params: Vec<&ParamInfo> = table.trainable().collect();
+    let values = host_values(model, &params.iter().map(|p| p.id).collect::<Vec<_>>());
+    let report = report_table(table, &values);
+    record.weight_sparsity = report.weight_sparsity;
+    record.param_sparsity = report.param_sparsity;
+    record.compression = report.compression;
+    record.speedup = report.speedup;
+    record.layer_sparsity = report
+        .layers
+        .iter()
+        .map(|l| (l.path.clone(), l.sparsity))
+        .collect();
+    record.hoyer = network_hoyer(params.iter().copied().zip(values.iter().map(Vec::as_slice)));
+}
+
+/// Trains `run` on `data` on device `base` (autodiff is added here); returns the outcome and
+/// the per-epoch records.
+pub fn train(
+    run: &PlannedRun,
+    data: &Dataset,
+    base: &Device,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<(FinalRecord, Vec<EpochRecord>)> {
+    let started = Instant::now();
+    let cfg = &run.config;
+    let device = base.clone().autodiff();
+    device.seed(cfg.seed);
+    let input = InputShape {
+        channels: data.shape[0],
+        height: data.shape[1],
+        width: data.shape[2],
+        classes: data.classes,
+    };
+    let built = |e: sparselab_core::ConfigError| anyhow::anyhow!("run {}: {e}", run.id);
+    let mut model = sparselab_models::registry()
+        .build(&cfg.model.table())
+        .map_err(built)?
+        .value
+        .build(input, &device)
+        .map_err(built)?;
+    let table = model.describe();
+    let regularizer: Option<Arc<dyn Regularizer>> = match &cfg.regularizer {
+        Some(c) => Some(Arc::from(
+            sparselab_regularizers::registry()
+                .build(&c.table())
+                .map_err(built)?
+                .value,
+        )),
+        None => None,
+    };
+    let mut optim = sparselab_optimizers::registry()
+        .build(&cfg.optimizer.table())
+        .map_err(built)?
+        .value
+        .build(&table, regularizer.clone());
+    let steps_per_epoch = data.train.len().div_ceil(cfg.train.batch);
+    let total_steps = steps_per_epoch * cfg.train.epochs;
+    let mut topology: Option<Box<dyn Topology>> = match &cfg.topology {
+        Some(c) => Some(
+            sparselab_topology::registry()
+                .build(&c.table())
+                .map_err(built)?
+                .value,
+        ),
+        None => None,
+    };
+    let masked: Vec<&ParamInfo> = match &topology {
+        Some(t) => table.iter().filter(|p| t.applies_to(p)).collect(),
+        None => Vec::new(),
+    };
+    let masked_ids: Vec<ParamId> = masked.iter().map(|p| p.id).collect();
+    let mut masks = DeviceMasks::default();
+    if let Some(t) = topology.as_mut() {
+        let ctx = TopologyContext {
+            total_steps,
+            steps_per_epoch,
+            seed: cfg.seed,
+        };
+        let values = host_weights(&model, &masked);
+        if let Some(m) = t.init(&ctx, &as_host(&values)) {
+            masks.set(&m, &device);
+            model = masks.apply(model);
+        }
+    }
+
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut epochs: Vec<EpochRecord> = Vec::new();
+    let mut step = 0usize;
+    let mut train_seconds = 0.0;
+    let mut diverged: Option<String> = None;
+    'epochs: for epoch in 0..cfg.train.epochs {
+        let t0 = Instant::now();
+        let mut loss_sum = Tensor::<1>::zeros([1], base);
+        let mut correct = 0usize;
+        let order = Order::Shuffled {
+            seed: cfg.seed,
+            epoch,
+            augment: data.augment,
+        };
+        let mut lr = cfg.train.lr;
+        for (i, batch) in
+            batches(&data.train, data.shape, cfg.train.batch, order, &device).enumerate()
+        {
+            step += 1;
+            lr = cfg.train.lr_at(step, steps_per_epoch, total_steps);
+            let logits = model.forward(batch.images, false).logits;
+            let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+            loss_sum = loss_sum + loss.clone().inner().mul_scalar(batch.len as f64);
+            correct += top_k_correct(logits.inner(), batch.labels.clone(), 1);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let topology_due = topology.as_ref().is_some_and(|t| t.due(step));
+            let dense_grads = (topology_due
+                && topology.as_ref().is_some_and(|t| t.needs_dense_grad()))
+            .then(|| host_grads(&model, &grads, &masked_ids));
+            masks.mask_grads(&model, &mut grads);
+            model = optim.step(lr, model, grads);
+            if topology_due && let Some(t) = topology.as_mut() {
+                let values = host_weights(&model, &masked);
+                if let Some(m) = t.update(step, &as_host(&values), dense_grads.as_deref()) {
+                    masks.set(&m, &device);
+                }
+            }
+            model = masks.apply(model);
+            if (i + 1) % REPORT_EVERY == 0 || i + 1 == steps_per_epoch {
+                let value = loss_sum.clone().into_scalar::<f64>()
+                    / ((i + 1) * cfg.train.batch).min(data.train.len()) as f64;
+                if !value.is_finite() {
+                    diverged = Some(format!(
+                        "training loss became {value} at step {step} (epoch {})",
+                        epoch + 1
+                    ));
+                    train_seconds += t0.elapsed().as_secs_f64();
+                    break 'epochs;
+                }
+                observer.step(epoch + 1, i + 1, steps_per_epoch, value);
+            }
+        }
+        let epoch_seconds = t0.elapsed().as_secs_f64();
+        train_seconds += epoch_seconds;
+        let n = data.train.len() as f64;
+        let train_loss = loss_sum.into_scalar::<f64>() / n;
+        if !train_loss.is_finite() {
+            diverged = Some(format!(
+                "training loss became {train_loss} in epoch {}",
+                epoch + 1
+            ));
+            break;
+        }
+        let valid = model.valid();
+        let (val_loss, val_accuracy) = if data.val.is_empty() {
+            (None, None)
+        } else {
+            let (l, a, _) = evaluate(&valid, &data.val, data, base);
+            (Some(l), Some(a))
+        };
+        let (test_loss, test_accuracy, test_top5) = evaluate(&valid, &data.test, data, base);
+        let mut record = EpochRecord {
+            epoch: epoch + 1,
+            step,
+            lr,
+            train_loss,
+            train_accuracy: correct as f64 / n,
+            val_loss,
+            val_accuracy,
+            test_loss,
+            test_accuracy,
+            test_top5,
+            penalty: regularizer.as_deref().map(|r| penalty(&model, &table, r)),
+            epoch_seconds,
+            samples_per_sec: n / epoch_seconds.max(1e-9),
+            ..EpochRecord::default()
+        };
+        weight_metrics(&model, &table, &mut record);
+        epochs.push(record);
+        observer.epoch(&epochs).context("recording an epoch")?;
+    }
+
+    let best = epochs
+        .iter()
+        .filter_map(|e| e.val_accuracy.map(|a| (a, e)))
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.epoch.cmp(&a.1.epoch)))
+        .map(|(_, e)| e);
+    let trained_samples =
+        (step.min(total_steps) as f64 / steps_per_epoch as f64) * data.train.len() as f64;
+    let outcome = FinalRecord {
+        status: if diverged.is_some() {
+            Status::Diverged
+        } else {
+            Status::Finished
+        },
+        epochs: epochs.len(),
+        last: epochs.last().cloned(),
+        best_val_epoch: best.map(|e| e.epoch),
+        test_accuracy_at_best_val: best.map(|e| e.test_accuracy),
+        train_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        samples_per_sec: trained_samples / train_seconds.max(1e-9),
+        note: diverged,
+    };
+    Ok((outcome, epochs))
+}

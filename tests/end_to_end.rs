@@ -1,0 +1,248 @@
+//! End to end: a small ablation on synthetic data through spec → training → store → tables and
+//! figures, then resume, divergence and experiment-file errors.
+
+use sparselab::runner::{DeviceChoice, Options, ablate, plot};
+use std::path::{Path, PathBuf};
+
+const SPEC: &str = r#"
+description = "synthetic smoke ablation"
+seeds = 2
+
+[data]
+name = "synthetic"
+validation = 64
+synthetic = { classes = 4, shape = [1, 6, 6], train = 320, test = 128, noise = 1.5 }
+
+[model]
+name = "mlp-300-100"
+hidden = [32, 16]
+
+[train]
+epochs = 2
+batch = 32
+lr = 0.05
+
+[arms.dense]
+optimizer = { name = "sgd" }
+
+[arms.gmp]
+optimizer = { name = "sgd" }
+topology = { name = "gmp", start = 0.0, end = 0.5, every = 2 }
+sweep = { "topology.sparsity" = [0.5, 0.9] }
+
+[arms.static]
+optimizer = { name = "sgd" }
+topology = { name = "static", sparsity = 0.8 }
+
+[[figures]]
+kind = "final"
+file = "acc_vs_compression"
+x = "compression"
+y = "test_accuracy"
+log_x = true
+reference = ["dense"]
+
+[[figures]]
+kind = "epochs"
+file = "sparsity"
+y = "weight_sparsity"
+"#;
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sparselab-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("experiments")).unwrap();
+        Self(dir)
+    }
+
+    fn experiment(&self, name: &str, text: &str) {
+        std::fs::write(
+            self.0.join("experiments").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            device: DeviceChoice::Flex,
+            ..Options::new(&self.0)
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn synthetic_ablation_end_to_end_and_resume() {
+    let s = Scratch::new("resume");
+    s.experiment("smoke", SPEC);
+    let opts = s.options();
+
+    let first = ablate("smoke", &opts).unwrap();
+    // dense + 2 gmp sparsities + static = 4 configurations × 2 seeds
+    assert_eq!((first.trained, first.skipped), (8, 0));
+    let dir = s.0.join("results/smoke");
+    let runs = run_dirs(&dir);
+    assert_eq!(runs.len(), 8);
+    for r in &runs {
+        for f in ["config.json", "env.json", "epochs.json", "final.json"] {
+            assert!(r.join(f).is_file(), "{} lacks {f}", r.display());
+        }
+        let epochs: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(r.join("epochs.json")).unwrap()).unwrap();
+        assert_eq!(epochs.as_array().unwrap().len(), 2);
+    }
+    for f in [
+        "table.md",
+        "runs.csv",
+        "epochs.csv",
+        "acc_vs_compression.svg",
+        "acc_vs_compression.png",
+        "sparsity.svg",
+        "sparsity.png",
+    ] {
+        let p = dir.join(f);
+        assert!(
+            p.is_file() && std::fs::metadata(&p).unwrap().len() > 100,
+            "{f}"
+        );
+    }
+    let png = std::fs::read(dir.join("acc_vs_compression.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(table.contains("| gmp (sparsity=0.9) | 2 |"), "{table}");
+    let csv = std::fs::read_to_string(dir.join("runs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 9);
+
+    // The GMP run at 0.9 ends at exactly 90% weight sparsity (the mask survives training).
+    let final_sparsity = |sparsity: &str| -> Vec<f64> {
+        runs.iter()
+            .filter_map(|r| {
+                let config = std::fs::read_to_string(r.join("config.json")).unwrap();
+                let fin: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(r.join("final.json")).unwrap())
+                        .unwrap();
+                config
+                    .contains(&format!("\"topology.sparsity\": {sparsity}"))
+                    .then(|| fin["last"]["weight_sparsity"].as_f64().unwrap())
+            })
+            .collect()
+    };
+    let s90 = final_sparsity("0.9");
+    assert_eq!(s90.len(), 2);
+    assert!(s90.iter().all(|s| (s - 0.9).abs() < 1e-3), "{s90:?}");
+
+    // Everything finished: a second invocation trains nothing.
+    let again = ablate("smoke", &opts).unwrap();
+    assert_eq!((again.trained, again.skipped), (0, 8));
+
+    // Interrupt one run (its final.json never got written): only it is trained again.
+    let victim = &runs[3];
+    std::fs::remove_file(victim.join("final.json")).unwrap();
+    let resumed = ablate("smoke", &opts).unwrap();
+    assert_eq!((resumed.trained, resumed.skipped), (1, 7));
+    assert!(victim.join("final.json").is_file());
+
+    // Plot re-renders from stored results without training.
+    std::fs::remove_file(dir.join("table.md")).unwrap();
+    let plotted = plot("smoke", &opts).unwrap();
+    assert_eq!(plotted.trained, 0);
+    assert!(dir.join("table.md").is_file());
+}
+
+#[test]
+fn diverging_runs_are_recorded_and_the_ablation_goes_on() {
+    let s = Scratch::new("diverge");
+    let spec = SPEC
+        .replace("lr = 0.05", "lr = 0.05\nepochs = 1")
+        .replace("epochs = 2\n", "")
+        + r#"
+[arms.exploding]
+optimizer = { name = "sgd", momentum = 0.0 }
+train = { lr = 1e30 }
+"#;
+    s.experiment("diverge", &spec);
+    let out = ablate("diverge", &s.options()).unwrap();
+    assert_eq!(out.trained, 10);
+    let table = std::fs::read_to_string(s.0.join("results/diverge/table.md")).unwrap();
+    assert!(table.contains("| exploding | 0 (2 diverged) |"), "{table}");
+    let csv = std::fs::read_to_string(s.0.join("results/diverge/runs.csv")).unwrap();
+    assert_eq!(csv.matches(",diverged,").count(), 2, "{csv}");
+}
+
+#[test]
+fn experiment_errors_name_file_key_and_allowed_values() {
+    let s = Scratch::new("errors");
+    let cases = [
+        (
+            "unknown-key",
+            SPEC.replace("lr = 0.05", "lr = 0.05\nlearning_rate = 1"),
+            vec!["train", "learning_rate", "epochs"],
+        ),
+        (
+            "unknown-method",
+            SPEC.replace("name = \"gmp\"", "name = \"gmq\""),
+            vec!["arms.gmp.topology.name", "gmq", "gmp, static"],
+        ),
+        (
+            "out-of-range",
+            SPEC.replace("sparsity = 0.8", "sparsity = 1.2"),
+            vec!["arms.static.topology.sparsity", "1.2", "< 1"],
+        ),
+        (
+            "bad-sweep",
+            SPEC.replace(
+                "\"topology.sparsity\" = [0.5, 0.9]",
+                "\"loss.beta\" = [1.0]",
+            ),
+            vec!["arms.gmp.sweep.loss.beta", "unknown component"],
+        ),
+        (
+            "toml-syntax",
+            SPEC.replace("[model]", "[model"),
+            vec!["TOML"],
+        ),
+        (
+            "no-prox",
+            SPEC.replace(
+                "topology = { name = \"static\", sparsity = 0.8 }",
+                "regularizer = { name = \"l1\" }",
+            ),
+            vec!["arms.static.regularizer", "no prox"],
+        ),
+        (
+            "bad-figure",
+            SPEC.replace("y = \"weight_sparsity\"", "y = \"sparsityy\""),
+            vec!["figures[1].y", "weight_sparsity"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        s.experiment(name, &text);
+        let err = ablate(name, &s.options());
+        let msg = format!("{:#}", err.expect_err(name));
+        assert!(msg.contains(&format!("{name}.toml")), "{name}: {msg}");
+        for n in needles {
+            assert!(msg.contains(n), "{name}: `{n}` missing in: {msg}");
+        }
+    }
+    let err = ablate("nonexistent", &s.options()).unwrap_err().to_string();
+    assert!(err.contains("no ablation `nonexistent`"), "{err}");
+}

@@ -1,0 +1,181 @@
+//! `cargo xtask`: the command line of sparselab, a thin layer over `sparselab-runner`.
+
+use clap::{Parser, Subcommand};
+use sparselab_core::Registry;
+use sparselab_runner::bench::{self, BenchOptions};
+use sparselab_runner::{DeviceChoice, Options, spec};
+use std::path::{Path, PathBuf};
+
+/// Train sparse networks, run named ablations, render paper-style figures and tables.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the ablations in experiments/ and the registered methods.
+    List,
+    /// Run a named ablation: train every unfinished run, write results, tables and figures.
+    ///
+    /// Runs already finished under the output directory are skipped; an interrupted run restarts.
+    Ablate {
+        /// Ablation name (a file experiments/<name>.toml).
+        name: String,
+        /// Apply the file's [quick] overrides: a data subset and few steps, about a minute on 2
+        /// cores. Results go to <out>/<name>-quick.
+        #[arg(long)]
+        quick: bool,
+        /// Device: auto (WGPU if a GPU adapter exists, else flex), wgpu, or flex (CPU).
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Number of seeds (overrides the file).
+        #[arg(long)]
+        seeds: Option<usize>,
+        /// Results root.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Directory of the dataset's files (default: SPARSELAB_DATA_DIR or the dataset's usual
+        /// location, e.g. /usr/share/datasets/fashion-mnist).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Directory of experiment files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+    },
+    /// Re-render tables and figures of an ablation from stored results, without training.
+    Plot {
+        /// Ablation name.
+        name: String,
+        /// Plot the quick-mode results.
+        #[arg(long)]
+        quick: bool,
+        /// Results root.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Directory of experiment files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+    },
+    /// Benchmark training throughput and each optimiser's step time relative to SGD
+    /// (LeNet-300-100), with criterion; writes bench.json and bench.md.
+    Bench {
+        /// Device: auto, wgpu or flex.
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Seconds of measurement per benchmark.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Output directory.
+        #[arg(long, default_value = "results/bench")]
+        out: PathBuf,
+    },
+}
+
+/// The workspace root (xtask lives in `<root>/xtask`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Relative paths are taken from the workspace root, so `cargo xtask` works from any directory.
+fn at_root(p: PathBuf) -> PathBuf {
+    if p.is_absolute() { p } else { root().join(p) }
+}
+
+fn print_registry<T: ?Sized>(registry: &Registry<T>) {
+    println!("\n{}s:", registry.kind());
+    for e in registry.entries() {
+        println!("  {:<16} {}", e.name, e.summary);
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::List => {
+            let dir = root().join("experiments");
+            println!("ablations (cargo xtask ablate <name>):");
+            for (name, description) in spec::list(&dir)? {
+                match description {
+                    Ok(d) => println!("  {name:<26} {d}"),
+                    Err(e) => println!("  {name:<26} INVALID: {e}"),
+                }
+            }
+            print_registry(&sparselab_optimizers::registry());
+            print_registry(&sparselab_regularizers::registry());
+            print_registry(&sparselab_topology::registry());
+            print_registry(&sparselab_models::registry());
+        }
+        Command::Ablate {
+            name,
+            quick,
+            device,
+            seeds,
+            out,
+            data_dir,
+            experiments,
+        } => {
+            let opts = Options {
+                experiments: at_root(experiments),
+                out: at_root(out),
+                quick,
+                seeds,
+                device,
+                data_dir,
+            };
+            let outcome = sparselab_runner::ablate(&name, &opts)?;
+            println!(
+                "{name}: {} runs trained, {} already finished; results in {}",
+                outcome.trained,
+                outcome.skipped,
+                outcome.dir.display()
+            );
+            for f in outcome.files {
+                println!("  {}", f.display());
+            }
+        }
+        Command::Plot {
+            name,
+            quick,
+            out,
+            experiments,
+        } => {
+            let opts = Options {
+                experiments: at_root(experiments),
+                out: at_root(out),
+                quick,
+                ..Options::new(&root())
+            };
+            let outcome = sparselab_runner::plot(&name, &opts)?;
+            for f in outcome.files {
+                println!("{}", f.display());
+            }
+        }
+        Command::Bench {
+            device,
+            batch,
+            seconds,
+            out,
+        } => {
+            if batch == 0 {
+                anyhow::bail!("--batch must be at least 1");
+            }
+            let files = bench::run(&BenchOptions {
+                device,
+                batch,
+                out: at_root(out),
+                seconds,
+            })?;
+            for f in files {
+                println!("{}", f.display());
+            }
+        }
+    }
+    Ok(())
+}
