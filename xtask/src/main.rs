@@ -90,7 +90,11 @@ fn at_root(p: PathBuf) -> PathBuf {
 }
 
 fn print_registry<T: ?Sized>(registry: &Registry<T>) {
-    println!("\n{}s:", registry.kind());
+    let kind = registry.kind();
+    let plural = kind
+        .strip_suffix('y')
+        .map_or_else(|| format!("{kind}s"), |stem| format!("{stem}ies"));
+    println!("\n{plural}:");
     for e in registry.entries() {
         println!("  {:<16} {}", e.name, e.summary);
     }

@@ -310,6 +310,23 @@ fn prepare(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
     }
 }
 
+/// Tick label: integers without decimals, other values with at most three significant decimals.
+fn tick(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 * v.abs().max(1.0) {
+        format!("{v:.0}")
+    } else {
+        let digits = if v.abs() >= 10.0 {
+            1
+        } else if v.abs() >= 1.0 {
+            2
+        } else {
+            3
+        };
+        let s = format!("{v:.digits$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 fn strip_unit(label: &str) -> &str {
     label.split(" (").next().unwrap_or(label)
 }
@@ -384,9 +401,13 @@ where
         .configure_mesh()
         .x_desc(&p.x_label)
         .y_desc(&p.y_label)
+        .x_labels(20)
+        .y_labels(10)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(245, 245, 245))
         .draw()?;
     for (i, s) in p.series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
@@ -449,19 +470,21 @@ where
     area.present()
 }
 
+/// Log-axis base: ticks at powers of 2 over less than three decades (compression ratios 2–50
+/// get labels 2, 4, 8, 16, 32), powers of 10 beyond.
+fn log_base(lo: f64, hi: f64) -> f64 {
+    if hi / lo < 1000.0 { 2.0 } else { 10.0 }
+}
+
 fn draw<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, p: &Prepared) -> DrawResult<DB> {
     let ((x0, x1), (y0, y1)) = ranges(p);
+    let log_x = || (x0..x1).log_scale().base(log_base(x0, x1));
+    let log_y = || (y0..y1).log_scale().base(log_base(y0, y1));
     match (p.log_x, p.log_y) {
         (false, false) => draw_on(&area, p, x0..x1, y0..y1, (x0, x1)),
-        (true, false) => draw_on(&area, p, (x0..x1).log_scale(), y0..y1, (x0, x1)),
-        (false, true) => draw_on(&area, p, x0..x1, (y0..y1).log_scale(), (x0, x1)),
-        (true, true) => draw_on(
-            &area,
-            p,
-            (x0..x1).log_scale(),
-            (y0..y1).log_scale(),
-            (x0, x1),
-        ),
+        (true, false) => draw_on(&area, p, log_x(), y0..y1, (x0, x1)),
+        (false, true) => draw_on(&area, p, x0..x1, log_y(), (x0, x1)),
+        (true, true) => draw_on(&area, p, log_x(), log_y(), (x0, x1)),
     }
 }
 
@@ -507,6 +530,15 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(20.0), "20");
+        assert_eq!(tick(2.5), "2.5");
+        assert_eq!(tick(0.125), "0.125");
+        assert_eq!(tick(87.34), "87.3");
+        assert_eq!(tick(-1.0), "-1");
+    }
 
     #[test]
     fn extent_pads_and_respects_log_axes() {
