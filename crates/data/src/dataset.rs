@@ -4,7 +4,7 @@ use crate::cifar::{self, Variant};
 use crate::error::DataError;
 use crate::idx;
 use crate::loader::Augment;
-use crate::synthetic::{self, SyntheticConfig};
+use crate::synthetic::{self, GroupSparseConfig, SyntheticConfig};
 use serde::{Deserialize, Serialize};
 use sparselab_core::rng::{SliceRandom, stream};
 use sparselab_core::{ConfigError, Validate};
@@ -14,7 +14,14 @@ use std::path::{Path, PathBuf};
 pub const DATA_DIR_ENV: &str = "SPARSELAB_DATA_DIR";
 
 /// Dataset names `load` understands.
-pub const NAMES: [&str; 5] = ["fashion-mnist", "mnist", "cifar10", "cifar100", "synthetic"];
+pub const NAMES: [&str; 6] = [
+    "fashion-mnist",
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "synthetic",
+    "group-sparse",
+];
 
 /// Which data a run trains on and how it is split.
 ///
@@ -39,6 +46,8 @@ pub struct DataConfig {
     pub augment: Option<bool>,
     /// Shape and size of the `synthetic` dataset (ignored by the others).
     pub synthetic: SyntheticConfig,
+    /// The `group-sparse` logistic problem (ignored by the others).
+    pub group_sparse: GroupSparseConfig,
 }
 
 impl Default for DataConfig {
@@ -51,6 +60,7 @@ impl Default for DataConfig {
             test_subset: None,
             augment: None,
             synthetic: SyntheticConfig::default(),
+            group_sparse: GroupSparseConfig::default(),
         }
     }
 }
@@ -73,7 +83,12 @@ impl Validate for DataConfig {
                 "subsets must hold at least 1 example",
             ));
         }
-        self.synthetic.validate().map_err(|e| e.under("synthetic"))
+        self.synthetic
+            .validate()
+            .map_err(|e| e.under("synthetic"))?;
+        self.group_sparse
+            .validate()
+            .map_err(|e| e.under("group_sparse"))
     }
 }
 
@@ -127,6 +142,8 @@ pub struct Dataset {
     pub augment: Augment,
     /// Per-channel `(mean, std)` of the training split, used to normalise every split.
     pub normalization: Vec<(f32, f32)>,
+    /// For generated data with a known sparse structure: which input features matter.
+    pub relevant_features: Option<Vec<bool>>,
 }
 
 impl Dataset {
@@ -143,6 +160,7 @@ struct Raw {
     train: Split,
     test: Split,
     augment_default: bool,
+    relevant_features: Option<Vec<bool>>,
 }
 
 fn bytes_to_unit(pixels: Vec<u8>) -> Vec<f32> {
@@ -240,6 +258,7 @@ fn load_idx(name: &str, dir: &Path) -> Result<Raw, DataError> {
         train: split(train_x, train_y),
         test: split(test_x, test_y),
         augment_default: false,
+        relevant_features: None,
     })
 }
 
@@ -267,6 +286,7 @@ fn load_cifar(name: &str, dir: &Path, variant: Variant) -> Result<Raw, DataError
             labels,
         },
         augment_default: true,
+        relevant_features: None,
     })
 }
 
@@ -284,6 +304,25 @@ fn load_synthetic(config: &SyntheticConfig) -> Raw {
             labels: vy,
         },
         augment_default: false,
+        relevant_features: None,
+    }
+}
+
+fn load_group_sparse(config: &GroupSparseConfig) -> Raw {
+    let (tx, ty, vx, vy) = synthetic::generate_group_sparse(config);
+    Raw {
+        shape: [1, 1, config.features],
+        classes: config.classes,
+        train: Split {
+            images: tx,
+            labels: ty,
+        },
+        test: Split {
+            images: vx,
+            labels: vy,
+        },
+        augment_default: false,
+        relevant_features: Some(synthetic::relevant_features(config)),
     }
 }
 
@@ -330,6 +369,7 @@ pub fn load(config: &DataConfig, dir: Option<&Path>) -> Result<Dataset, DataErro
     let name = config.name.as_str();
     let raw = match name {
         "synthetic" => load_synthetic(&config.synthetic),
+        "group-sparse" => load_group_sparse(&config.group_sparse),
         "cifar10" => load_cifar(name, &locate(name, dir), Variant::Cifar10)?,
         "cifar100" => load_cifar(name, &locate(name, dir), Variant::Cifar100)?,
         _ => load_idx(name, &locate(name, dir))?,
@@ -381,6 +421,7 @@ pub fn load(config: &DataConfig, dir: Option<&Path>) -> Result<Dataset, DataErro
         test,
         augment,
         normalization: stats,
+        relevant_features: raw.relevant_features,
     })
 }
 

@@ -5,11 +5,13 @@
 //!
 //! - [`sparsity`]: unstructured sparsity (weights, all parameters), per-layer sparsity,
 //!   compression ratio, theoretical speedup from non-zero FLOPs.
+//! - [`group`]: group sparsity over input units, structure churn and identification epoch.
 //! - [`hoyer`]: Hoyer sparsity per row, layer and network.
 //! - [`accuracy`]: top-k correct counts from logits.
 //! - [`stats`]: mean, standard deviation, Student-t intervals and Welch's test over seeds.
 
 pub mod accuracy;
+pub mod group;
 pub mod hoyer;
 pub mod sparsity;
 pub mod stats;

@@ -1,6 +1,6 @@
 //! `mlp-300-100`: LeNet-300-100 (LeCun et al. 1998; SPEC.md §4), a fully connected network
-//! `input → 300 → 100 → classes` with ReLU. The hidden sizes are configurable; all hidden layers
-//! form one stage for feature taps.
+//! `input → 300 → 100 → classes` with ReLU. The hidden sizes are configurable (`hidden = []` is
+//! multinomial logistic regression); all hidden layers form one stage for feature taps.
 
 use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
 use burn::module::Module;
@@ -28,13 +28,10 @@ impl Default for MlpConfig {
 
 impl Validate for MlpConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.hidden.is_empty() || self.hidden.contains(&0) {
+        if self.hidden.contains(&0) {
             return Err(ConfigError::new(
                 "hidden",
-                format!(
-                    "{:?}: need at least one hidden layer, all widths >= 1",
-                    self.hidden
-                ),
+                format!("{:?}: every hidden width must be >= 1", self.hidden),
             ));
         }
         Ok(())

@@ -323,7 +323,7 @@ mod tests {
         );
         assert!(
             registry()
-                .build(&json!({"name": "mlp-300-100", "hidden": []}))
+                .build(&json!({"name": "mlp-300-100", "hidden": [0]}))
                 .is_err()
         );
         let err = registry().build(&json!({"name": "vgg"})).err().unwrap();

@@ -7,7 +7,8 @@
 //! on (biases, norm parameters, anything its `applies_to` rejects) take the same update without
 //! a prox.
 //!
-//! Members: [`sgd`].
+//! Members: [`sgd`], [`proxsgd`], [`rda`], [`grda`], [`xrda`], [`rmda`], [`proxssi`]. Shared prox machinery:
+//! [`prox`].
 
 // burn's `#[derive(RecordState)]` expands to paths relative to the crate root (`crate::RecordState`,
 // `crate::StateSink`, ...) and to `burn_pack` and `alloc`; re-exporting them here lets our optimiser
@@ -18,9 +19,16 @@ pub use burn::optim::RecordState;
 pub use burn::optim::{StateSink, StateSource, join_index, join_path};
 
 mod factory;
+pub mod grda;
+pub mod prox;
+pub mod proxsgd;
+pub mod proxssi;
+pub mod rda;
+pub mod rmda;
 pub mod sgd;
 #[cfg(test)]
 mod testing;
+pub mod xrda;
 
 pub use factory::{OptimizerFactory, SparseOptimizer, registry};
 pub use sparselab_regularizers::Regularizer;

@@ -37,3 +37,13 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32) {
         assert!((x - y).abs() <= tol, "{a:?} vs {b:?} (tol {tol})");
     }
 }
+
+/// An ℓ1 regularizer of strength `lambda`.
+pub fn l1(lambda: f64) -> std::sync::Arc<dyn sparselab_regularizers::Regularizer> {
+    std::sync::Arc::new(sparselab_regularizers::l1::L1::new(lambda))
+}
+
+/// Soft-thresholding on the host, for expected values.
+pub fn soft(z: f32, theta: f32) -> f32 {
+    z.signum() * (z.abs() - theta).max(0.0)
+}

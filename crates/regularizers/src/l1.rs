@@ -2,6 +2,7 @@
 
 use crate::prox::{Threshold, soft_threshold};
 use crate::regularizer::Regularizer;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::check_non_negative;
 use sparselab_core::{ConfigError, FromConfig, Validate, Weight};
@@ -67,6 +68,15 @@ impl Regularizer for L1 {
     fn prox(&self, z: Weight, theta: &Threshold) -> Weight {
         let value = soft_threshold(z.value.clone(), &theta.clone().scale(self.config.lambda));
         z.with_value(value)
+    }
+
+    /// Separable: `x_i = S_{λθ/d_i}(z_i)`.
+    fn prox_diagonal(&self, z: Weight, d: Tensor<4>, theta: f64) -> Option<Weight> {
+        let per_element = d.recip().mul_scalar(self.config.lambda * theta);
+        Some(z.with_value(soft_threshold(
+            z.value.clone(),
+            &Threshold::Tensor(per_element),
+        )))
     }
 }
 

@@ -5,11 +5,13 @@
 //! how to apply its prox. Optimisers in `sparselab-optimizers` own *when* the prox is applied
 //! and with which threshold; the shared prox machinery lives in [`prox`].
 //!
-//! Members (one file each): [`l1`].
+//! Members (one file each): [`l1`], [`reweighted_l1`], [`group_lasso`].
 
+pub mod group_lasso;
 pub mod l1;
 pub mod prox;
 mod regularizer;
+pub mod reweighted_l1;
 
 pub use prox::Threshold;
 pub use regularizer::{Regularizer, registry};

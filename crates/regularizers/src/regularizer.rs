@@ -43,9 +43,23 @@ pub trait Regularizer: Send + Sync + Debug {
 
     /// `prox_{λ·θ·ψ}(z)`: the prox of the penalty scaled by `λ` and the optimiser's threshold θ.
     fn prox(&self, z: Weight, theta: &Threshold) -> Weight;
+
+    /// `argmin_x ½(x − z)ᵀD(x − z) + λθψ(x)` for a diagonal metric `D = diag(d)`, `d > 0`
+    /// (adaptive proximal methods such as ProxSSI); `None` if the regularizer has no such prox.
+    fn prox_diagonal(&self, z: Weight, d: Tensor<4>, theta: f64) -> Option<Weight> {
+        let _ = (z, d, theta);
+        None
+    }
 }
 
 /// Every registered regularizer. Adding one: a file with a `FromConfig` impl and one line here.
 pub fn registry() -> Registry<dyn Regularizer> {
-    Registry::new("regularizer", vec![Entry::of::<crate::l1::L1>()])
+    Registry::new(
+        "regularizer",
+        vec![
+            Entry::of::<crate::l1::L1>(),
+            Entry::of::<crate::reweighted_l1::ReweightedL1>(),
+            Entry::of::<crate::group_lasso::GroupLasso>(),
+        ],
+    )
 }

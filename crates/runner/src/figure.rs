@@ -67,6 +67,19 @@ pub enum FigureSpec {
         #[serde(default)]
         arms: Vec<String>,
     },
+    /// Per-layer weight sparsity of each arm at its sweep point whose overall weight sparsity
+    /// is closest to `target` (grouped bars, mean ± std over seeds).
+    Layers {
+        /// Output file stem.
+        file: String,
+        /// Title (default: "per-layer sparsity at ≈ target").
+        title: Option<String>,
+        /// Overall weight sparsity to match (0–1).
+        target: f64,
+        /// Arms to draw (default: all).
+        #[serde(default)]
+        arms: Vec<String>,
+    },
     /// Per-epoch `y`.
     Epochs {
         /// Output file stem.
@@ -146,6 +159,14 @@ impl FigureSpec {
                 metric(y, "y", false)?;
                 known_arms(selected, "arms")?;
             }
+            FigureSpec::Layers {
+                target,
+                arms: selected,
+                ..
+            } => {
+                sparselab_core::config::check_closed("target", *target, 0.0, 1.0)?;
+                known_arms(selected, "arms")?;
+            }
         }
         Ok(spec)
     }
@@ -153,7 +174,9 @@ impl FigureSpec {
     /// Output file stem.
     pub fn file(&self) -> &str {
         match self {
-            FigureSpec::Final { file, .. } | FigureSpec::Epochs { file, .. } => file,
+            FigureSpec::Final { file, .. }
+            | FigureSpec::Epochs { file, .. }
+            | FigureSpec::Layers { file, .. } => file,
         }
     }
 }
@@ -186,7 +209,26 @@ enum Series {
     Reference { label: String, mean: f64, std: f64 },
 }
 
+/// Grouped bars: one group per category (layer), one bar per series (arm).
+#[derive(Clone, Debug)]
+struct Bars {
+    title: String,
+    y_label: String,
+    categories: Vec<String>,
+    /// `(label, (mean, std) per category)`.
+    series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
 /// Everything needed to draw, independent of the backend.
+#[derive(Clone, Debug)]
+enum Chart {
+    /// Lines, bands and references on x/y axes.
+    Xy(Prepared),
+    /// Grouped bars over categories.
+    Bars(Bars),
+}
+
+/// An x/y chart.
 #[derive(Clone, Debug)]
 struct Prepared {
     title: String,
@@ -203,7 +245,125 @@ fn selected<'a>(all: Vec<Group<'a>>, arms: &[String]) -> Vec<Group<'a>> {
         .collect()
 }
 
-fn prepare(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
+/// Per-layer sparsity bars at the sweep point of each arm closest to `target` overall sparsity.
+fn layer_bars(title: &Option<String>, target: f64, arms: &[String], results: &[RunResult]) -> Bars {
+    let groups = selected(groups(results), arms);
+    let mut categories: Vec<String> = Vec::new();
+    let mut chosen: Vec<&Group<'_>> = Vec::new();
+    for g in &groups {
+        let distance = |g: &Group<'_>| {
+            g.summary("weight_sparsity")
+                .map_or(f64::INFINITY, |s| (s.mean - target).abs())
+        };
+        match chosen.iter_mut().find(|c| c.arm == g.arm) {
+            Some(c) if distance(g) < distance(c) => *c = g,
+            Some(_) => {}
+            None => chosen.push(g),
+        }
+    }
+    let layer_values = |g: &Group<'_>, layer: &str| -> Vec<f64> {
+        g.runs
+            .iter()
+            .filter(|r| r.outcome.status == crate::record::Status::Finished)
+            .filter_map(|r| r.outcome.last.as_ref()?.layer_sparsity.get(layer).copied())
+            .collect()
+    };
+    for g in &chosen {
+        for r in &g.runs {
+            if let Some(last) = &r.outcome.last {
+                for layer in last.layer_sparsity.keys() {
+                    if !categories.contains(layer) {
+                        categories.push(layer.clone());
+                    }
+                }
+            }
+        }
+    }
+    let series = chosen
+        .iter()
+        .map(|g| {
+            let overall = g.summary("weight_sparsity").map_or(f64::NAN, |s| s.mean);
+            let values = categories
+                .iter()
+                .map(|layer| {
+                    sparselab_metrics::stats::summarize(&layer_values(g, layer))
+                        .map_or((0.0, 0.0), |s| (100.0 * s.mean, 100.0 * s.std))
+                })
+                .collect();
+            (
+                format!("{} (overall {:.1}%)", g.display(), 100.0 * overall),
+                values,
+            )
+        })
+        .collect();
+    Bars {
+        title: title
+            .clone()
+            .unwrap_or_else(|| format!("per-layer sparsity at ≈ {:.0}% overall", 100.0 * target)),
+        y_label: "layer weight sparsity (%)".into(),
+        categories,
+        series,
+    }
+}
+
+fn prepare(spec: &FigureSpec, results: &[RunResult]) -> Chart {
+    if let FigureSpec::Layers {
+        title,
+        target,
+        arms,
+        ..
+    } = spec
+    {
+        return Chart::Bars(layer_bars(title, *target, arms, results));
+    }
+    let mut p = prepare_xy(spec, results);
+    if p.log_y && floor_non_positive(&mut p.series) {
+        p.title.push_str(" (0 drawn at the axis floor)");
+    }
+    Chart::Xy(p)
+}
+
+/// On a log axis, values ≤ 0 cannot be drawn: they are moved to a floor below the smallest
+/// positive value (½ of it, or ½ for counts ≥ 1). Returns whether any value was moved.
+fn floor_non_positive(series: &mut [Series]) -> bool {
+    let points = |s: &Series| match s {
+        Series::Line { points, .. } | Series::Band { points, .. } => points.clone(),
+        Series::Reference { mean, std, .. } => vec![Point {
+            x: 0.0,
+            y: *mean,
+            x_err: 0.0,
+            y_err: *std,
+        }],
+    };
+    let min_positive = series
+        .iter()
+        .flat_map(points)
+        .map(|p| p.y)
+        .filter(|y| *y > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let floor = if min_positive.is_finite() {
+        (min_positive / 2.0).min(0.5)
+    } else {
+        0.5
+    };
+    let mut moved = false;
+    for s in series.iter_mut() {
+        if let Series::Line { points, .. } | Series::Band { points, .. } = s {
+            for p in points.iter_mut() {
+                if p.y <= 0.0 {
+                    p.y = floor;
+                    p.y_err = 0.0;
+                    moved = true;
+                } else if p.y - p.y_err <= 0.0 {
+                    p.y_err = p.y - floor;
+                }
+            }
+        }
+    }
+    moved
+}
+
+fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
     match spec {
         FigureSpec::Final {
             title,
@@ -307,6 +467,7 @@ fn prepare(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
                 series,
             }
         }
+        FigureSpec::Layers { .. } => unreachable!("bars are prepared by layer_bars"),
     }
 }
 
@@ -476,7 +637,82 @@ fn log_base(lo: f64, hi: f64) -> f64 {
     if hi / lo < 1000.0 { 2.0 } else { 10.0 }
 }
 
-fn draw<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, p: &Prepared) -> DrawResult<DB> {
+fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars) -> DrawResult<DB> {
+    area.fill(&WHITE)?;
+    let n = b.categories.len().max(1) as f64;
+    let top = b
+        .series
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|(m, s)| m + s))
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.12;
+    let categories = b.categories.clone();
+    let mut chart = ChartBuilder::on(area)
+        .caption(&b.title, (FAMILY, 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.5..n - 0.5, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("layer")
+        .y_desc(&b.y_label)
+        .x_labels(categories.len().max(1))
+        .x_label_formatter(&|v| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                categories.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .light_line_style(RGBColor(245, 245, 245))
+        .draw()?;
+    let k = b.series.len().max(1) as f64;
+    let width = 0.8 / k;
+    for (j, (label, values)) in b.series.iter().enumerate() {
+        let color = PALETTE[j % PALETTE.len()];
+        let left = |i: usize| i as f64 - 0.4 + j as f64 * width;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, (mean, _))| {
+                Rectangle::new(
+                    [(left(i), 0.0), (left(i) + width * 0.9, *mean)],
+                    color.filled(),
+                )
+            }))?
+            .label(label.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+        chart.draw_series(
+            values
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, sd))| *sd > 0.0)
+                .map(|(i, (m, sd))| {
+                    let x = left(i) + width * 0.45;
+                    ErrorBar::new_vertical(x, m - sd, *m, m + sd, BLACK.stroke_width(1), 6)
+                }),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    area.present()
+}
+
+fn draw<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<DB> {
+    let p = match chart {
+        Chart::Bars(b) => return draw_bars(&area, b),
+        Chart::Xy(p) => p,
+    };
     let ((x0, x1), (y0, y1)) = ranges(p);
     let log_x = || (x0..x1).log_scale().base(log_base(x0, x1));
     let log_y = || (y0..y1).log_scale().base(log_base(y0, y1));

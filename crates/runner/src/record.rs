@@ -39,6 +39,19 @@ pub struct EpochRecord {
     pub hoyer: f64,
     /// Sparsity of each weight tensor, by path.
     pub layer_sparsity: BTreeMap<String, f64>,
+    /// Fraction of all-zero input groups (SPEC §1.4; absent in records older than the metric).
+    pub group_sparsity: Option<f64>,
+    /// Fraction of all-zero input groups weighted by group size.
+    pub group_sparsity_weighted: Option<f64>,
+    /// Group sparsity of each weight tensor, by path.
+    #[serde(default)]
+    pub layer_group_sparsity: BTreeMap<String, f64>,
+    /// Groups whose zero/non-zero state changed since the previous epoch (epoch 1: since
+    /// initialisation).
+    pub churn: Option<usize>,
+    /// For data with a known sparse structure: input features whose first-layer group state
+    /// (non-zero = used) differs from the truth.
+    pub support_error: Option<usize>,
     /// `λ·ψ(w)` summed over regularised tensors (absent without a regularizer).
     pub penalty: Option<f64>,
     /// Training wall time of the epoch (seconds, evaluation excluded).
@@ -70,6 +83,10 @@ pub struct FinalRecord {
     pub best_val_epoch: Option<usize>,
     /// Test accuracy at that epoch.
     pub test_accuracy_at_best_val: Option<f64>,
+    /// First epoch after which the group structure never changed again (`None`: it still
+    /// changed in the last epoch, or the run predates the metric).
+    #[serde(default)]
+    pub identification_epoch: Option<usize>,
     /// Training wall time (seconds, evaluation excluded).
     pub train_seconds: f64,
     /// Whole-run wall time including evaluation (seconds).
@@ -178,6 +195,31 @@ pub const METRICS: &[MetricInfo] = &[
         scale: 1.0,
     },
     MetricInfo {
+        key: "group_sparsity",
+        label: "group sparsity (%, zero input groups)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "group_sparsity_weighted",
+        label: "group sparsity (%, weighted by group size)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "churn",
+        label: "structure churn (groups changed since previous epoch)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "support_error",
+        label: "support recovery error (input features wrongly kept or removed)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "identification_epoch",
+        label: "identification epoch",
+        scale: 1.0,
+    },
+    MetricInfo {
         key: "hoyer",
         label: "Hoyer sparsity",
         scale: 1.0,
@@ -236,6 +278,7 @@ mod tests {
             last: Some(last),
             best_val_epoch: Some(2),
             test_accuracy_at_best_val: Some(0.8),
+            identification_epoch: Some(2),
             train_seconds: 1.0,
             wall_seconds: 2.0,
             samples_per_sec: 5.0,
@@ -257,6 +300,7 @@ mod tests {
             last: None,
             best_val_epoch: None,
             test_accuracy_at_best_val: None,
+            identification_epoch: None,
             train_seconds: 0.0,
             wall_seconds: 0.0,
             samples_per_sec: 0.0,

@@ -26,6 +26,7 @@ use sparselab_core::{ParamInfo, ParamTable};
 use sparselab_data::loader::Order;
 use sparselab_data::{Dataset, Split, batches};
 use sparselab_metrics::accuracy::top_k_correct;
+use sparselab_metrics::group::{churn, group_report, identification_epoch, input_groups};
 use sparselab_metrics::hoyer::network_hoyer;
 use sparselab_metrics::sparsity::report_table;
 use sparselab_models::{Architecture, InputShape, Model};
@@ -106,9 +107,32 @@ fn penalty(model: &Model, table: &ParamTable, reg: &dyn Regularizer) -> f64 {
 }
 
 /// The metrics of the model at the end of an epoch (everything but timing and losses).
-fn weight_metrics(model: &Model, table: &ParamTable, record: &mut EpochRecord) {
+/// Host copies of every trainable parameter, in table order.
+fn trainable_values<'a>(
+    model: &Model,
+    table: &'a ParamTable,
+) -> (Vec<&'a ParamInfo>, Vec<Vec<f32>>) {
     let params: Vec<&ParamInfo> = table.trainable().collect();
     let values = host_values(model, &params.iter().map(|p| p.id).collect::<Vec<_>>());
+    (params, values)
+}
+
+/// The zero pattern of every input group (SPEC §1.4), in table order.
+fn group_pattern(model: &Model, table: &ParamTable) -> Vec<bool> {
+    let (params, values) = trainable_values(model, table);
+    group_report(params.into_iter().zip(values.iter().map(Vec::as_slice))).pattern
+}
+
+/// Fills the weight metrics of `record`, with the structure churn against the previous epoch's
+/// group pattern `previous`; returns this epoch's pattern.
+fn weight_metrics(
+    model: &Model,
+    table: &ParamTable,
+    previous: &[bool],
+    relevant: Option<&[bool]>,
+    record: &mut EpochRecord,
+) -> Vec<bool> {
+    let (params, values) = trainable_values(model, table);
     let report = report_table(table, &values);
     record.weight_sparsity = report.weight_sparsity;
     record.param_sparsity = report.param_sparsity;
@@ -119,7 +143,25 @@ fn weight_metrics(model: &Model, table: &ParamTable, record: &mut EpochRecord) {
         .iter()
         .map(|l| (l.path.clone(), l.sparsity))
         .collect();
-    record.hoyer = network_hoyer(params.iter().copied().zip(values.iter().map(Vec::as_slice)));
+    let pairs = || params.iter().copied().zip(values.iter().map(Vec::as_slice));
+    record.hoyer = network_hoyer(pairs());
+    let groups = group_report(pairs());
+    record.group_sparsity = Some(groups.sparsity);
+    record.group_sparsity_weighted = Some(groups.weighted_sparsity);
+    record.layer_group_sparsity = groups.layers.into_iter().collect();
+    record.churn = Some(churn(previous, &groups.pattern));
+    // The first weight tensor's input groups are the input features.
+    if let (Some(relevant), Some((info, values))) = (relevant, pairs().find(|(i, _)| i.is_weight()))
+    {
+        let used: Vec<bool> = input_groups(info, values)
+            .iter()
+            .map(|(_, zero)| !zero)
+            .collect();
+        if used.len() == relevant.len() {
+            record.support_error = Some(used.iter().zip(relevant).filter(|(u, r)| u != r).count());
+        }
+    }
+    groups.pattern
 }
 
 /// Trains `run` on `data` on device `base` (autodiff is added here); returns the outcome and
@@ -193,6 +235,7 @@ pub fn train(
     }
 
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut pattern = group_pattern(&model, &table);
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut step = 0usize;
     let mut train_seconds = 0.0;
@@ -279,7 +322,13 @@ pub fn train(
             samples_per_sec: n / epoch_seconds.max(1e-9),
             ..EpochRecord::default()
         };
-        weight_metrics(&model, &table, &mut record);
+        pattern = weight_metrics(
+            &model,
+            &table,
+            &pattern,
+            data.relevant_features.as_deref(),
+            &mut record,
+        );
         epochs.push(record);
         observer.epoch(&epochs).context("recording an epoch")?;
     }
@@ -301,6 +350,13 @@ pub fn train(
         last: epochs.last().cloned(),
         best_val_epoch: best.map(|e| e.epoch),
         test_accuracy_at_best_val: best.map(|e| e.test_accuracy),
+        identification_epoch: identification_epoch(
+            &epochs
+                .iter()
+                .map(|e| e.churn.unwrap_or(0))
+                .collect::<Vec<_>>(),
+        )
+        .filter(|_| !epochs.is_empty()),
         train_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
         samples_per_sec: trained_samples / train_seconds.max(1e-9),
