@@ -70,6 +70,10 @@ pub fn soft_threshold(z: Tensor<4>, theta: &Threshold) -> Tensor<4> {
     }
 }
 
+/// Floor of denominators: representable in f32 (f64::MIN_POSITIVE is not: it rounds to 0 and
+/// turns the scale of an all-zero group into 0/0).
+const TINY: f64 = 1e-30;
+
 /// Groups of a weight for the group lasso: one per input unit (SPEC.md §1.4: a conv's input
 /// channel `W[:, c, :, :]`, a linear layer's input neuron). Returns `(sum over each group of
 /// x, broadcastable to the weight, group size |g|)`. A vector parameter is one group per element.
@@ -103,7 +107,7 @@ pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> 
         }
     };
     let cut = theta.mul_scalar((size as f64).sqrt());
-    let factor = (norms.clone() - cut).clamp_min(0.0) / norms.clamp_min(f64::MIN_POSITIVE);
+    let factor = (norms.clone() - cut).clamp_min(0.0) / norms.clamp_min(TINY);
     z * factor
 }
 
@@ -131,7 +135,7 @@ pub fn group_prox_diagonal(
     let (dz_norm, size) = group_norms(&dz, layout);
     let (z_norm, _) = group_norms(&z, layout);
     let t = theta * (size as f64).sqrt();
-    let tiny = f64::MIN_POSITIVE;
+    let tiny = TINY;
     let d_max = d.clone().max().reshape([1, 1, 1, 1]);
     let lo = z_norm.clamp_min(tiny).recip().mul_scalar(t);
     let hi = (dz_norm.clone().sub_scalar(t))
@@ -267,6 +271,19 @@ mod tests {
         assert_eq!(&out[2..], &[0.0, 0.0]);
     }
 
+    /// An all-zero group stays exactly zero (regression test: a denominator floor that rounded
+    /// to 0 in f32 once produced 0/0 = NaN and diverged training).
+    #[test]
+    fn zero_groups_stay_zero_not_nan() {
+        let z = linear(&[0.0, 0.0, 3.0, 4.0], 2);
+        let plain = host(group_soft_threshold(z.clone(), Layout::Linear, &Threshold::Scalar(0.1)));
+        assert_eq!(&plain[..2], &[0.0, 0.0]);
+        assert!(plain.iter().all(|v| v.is_finite()));
+        let weighted = host(group_prox_diagonal(z.clone(), z.ones_like(), Layout::Linear, 0.1, 12));
+        assert_eq!(&weighted[..2], &[0.0, 0.0]);
+        assert!(weighted.iter().all(|v| v.is_finite()));
+    }
+
     #[test]
     fn diagonal_group_prox_with_identity_metric_is_the_group_prox() {
         let z = linear(&[3.0, 4.0, 0.3, 0.4, -1.0, 2.0], 3);
@@ -281,7 +298,7 @@ mod tests {
             z.ones_like(),
             Layout::Linear,
             theta,
-            30,
+            crate::group_lasso::NEWTON_STEPS,
         ));
         for (a, b) in plain.iter().zip(&weighted) {
             assert!((a - b).abs() < 1e-5, "{plain:?} vs {weighted:?}");
@@ -300,7 +317,7 @@ mod tests {
             linear(&d, 3),
             Layout::Linear,
             theta,
-            50,
+            crate::group_lasso::NEWTON_STEPS,
         ));
         let t = theta as f32 * 3f32.sqrt();
         for g in 0..3 {

@@ -8,7 +8,12 @@ use std::fmt::Write;
 
 /// `mean ± std` with a precision suited to the value.
 fn cell(mean: f64, std: f64, n: usize) -> String {
-    let digits = if mean.abs() >= 100.0 {
+    if mean == 0.0 && std == 0.0 {
+        return "0".into();
+    }
+    let digits = if mean.abs() >= 1000.0 {
+        0
+    } else if mean.abs() >= 100.0 {
         1
     } else if mean.abs() >= 1.0 {
         2
@@ -35,8 +40,9 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
     let _ = writeln!(
         out,
         "Values are mean ± sample standard deviation over seeds (n = finished runs); accuracy and \
-         sparsity in %, measured at the end of training. `best val` is the test accuracy at the \
-         epoch of best validation accuracy (model selection never looks at the test set).\n"
+         sparsity in %, measured at the end of training. \"Test accuracy at best validation \
+         epoch\" selects the epoch on the validation split carved from the training set; model \
+         selection never looks at the test set.\n"
     );
     let headers: Vec<String> = ablation
         .columns
@@ -173,6 +179,8 @@ mod tests {
         assert_eq!(cell(88.123, 0.456, 3), "88.12 ± 0.46");
         assert_eq!(cell(0.01234, 0.0, 1), "0.0123");
         assert_eq!(cell(123.45, 1.0, 2), "123.5 ± 1.0");
+        assert_eq!(cell(21345.6, 120.2, 3), "21346 ± 120");
+        assert_eq!(cell(0.0, 0.0, 3), "0");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
