@@ -22,6 +22,13 @@ pub trait SparseOptimizer: Optimizer {
 
     /// The optimiser for parameters `regularizer` acts on (`None`: its plain update).
     fn new(config: &Self::Config, regularizer: Option<Arc<dyn Regularizer>>) -> Self;
+
+    /// Why `regularizer` cannot be used with this optimiser, if it cannot (checked when an
+    /// experiment is loaded). Default: any regularizer works.
+    fn rejects(regularizer: &dyn Regularizer) -> Option<String> {
+        let _ = regularizer;
+        None
+    }
 }
 
 /// A configured optimiser, ready to be built for a model.
@@ -31,6 +38,9 @@ pub trait OptimizerFactory: Send + Sync {
 
     /// Whether a regularizer can be attached (see [`SparseOptimizer::PROXIMAL`]).
     fn proximal(&self) -> bool;
+
+    /// Why `regularizer` cannot be attached, if it cannot.
+    fn rejects(&self, regularizer: &dyn Regularizer) -> Option<String>;
 
     /// A `ModuleOptimizer` for a model described by `params`: parameters the regularizer acts
     /// on form one burn parameter group with the prox, all others take the plain update.
@@ -61,6 +71,17 @@ impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
 
     fn proximal(&self) -> bool {
         O::PROXIMAL
+    }
+
+    fn rejects(&self, regularizer: &dyn Regularizer) -> Option<String> {
+        if O::PROXIMAL {
+            O::rejects(regularizer)
+        } else {
+            Some(format!(
+                "`{}` has no prox and cannot apply a regularizer (use a proximal optimizer)",
+                O::NAME
+            ))
+        }
     }
 
     fn build(

@@ -87,6 +87,15 @@ impl SparseOptimizer for ProxSsi {
             regularizer,
         }
     }
+
+    fn rejects(regularizer: &dyn Regularizer) -> Option<String> {
+        (!regularizer.has_diagonal_prox()).then(|| {
+            format!(
+                "regularizer `{}` has no prox in a diagonal metric, which proxssi needs (use l1 or group-lasso)",
+                regularizer.name()
+            )
+        })
+    }
 }
 
 impl Optimizer for ProxSsi {
@@ -110,7 +119,7 @@ impl Optimizer for ProxSsi {
             None => (grad.zeros_like(), grad.zeros_like(), 1),
         };
         let m = m.mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1);
-        let v = v.mul_scalar(beta2) + grad.powf_scalar(2.0).mul_scalar(1.0 - beta2);
+        let v = v.mul_scalar(beta2) + (grad.clone() * grad).mul_scalar(1.0 - beta2);
         let m_hat = m.clone().div_scalar(1.0 - beta1.powi(t as i32));
         let metric = v
             .clone()

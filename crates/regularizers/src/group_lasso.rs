@@ -16,7 +16,7 @@ use sparselab_core::{ConfigError, FromConfig, Validate, Weight};
 /// Newton steps of the weighted prox. From the lower end of the bracket Newton's iterates rise
 /// monotonically to the root; the optimality test in `prox` checks residuals below 1e-4 with
 /// this many steps.
-pub const NEWTON_STEPS: usize = 12;
+pub const NEWTON_STEPS: usize = 5;
 
 /// Hyperparameters of [`GroupLasso`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +85,10 @@ impl Regularizer for GroupLasso {
             &theta.clone().scale(self.config.lambda),
         );
         z.with_value(value)
+    }
+
+    fn has_diagonal_prox(&self) -> bool {
+        true
     }
 
     fn prox_diagonal(&self, z: Weight, d: Tensor<4>, theta: f64) -> Option<Weight> {

@@ -70,6 +70,10 @@ impl Regularizer for L1 {
         z.with_value(value)
     }
 
+    fn has_diagonal_prox(&self) -> bool {
+        true
+    }
+
     /// Separable: `x_i = S_{λθ/d_i}(z_i)`.
     fn prox_diagonal(&self, z: Weight, d: Tensor<4>, theta: f64) -> Option<Weight> {
         let per_element = d.recip().mul_scalar(self.config.lambda * theta);

@@ -50,6 +50,11 @@ pub trait Regularizer: Send + Sync + Debug {
         let _ = (z, d, theta);
         None
     }
+
+    /// Whether [`prox_diagonal`](Regularizer::prox_diagonal) is implemented.
+    fn has_diagonal_prox(&self) -> bool {
+        false
+    }
 }
 
 /// Every registered regularizer. Adding one: a file with a `FromConfig` impl and one line here.

@@ -7,8 +7,8 @@
 //! - `optimizer_step/<optimizer>`: the optimiser step alone (gradients computed outside the
 //!   timed region) → step time relative to plain SGD.
 //!
-//! Every registered optimiser is measured; proximal ones carry the `l1` regularizer (their prox
-//! is part of their step). Results are criterion's mean estimates with 95% intervals, written to
+//! Every registered optimiser is measured, proximal ones once with each regularizer they accept
+//! (the prox, and any reweighting or Newton solve, is part of their step). Results are criterion's mean estimates with 95% intervals, written to
 //! `bench.json` and `bench.md`. Timings are never asserted in tests: this is where they live.
 
 use crate::device::{DeviceChoice, select};
@@ -62,6 +62,8 @@ pub struct OptimizerBench {
     pub optimizer_step: Estimate,
     /// Optimiser step time ÷ SGD's.
     pub step_ratio_vs_sgd: f64,
+    /// Full training step time ÷ SGD's.
+    pub train_ratio_vs_sgd: f64,
 }
 
 fn read_estimate(dir: &Path, group: &str, id: &str) -> anyhow::Result<Estimate> {
@@ -114,22 +116,50 @@ fn grads(s: &Setup, model: &Model) -> GradientsParams {
     GradientsParams::from_grads(loss.backward(), model)
 }
 
-fn optimizer_for(name: &str, model: &Model) -> anyhow::Result<(ModuleOptimizer, Option<String>)> {
+/// Every measured pair: dense optimisers alone, proximal ones with every regularizer they
+/// accept (the prox is part of their step).
+fn cases() -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let regularizers = sparselab_regularizers::registry();
+    let mut out = Vec::new();
+    for name in sparselab_optimizers::registry().names() {
+        let factory = sparselab_optimizers::registry()
+            .build(&json!({ "name": name }))?
+            .value;
+        if !factory.proximal() {
+            out.push((name.to_string(), None));
+            continue;
+        }
+        for reg in regularizers.names() {
+            let r = regularizers.build(&json!({ "name": reg }))?.value;
+            if factory.rejects(r.as_ref()).is_none() {
+                out.push((name.to_string(), Some(reg.to_string())));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn optimizer_for(
+    name: &str,
+    regularizer: Option<&str>,
+    model: &Model,
+) -> anyhow::Result<ModuleOptimizer> {
     let factory = sparselab_optimizers::registry()
         .build(&json!({ "name": name }))?
         .value;
-    let table = model.describe();
-    if factory.proximal() {
-        let reg = sparselab_regularizers::registry()
-            .build(&json!({"name": "l1"}))?
-            .value;
-        Ok((
-            factory.build(&table, Some(Arc::from(reg))),
-            Some("l1".into()),
-        ))
-    } else {
-        Ok((factory.build(&table, None), None))
-    }
+    let reg = match regularizer {
+        Some(r) => Some(Arc::from(
+            sparselab_regularizers::registry()
+                .build(&json!({ "name": r }))?
+                .value,
+        )),
+        None => None,
+    };
+    Ok(factory.build(&model.describe(), reg))
+}
+
+fn case_id(name: &str, regularizer: Option<&str>) -> String {
+    regularizer.map_or_else(|| name.to_string(), |r| format!("{name}+{r}"))
 }
 
 /// Runs the benchmarks and writes `bench.json` and `bench.md` under `opts.out`.
@@ -147,14 +177,13 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         .measurement_time(measurement)
         .sample_size(20)
         .without_plots();
-    let names = sparselab_optimizers::registry().names();
-    let mut regs = Vec::new();
-    for name in &names {
+    let cases = cases()?;
+    for (name, reg) in &cases {
+        let id = case_id(name, reg.as_deref());
         let s = setup(&selected.device, opts.batch)?;
-        let (mut optim, reg) = optimizer_for(name, &s.model)?;
-        regs.push(reg);
+        let mut optim = optimizer_for(name, reg.as_deref(), &s.model)?;
         let mut model = Some(s.model.clone());
-        c.bench_function(&format!("train_step/{name}"), |b| {
+        c.bench_function(&format!("train_step/{id}"), |b| {
             b.iter(|| {
                 let m = model.take().expect("model");
                 let g = grads(&s, &m);
@@ -163,9 +192,9 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
                 model = Some(m);
             })
         });
-        let (mut optim, _) = optimizer_for(name, &s.model)?;
+        let mut optim = optimizer_for(name, reg.as_deref(), &s.model)?;
         let mut model = Some(s.model.clone());
-        c.bench_function(&format!("optimizer_step/{name}"), |b| {
+        c.bench_function(&format!("optimizer_step/{id}"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -183,16 +212,18 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         });
     }
     let mut rows = Vec::new();
-    for (name, reg) in names.iter().zip(regs) {
-        let train_step = read_estimate(&criterion_dir, "train_step", name)?;
-        let optimizer_step = read_estimate(&criterion_dir, "optimizer_step", name)?;
+    for (name, reg) in &cases {
+        let id = case_id(name, reg.as_deref());
+        let train_step = read_estimate(&criterion_dir, "train_step", &id)?;
+        let optimizer_step = read_estimate(&criterion_dir, "optimizer_step", &id)?;
         rows.push(OptimizerBench {
-            optimizer: name.to_string(),
-            regularizer: reg,
+            optimizer: name.clone(),
+            regularizer: reg.clone(),
             samples_per_sec: opts.batch as f64 / train_step.mean,
             train_step,
             optimizer_step,
             step_ratio_vs_sgd: f64::NAN,
+            train_ratio_vs_sgd: f64::NAN,
         });
     }
     let sgd = rows
@@ -200,8 +231,14 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         .find(|r| r.optimizer == "sgd")
         .map(|r| r.optimizer_step.mean)
         .ok_or_else(|| anyhow::anyhow!("the sgd baseline is not registered"))?;
+    let sgd_train = rows
+        .iter()
+        .find(|r| r.optimizer == "sgd")
+        .map(|r| r.train_step.mean)
+        .unwrap_or(f64::NAN);
     for r in &mut rows {
         r.step_ratio_vs_sgd = r.optimizer_step.mean / sgd;
+        r.train_ratio_vs_sgd = r.train_step.mean / sgd_train;
     }
     let env = Env::capture(&selected.description, selected.backend);
     let summary = json!({
@@ -220,19 +257,20 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     let mut md = format!(
         "# Benchmarks: LeNet-300-100, batch {}\n\n{}\n\nMean over criterion samples (95% interval). \
          `train step` = forward + backward + optimiser step; `optimizer step` = the update alone.\n\n\
-         | optimizer | regularizer | train step (ms) | samples/s | optimizer step (µs) | step / SGD step |\n|---|---|---|---|---|---|\n",
+         | optimizer | regularizer | train step (ms) | samples/s | train step / SGD's | optimizer step (µs) | optimizer step / SGD's |\n|---|---|---|---|---|---|---|\n",
         opts.batch,
         env.provenance()
     );
     for r in &rows {
         md.push_str(&format!(
-            "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.0} | {:.1} [{:.1}, {:.1}] | {:.2}× |\n",
+            "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.0} | {:.2}× | {:.1} [{:.1}, {:.1}] | {:.2}× |\n",
             r.optimizer,
             r.regularizer.as_deref().unwrap_or("–"),
             r.train_step.mean * 1e3,
             r.train_step.ci95.0 * 1e3,
             r.train_step.ci95.1 * 1e3,
             r.samples_per_sec,
+            r.train_ratio_vs_sgd,
             r.optimizer_step.mean * 1e6,
             r.optimizer_step.ci95.0 * 1e6,
             r.optimizer_step.ci95.1 * 1e6,

@@ -5,6 +5,16 @@ use crate::record::{EpochRecord, FinalRecord, Status};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
+/// The held-out accuracy shown while training: validation, so that nobody tunes on the test
+/// set by watching the progress bar (test accuracy only when there is no validation split; the
+/// tables report both).
+fn held_out(record: &EpochRecord) -> String {
+    match record.val_accuracy {
+        Some(v) => format!("val acc {:.2}%", 100.0 * v),
+        None => format!("test acc {:.2}%", 100.0 * record.test_accuracy),
+    }
+}
+
 /// Progress of an ablation.
 pub struct Progress {
     multi: MultiProgress,
@@ -81,10 +91,10 @@ impl Progress {
     /// An epoch ended.
     pub fn epoch(&self, record: &EpochRecord) {
         self.run.set_message(format!(
-            "epoch {}: loss {:.4}, test acc {:.2}%, sparsity {:.1}%",
+            "epoch {}: loss {:.4}, {}, sparsity {:.1}%",
             record.epoch,
             record.train_loss,
-            100.0 * record.test_accuracy,
+            held_out(record),
             100.0 * record.weight_sparsity
         ));
     }
@@ -95,8 +105,8 @@ impl Progress {
         self.ablation.inc(1);
         let summary = match (&outcome.status, &outcome.last) {
             (Status::Finished, Some(last)) => format!(
-                "test acc {:.2}%, sparsity {:.1}%, {:.0} samples/s, {:.0}s",
-                100.0 * last.test_accuracy,
+                "{}, sparsity {:.1}%, {:.0} samples/s, {:.0}s",
+                held_out(last),
                 100.0 * last.weight_sparsity,
                 outcome.samples_per_sec,
                 outcome.wall_seconds

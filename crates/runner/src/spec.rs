@@ -385,14 +385,11 @@ fn resolve_run(
         &tables["regularizer"],
         &at("regularizer"),
     )?;
-    if regularizer.is_some() && !factory.proximal() {
-        return Err(ConfigError::new(
-            at("regularizer"),
-            format!(
-                "optimizer `{}` has no prox and cannot apply a regularizer (use a proximal optimizer)",
-                optimizer.name
-            ),
-        ));
+    if let Some(why) = regularizer
+        .as_ref()
+        .and_then(|(_, reg)| factory.rejects(reg.as_ref()))
+    {
+        return Err(ConfigError::new(at("regularizer"), why));
     }
     let topology = resolve(
         &sparselab_topology::registry(),
