@@ -62,6 +62,25 @@ pub struct ParamInfo {
 }
 
 impl ParamInfo {
+    /// A free-standing description (a fresh id, path `name`, layer `name`, one output position,
+    /// not the classifier): for tests and for tools that describe tensors outside a module.
+    pub fn new(name: &str, role: ParamRole, shape: Vec<usize>) -> Self {
+        Self {
+            id: ParamId::new(),
+            path: name.to_string(),
+            layer: name.to_string(),
+            shape,
+            role,
+            classifier: false,
+            positions: 1,
+        }
+    }
+
+    /// A weight tensor of `kind` and `shape` (see [`ParamInfo::new`]).
+    pub fn weight(kind: WeightKind, shape: Vec<usize>) -> Self {
+        Self::new("w", ParamRole::Weight(kind), shape)
+    }
+
     /// Number of scalars.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()

@@ -290,40 +290,47 @@ fn load_cifar(name: &str, dir: &Path, variant: Variant) -> Result<Raw, DataError
     })
 }
 
-fn load_synthetic(config: &SyntheticConfig) -> Raw {
-    let (tx, ty, vx, vy) = synthetic::generate(config);
-    Raw {
-        shape: config.shape,
-        classes: config.classes,
-        train: Split {
-            images: tx,
-            labels: ty,
-        },
-        test: Split {
-            images: vx,
-            labels: vy,
-        },
-        augment_default: false,
-        relevant_features: None,
+impl Raw {
+    /// Generated data: `(train x, train y, test x, test y)` as the generators return them.
+    fn generated(
+        shape: [usize; 3],
+        classes: usize,
+        (tx, ty, vx, vy): (Vec<f32>, Vec<u16>, Vec<f32>, Vec<u16>),
+        relevant_features: Option<Vec<bool>>,
+    ) -> Self {
+        Raw {
+            shape,
+            classes,
+            train: Split {
+                images: tx,
+                labels: ty,
+            },
+            test: Split {
+                images: vx,
+                labels: vy,
+            },
+            augment_default: false,
+            relevant_features,
+        }
     }
 }
 
+fn load_synthetic(config: &SyntheticConfig) -> Raw {
+    Raw::generated(
+        config.shape,
+        config.classes,
+        synthetic::generate(config),
+        None,
+    )
+}
+
 fn load_group_sparse(config: &GroupSparseConfig) -> Raw {
-    let (tx, ty, vx, vy) = synthetic::generate_group_sparse(config);
-    Raw {
-        shape: [1, 1, config.features],
-        classes: config.classes,
-        train: Split {
-            images: tx,
-            labels: ty,
-        },
-        test: Split {
-            images: vx,
-            labels: vy,
-        },
-        augment_default: false,
-        relevant_features: Some(synthetic::relevant_features(config)),
-    }
+    Raw::generated(
+        [1, 1, config.features],
+        config.classes,
+        synthetic::generate_group_sparse(config),
+        Some(synthetic::relevant_features(config)),
+    )
 }
 
 /// Per-channel mean and standard deviation of `images` (`[N, C, H·W]`).

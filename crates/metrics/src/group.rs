@@ -112,19 +112,9 @@ pub fn identification_epoch(churn: &[usize]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::ParamId;
-    use sparselab_core::ParamRole;
 
     fn info(kind: WeightKind, shape: Vec<usize>) -> ParamInfo {
-        ParamInfo {
-            id: ParamId::new(),
-            path: "w".into(),
-            layer: "l".into(),
-            shape,
-            role: ParamRole::Weight(kind),
-            classifier: false,
-            positions: 1,
-        }
+        ParamInfo::weight(kind, shape)
     }
 
     #[test]

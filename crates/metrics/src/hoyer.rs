@@ -60,9 +60,7 @@ pub fn network_hoyer<'a>(params: impl IntoIterator<Item = (&'a ParamInfo, &'a [f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::ParamId;
     use proptest::prelude::*;
-    use sparselab_core::ParamRole;
 
     #[test]
     fn special_cases() {
@@ -82,15 +80,7 @@ mod tests {
 
     #[test]
     fn linear_rows_are_fan_in_columns() {
-        let info = ParamInfo {
-            id: ParamId::new(),
-            path: "w".into(),
-            layer: "l".into(),
-            shape: vec![3, 2],
-            role: ParamRole::Weight(WeightKind::Linear),
-            classifier: false,
-            positions: 1,
-        };
+        let info = ParamInfo::weight(WeightKind::Linear, vec![3, 2]);
         // [d_in=3, d_out=2]: output 0 sees (1, 3, 5), output 1 sees (2, 4, 6).
         assert_eq!(
             rows(&info, &[1., 2., 3., 4., 5., 6.]),

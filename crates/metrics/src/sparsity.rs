@@ -108,18 +108,12 @@ pub fn report_table(table: &ParamTable, values: &[Vec<f32>]) -> SparsityReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::ParamId;
     use sparselab_core::{ParamRole, WeightKind};
 
     fn p(role: ParamRole, shape: Vec<usize>, positions: usize) -> ParamInfo {
         ParamInfo {
-            id: ParamId::new(),
-            path: format!("{role:?}"),
-            layer: "l".into(),
-            shape,
-            role,
-            classifier: false,
             positions,
+            ..ParamInfo::new(&format!("{role:?}"), role, shape)
         }
     }
 

@@ -85,19 +85,9 @@ pub fn densities(layers: &[&ParamInfo], sparsity: f64, distribution: Distributio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::ParamId;
-    use sparselab_core::ParamRole;
 
     fn layer(kind: WeightKind, shape: Vec<usize>) -> ParamInfo {
-        ParamInfo {
-            id: ParamId::new(),
-            path: "w".into(),
-            layer: "l".into(),
-            shape,
-            role: ParamRole::Weight(kind),
-            classifier: false,
-            positions: 1,
-        }
+        ParamInfo::weight(kind, shape)
     }
 
     fn total_kept(layers: &[&ParamInfo], d: &[f64]) -> f64 {

@@ -179,19 +179,10 @@ impl Topology for Gmp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::ParamId;
-    use sparselab_core::{ParamInfo, ParamRole, WeightKind};
+    use sparselab_core::{ParamInfo, WeightKind};
 
     fn info(n: usize) -> ParamInfo {
-        ParamInfo {
-            id: ParamId::new(),
-            path: "w".into(),
-            layer: "l".into(),
-            shape: vec![1, n],
-            role: ParamRole::Weight(WeightKind::Linear),
-            classifier: false,
-            positions: 1,
-        }
+        ParamInfo::weight(WeightKind::Linear, vec![1, n])
     }
 
     fn gmp(scope: Scope) -> Gmp {

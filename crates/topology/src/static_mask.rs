@@ -95,22 +95,13 @@ impl Topology for StaticMask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::ParamId;
-    use sparselab_core::{ParamInfo, ParamRole, WeightKind};
+    use sparselab_core::{ParamInfo, WeightKind};
 
     #[test]
     fn masks_meet_the_global_target_and_are_reproducible() {
         let infos: Vec<ParamInfo> = [(784, 300), (300, 100), (100, 10)]
             .iter()
-            .map(|&(i, o)| ParamInfo {
-                id: ParamId::new(),
-                path: "w".into(),
-                layer: "l".into(),
-                shape: vec![i, o],
-                role: ParamRole::Weight(WeightKind::Linear),
-                classifier: false,
-                positions: 1,
-            })
+            .map(|&(i, o)| ParamInfo::weight(WeightKind::Linear, vec![i, o]))
             .collect();
         let values: Vec<Vec<f32>> = infos.iter().map(|p| vec![1.0; p.numel()]).collect();
         let weights: Vec<HostWeight<'_>> = infos
