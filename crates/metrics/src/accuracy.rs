@@ -2,10 +2,12 @@
 
 use burn::tensor::{Int, Tensor};
 
-/// Number of rows of `logits` (`[N, classes]`) whose label is among the `k` largest logits.
+/// Number of rows of `logits` (`[N, classes]`) whose label is among the `k` largest logits, as
+/// a one-element tensor left on the device (so a training loop can accumulate it without a
+/// synchronisation per step).
 ///
 /// Ties are resolved by burn's sort order; with real-valued logits ties have probability 0.
-pub fn top_k_correct(logits: Tensor<2>, labels: Tensor<1, Int>, k: usize) -> usize {
+pub fn top_k_hits(logits: Tensor<2>, labels: Tensor<1, Int>, k: usize) -> Tensor<1, Int> {
     let [n, classes] = logits.dims();
     let k = k.clamp(1, classes);
     let labels = labels.reshape([n, 1]);
@@ -15,7 +17,12 @@ pub fn top_k_correct(logits: Tensor<2>, labels: Tensor<1, Int>, k: usize) -> usi
         let top = logits.sort_descending_with_indices(1).1.narrow(1, 0, k);
         top.equal(labels.expand([n, k])).int().sum_dim(1)
     };
-    hits.sum().into_scalar::<i64>() as usize
+    hits.sum()
+}
+
+/// [`top_k_hits`] read back to the host.
+pub fn top_k_correct(logits: Tensor<2>, labels: Tensor<1, Int>, k: usize) -> usize {
+    top_k_hits(logits, labels, k).into_scalar::<i64>() as usize
 }
 
 #[cfg(test)]

@@ -18,14 +18,14 @@ use crate::record::{EpochRecord, FinalRecord, Status};
 use crate::spec::PlannedRun;
 use anyhow::Context;
 use burn::module::{Module, ParamId};
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor};
 use sparselab_core::param::{device_weights, host_grads, host_values};
 use sparselab_core::{ParamInfo, ParamTable};
 use sparselab_data::loader::Order;
-use sparselab_data::{Dataset, Split, batches};
-use sparselab_metrics::accuracy::top_k_correct;
+use sparselab_data::{Batch, Dataset, Split, batches};
+use sparselab_metrics::accuracy::{top_k_correct, top_k_hits};
 use sparselab_metrics::group::{churn, group_report, identification_epoch, input_groups};
 use sparselab_metrics::hoyer::network_hoyer;
 use sparselab_metrics::sparsity::report_table;
@@ -76,19 +76,11 @@ fn evaluate(
     )
 }
 
-/// The weights a topology acts on, with host copies of their values.
-fn host_weights<'a>(model: &Model, infos: &[&'a ParamInfo]) -> Vec<(&'a ParamInfo, Vec<f32>)> {
-    let ids: Vec<ParamId> = infos.iter().map(|p| p.id).collect();
+/// Host views of the masked parameters for a topology.
+fn as_host<'a>(infos: &'a [ParamInfo], values: &'a [Vec<f32>]) -> Vec<HostWeight<'a>> {
     infos
         .iter()
-        .copied()
-        .zip(host_values(model, &ids))
-        .collect()
-}
-
-fn as_host<'a>(values: &'a [(&'a ParamInfo, Vec<f32>)]) -> Vec<HostWeight<'a>> {
-    values
-        .iter()
+        .zip(values)
         .map(|(info, v)| HostWeight { info, values: v })
         .collect()
 }
@@ -164,6 +156,133 @@ fn weight_metrics(
     groups.pattern
 }
 
+/// A run's model and everything that updates it.
+struct Trainee {
+    model: Model,
+    table: ParamTable,
+    optim: ModuleOptimizer,
+    regularizer: Option<Arc<dyn Regularizer>>,
+    topology: Option<Box<dyn Topology>>,
+    /// The parameters the topology masks.
+    masked: Vec<ParamInfo>,
+    masks: DeviceMasks,
+    loss_fn: CrossEntropyLoss,
+    /// The training device (with autodiff).
+    device: Device,
+}
+
+impl Trainee {
+    /// Builds the model (seeded), optimiser, regularizer and topology of `run`, and applies the
+    /// topology's initial masks.
+    fn new(
+        run: &PlannedRun,
+        input: InputShape,
+        base: &Device,
+        ctx: TopologyContext,
+    ) -> anyhow::Result<Self> {
+        let cfg = &run.config;
+        let built = |e: sparselab_core::ConfigError| anyhow::anyhow!("run {}: {e}", run.id);
+        let device = base.clone().autodiff();
+        device.seed(cfg.seed);
+        let model = sparselab_models::registry()
+            .build(&cfg.model.table())
+            .map_err(built)?
+            .value
+            .build(input, &device)
+            .map_err(built)?;
+        let table = model.describe();
+        let regularizer: Option<Arc<dyn Regularizer>> = match &cfg.regularizer {
+            Some(c) => Some(Arc::from(
+                sparselab_regularizers::registry()
+                    .build(&c.table())
+                    .map_err(built)?
+                    .value,
+            )),
+            None => None,
+        };
+        let optim = sparselab_optimizers::registry()
+            .build(&cfg.optimizer.table())
+            .map_err(built)?
+            .value
+            .build(&table, regularizer.clone());
+        let topology: Option<Box<dyn Topology>> = match &cfg.topology {
+            Some(c) => Some(
+                sparselab_topology::registry()
+                    .build(&c.table())
+                    .map_err(built)?
+                    .value,
+            ),
+            None => None,
+        };
+        let masked: Vec<ParamInfo> = match &topology {
+            Some(t) => table.iter().filter(|p| t.applies_to(p)).cloned().collect(),
+            None => Vec::new(),
+        };
+        let mut trainee = Self {
+            model,
+            table,
+            optim,
+            regularizer,
+            topology,
+            masked,
+            masks: DeviceMasks::default(),
+            loss_fn: CrossEntropyLossConfig::new().init(&device),
+            device,
+        };
+        let values = trainee.masked_values();
+        if let Some(t) = trainee.topology.as_mut()
+            && let Some(m) = t.init(&ctx, &as_host(&trainee.masked, &values))
+        {
+            trainee.masks.set(&m, &trainee.device);
+            trainee.model = trainee.masks.apply(trainee.model.clone());
+        }
+        Ok(trainee)
+    }
+
+    /// Host copies of the masked parameters.
+    fn masked_values(&self) -> Vec<Vec<f32>> {
+        host_values(
+            &self.model,
+            &self.masked.iter().map(|p| p.id).collect::<Vec<_>>(),
+        )
+    }
+
+    /// One optimiser step (the six stages of the module docs) at learning rate `lr`; returns
+    /// the batch's summed loss and number of correct predictions, left on the device.
+    fn step(&mut self, batch: Batch, lr: f64, step: usize) -> (Tensor<1>, Tensor<1, Int>) {
+        let logits = self.model.forward(batch.images, false).logits;
+        let loss = self.loss_fn.forward(logits.clone(), batch.labels.clone());
+        let summed = loss.clone().inner().mul_scalar(batch.len as f64);
+        let hits = top_k_hits(logits.inner(), batch.labels, 1);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let due = self.topology.as_ref().is_some_and(|t| t.due(step));
+        let dense_grads = (due && self.topology.as_ref().is_some_and(|t| t.needs_dense_grad()))
+            .then(|| {
+                host_grads(
+                    &self.model,
+                    &grads,
+                    &self.masked.iter().map(|p| p.id).collect::<Vec<_>>(),
+                )
+            });
+        self.masks.mask_grads(&self.model, &mut grads);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        if due {
+            let values = self.masked_values();
+            if let Some(t) = self.topology.as_mut()
+                && let Some(m) = t.update(
+                    step,
+                    &as_host(&self.masked, &values),
+                    dense_grads.as_deref(),
+                )
+            {
+                self.masks.set(&m, &self.device);
+            }
+        }
+        self.model = self.masks.apply(self.model.clone());
+        (summed, hits)
+    }
+}
+
 /// Trains `run` on `data` on device `base` (autodiff is added here); returns the outcome and
 /// the per-epoch records.
 pub fn train(
@@ -174,68 +293,21 @@ pub fn train(
 ) -> anyhow::Result<(FinalRecord, Vec<EpochRecord>)> {
     let started = Instant::now();
     let cfg = &run.config;
-    let device = base.clone().autodiff();
-    device.seed(cfg.seed);
     let input = InputShape {
         channels: data.shape[0],
         height: data.shape[1],
         width: data.shape[2],
         classes: data.classes,
     };
-    let built = |e: sparselab_core::ConfigError| anyhow::anyhow!("run {}: {e}", run.id);
-    let mut model = sparselab_models::registry()
-        .build(&cfg.model.table())
-        .map_err(built)?
-        .value
-        .build(input, &device)
-        .map_err(built)?;
-    let table = model.describe();
-    let regularizer: Option<Arc<dyn Regularizer>> = match &cfg.regularizer {
-        Some(c) => Some(Arc::from(
-            sparselab_regularizers::registry()
-                .build(&c.table())
-                .map_err(built)?
-                .value,
-        )),
-        None => None,
-    };
-    let mut optim = sparselab_optimizers::registry()
-        .build(&cfg.optimizer.table())
-        .map_err(built)?
-        .value
-        .build(&table, regularizer.clone());
     let steps_per_epoch = data.train.len().div_ceil(cfg.train.batch);
     let total_steps = steps_per_epoch * cfg.train.epochs;
-    let mut topology: Option<Box<dyn Topology>> = match &cfg.topology {
-        Some(c) => Some(
-            sparselab_topology::registry()
-                .build(&c.table())
-                .map_err(built)?
-                .value,
-        ),
-        None => None,
+    let ctx = TopologyContext {
+        total_steps,
+        steps_per_epoch,
+        seed: cfg.seed,
     };
-    let masked: Vec<&ParamInfo> = match &topology {
-        Some(t) => table.iter().filter(|p| t.applies_to(p)).collect(),
-        None => Vec::new(),
-    };
-    let masked_ids: Vec<ParamId> = masked.iter().map(|p| p.id).collect();
-    let mut masks = DeviceMasks::default();
-    if let Some(t) = topology.as_mut() {
-        let ctx = TopologyContext {
-            total_steps,
-            steps_per_epoch,
-            seed: cfg.seed,
-        };
-        let values = host_weights(&model, &masked);
-        if let Some(m) = t.init(&ctx, &as_host(&values)) {
-            masks.set(&m, &device);
-            model = masks.apply(model);
-        }
-    }
-
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let mut pattern = group_pattern(&model, &table);
+    let mut trainee = Trainee::new(run, input, base, ctx)?;
+    let mut pattern = group_pattern(&trainee.model, &trainee.table);
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut step = 0usize;
     let mut train_seconds = 0.0;
@@ -243,39 +315,25 @@ pub fn train(
     'epochs: for epoch in 0..cfg.train.epochs {
         let t0 = Instant::now();
         let mut loss_sum = Tensor::<1>::zeros([1], base);
-        let mut correct = 0usize;
+        let mut hits = Tensor::<1, Int>::zeros([1], base);
         let order = Order::Shuffled {
             seed: cfg.seed,
             epoch,
             augment: data.augment,
         };
         let mut lr = cfg.train.lr;
+        let device = trainee.device.clone();
         for (i, batch) in
             batches(&data.train, data.shape, cfg.train.batch, order, &device).enumerate()
         {
             step += 1;
             lr = cfg.train.lr_at(step, steps_per_epoch, total_steps);
-            let logits = model.forward(batch.images, false).logits;
-            let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
-            loss_sum = loss_sum + loss.clone().inner().mul_scalar(batch.len as f64);
-            correct += top_k_correct(logits.inner(), batch.labels.clone(), 1);
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            let topology_due = topology.as_ref().is_some_and(|t| t.due(step));
-            let dense_grads = (topology_due
-                && topology.as_ref().is_some_and(|t| t.needs_dense_grad()))
-            .then(|| host_grads(&model, &grads, &masked_ids));
-            masks.mask_grads(&model, &mut grads);
-            model = optim.step(lr, model, grads);
-            if topology_due && let Some(t) = topology.as_mut() {
-                let values = host_weights(&model, &masked);
-                if let Some(m) = t.update(step, &as_host(&values), dense_grads.as_deref()) {
-                    masks.set(&m, &device);
-                }
-            }
-            model = masks.apply(model);
+            let (loss, correct) = trainee.step(batch, lr, step);
+            loss_sum = loss_sum + loss;
+            hits = hits + correct;
             if (i + 1) % REPORT_EVERY == 0 || i + 1 == steps_per_epoch {
-                let value = loss_sum.clone().into_scalar::<f64>()
-                    / ((i + 1) * cfg.train.batch).min(data.train.len()) as f64;
+                let seen = ((i + 1) * cfg.train.batch).min(data.train.len());
+                let value = loss_sum.clone().into_scalar::<f64>() / seen as f64;
                 if !value.is_finite() {
                     diverged = Some(format!(
                         "training loss became {value} at step {step} (epoch {})",
@@ -290,41 +348,30 @@ pub fn train(
         let epoch_seconds = t0.elapsed().as_secs_f64();
         train_seconds += epoch_seconds;
         let n = data.train.len() as f64;
-        let train_loss = loss_sum.into_scalar::<f64>() / n;
-        if !train_loss.is_finite() {
-            diverged = Some(format!(
-                "training loss became {train_loss} in epoch {}",
-                epoch + 1
-            ));
-            break;
-        }
-        let valid = model.valid();
-        let (val_loss, val_accuracy) = if data.val.is_empty() {
-            (None, None)
-        } else {
-            let (l, a, _) = evaluate(&valid, &data.val, data, base);
-            (Some(l), Some(a))
-        };
-        let (test_loss, test_accuracy, test_top5) = evaluate(&valid, &data.test, data, base);
         let mut record = EpochRecord {
             epoch: epoch + 1,
             step,
             lr,
-            train_loss,
-            train_accuracy: correct as f64 / n,
-            val_loss,
-            val_accuracy,
-            test_loss,
-            test_accuracy,
-            test_top5,
-            penalty: regularizer.as_deref().map(|r| penalty(&model, &table, r)),
+            train_loss: loss_sum.into_scalar::<f64>() / n,
+            train_accuracy: hits.into_scalar::<i64>() as f64 / n,
             epoch_seconds,
             samples_per_sec: n / epoch_seconds.max(1e-9),
             ..EpochRecord::default()
         };
+        let valid = trainee.model.valid();
+        if !data.val.is_empty() {
+            let (l, a, _) = evaluate(&valid, &data.val, data, base);
+            (record.val_loss, record.val_accuracy) = (Some(l), Some(a));
+        }
+        (record.test_loss, record.test_accuracy, record.test_top5) =
+            evaluate(&valid, &data.test, data, base);
+        record.penalty = trainee
+            .regularizer
+            .as_deref()
+            .map(|r| penalty(&trainee.model, &trainee.table, r));
         pattern = weight_metrics(
-            &model,
-            &table,
+            &trainee.model,
+            &trainee.table,
             &pattern,
             data.relevant_features.as_deref(),
             &mut record,
@@ -340,6 +387,7 @@ pub fn train(
         .map(|(_, e)| e);
     let trained_samples =
         (step.min(total_steps) as f64 / steps_per_epoch as f64) * data.train.len() as f64;
+    let churn: Vec<usize> = epochs.iter().map(|e| e.churn.unwrap_or(0)).collect();
     let outcome = FinalRecord {
         status: if diverged.is_some() {
             Status::Diverged
@@ -350,13 +398,7 @@ pub fn train(
         last: epochs.last().cloned(),
         best_val_epoch: best.map(|e| e.epoch),
         test_accuracy_at_best_val: best.map(|e| e.test_accuracy),
-        identification_epoch: identification_epoch(
-            &epochs
-                .iter()
-                .map(|e| e.churn.unwrap_or(0))
-                .collect::<Vec<_>>(),
-        )
-        .filter(|_| !epochs.is_empty()),
+        identification_epoch: identification_epoch(&churn).filter(|_| !epochs.is_empty()),
         train_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
         samples_per_sec: trained_samples / train_seconds.max(1e-9),
