@@ -50,6 +50,9 @@ fn training_on_wgpu_keeps_masks_exact_and_losses_finite() {
     let col = header.iter().position(|h| *h == "weight_sparsity").unwrap();
     let gmp = csv.lines().find(|l| l.contains(",gmp,")).unwrap();
     let sparsity: f64 = gmp.split(',').nth(col).unwrap().parse().unwrap();
-    assert!((sparsity - 0.8).abs() < 1e-3, "GMP on WGPU ends at {sparsity}");
+    assert!(
+        (sparsity - 0.8).abs() < 1e-3,
+        "GMP on WGPU ends at {sparsity}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

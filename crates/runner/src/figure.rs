@@ -537,12 +537,58 @@ fn ranges(p: &Prepared) -> ((f64, f64), (f64, f64)) {
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
+/// The legend corner that covers the fewest data points (corners are the outer 40% × 35% of the
+/// plot, measured on the axes' own scales).
+fn legend_corner(p: &Prepared, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+    let scale = |v: f64, lo: f64, hi: f64, log: bool| {
+        let (v, lo, hi) = if log {
+            (v.max(lo).ln(), lo.ln(), hi.ln())
+        } else {
+            (v, lo, hi)
+        };
+        (v - lo) / (hi - lo).max(f64::MIN_POSITIVE)
+    };
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for s in &p.series {
+        match s {
+            Series::Line { points: ps, .. } | Series::Band { points: ps, .. } => {
+                points.extend(
+                    ps.iter()
+                        .map(|pt| (scale(pt.x, x0, x1, p.log_x), scale(pt.y, y0, y1, p.log_y))),
+                );
+            }
+            Series::Reference { mean, .. } => {
+                let y = scale(*mean, y0, y1, p.log_y);
+                points.extend((0..=10).map(|i| (f64::from(i) / 10.0, y)));
+            }
+        }
+    }
+    let count = |left: bool, low: bool| {
+        points
+            .iter()
+            .filter(|(x, y)| {
+                (if left { *x < 0.4 } else { *x > 0.6 })
+                    && (if low { *y < 0.35 } else { *y > 0.65 })
+            })
+            .count()
+    };
+    [
+        (count(false, true), SeriesLabelPosition::LowerRight),
+        (count(true, true), SeriesLabelPosition::LowerLeft),
+        (count(false, false), SeriesLabelPosition::UpperRight),
+        (count(true, false), SeriesLabelPosition::UpperLeft),
+    ]
+    .into_iter()
+    .min_by_key(|(n, _)| *n)
+    .map_or(SeriesLabelPosition::LowerRight, |(_, pos)| pos)
+}
+
 fn draw_on<DB, X, Y>(
     area: &DrawingArea<DB, Shift>,
     p: &Prepared,
     xr: X,
     yr: Y,
-    x_span: (f64, f64),
+    (x_span, y_span): ((f64, f64), (f64, f64)),
 ) -> DrawResult<DB>
 where
     DB: DrawingBackend,
@@ -626,7 +672,7 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
         .label_font((FAMILY, 13))
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend_corner(p, x_span, y_span))
         .draw()?;
     area.present()
 }
@@ -716,11 +762,12 @@ fn draw<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, chart: &Chart) -> Draw
     let ((x0, x1), (y0, y1)) = ranges(p);
     let log_x = || (x0..x1).log_scale().base(log_base(x0, x1));
     let log_y = || (y0..y1).log_scale().base(log_base(y0, y1));
+    let spans = ((x0, x1), (y0, y1));
     match (p.log_x, p.log_y) {
-        (false, false) => draw_on(&area, p, x0..x1, y0..y1, (x0, x1)),
-        (true, false) => draw_on(&area, p, log_x(), y0..y1, (x0, x1)),
-        (false, true) => draw_on(&area, p, x0..x1, log_y(), (x0, x1)),
-        (true, true) => draw_on(&area, p, log_x(), log_y(), (x0, x1)),
+        (false, false) => draw_on(&area, p, x0..x1, y0..y1, spans),
+        (true, false) => draw_on(&area, p, log_x(), y0..y1, spans),
+        (false, true) => draw_on(&area, p, x0..x1, log_y(), spans),
+        (true, true) => draw_on(&area, p, log_x(), log_y(), spans),
     }
 }
 
