@@ -202,11 +202,37 @@ struct Point {
 #[derive(Clone, Debug)]
 enum Series {
     /// Points joined by a line, with error bars.
-    Line { label: String, points: Vec<Point> },
+    Line {
+        label: String,
+        color: RGBColor,
+        points: Vec<Point>,
+    },
     /// Mean line with a ±std band (per x).
-    Band { label: String, points: Vec<Point> },
+    Band {
+        label: String,
+        color: RGBColor,
+        points: Vec<Point>,
+    },
     /// A horizontal reference: mean ± std over the whole x range.
-    Reference { label: String, mean: f64, std: f64 },
+    Reference {
+        label: String,
+        color: RGBColor,
+        mean: f64,
+        std: f64,
+    },
+}
+
+/// The colour of the `k`-th of `n` sweep points of the arm with colour index `arm`: the arm's
+/// palette colour, lighter for earlier sweep points (one hue per arm, shades along the sweep).
+fn shade(arm: usize, k: usize, n: usize) -> RGBColor {
+    let RGBColor(r, g, b) = PALETTE[arm % PALETTE.len()];
+    let strength = if n <= 1 {
+        1.0
+    } else {
+        0.4 + 0.6 * k as f64 / (n - 1) as f64
+    };
+    let mix = |c: u8| (255.0 - (255.0 - f64::from(c)) * strength).round() as u8;
+    RGBColor(mix(r), mix(g), mix(b))
 }
 
 /// Grouped bars: one group per category (layer), one bar per series (arm).
@@ -236,6 +262,8 @@ struct Prepared {
     y_label: String,
     log_x: bool,
     log_y: bool,
+    /// Only integer ticks on x (epochs).
+    integer_x: bool,
     series: Vec<Series>,
 }
 
@@ -243,6 +271,28 @@ fn selected<'a>(all: Vec<Group<'a>>, arms: &[String]) -> Vec<Group<'a>> {
     all.into_iter()
         .filter(|g| arms.is_empty() || arms.iter().any(|a| a == g.arm))
         .collect()
+}
+
+/// Sort key putting layers in network order: records keep layers in a map sorted by name, so the
+/// stem goes first, the classifier (`head`) last, and numbers inside names compare as numbers
+/// (`blocks.2` before `blocks.10`).
+fn layer_order(path: &str) -> (u8, Vec<(String, u64)>) {
+    let rank = if path.starts_with("stem") {
+        0
+    } else if path.starts_with("head") {
+        2
+    } else {
+        1
+    };
+    let parts = path
+        .split('.')
+        .map(|part| {
+            let digits: String = part.chars().filter(char::is_ascii_digit).collect();
+            let text: String = part.chars().filter(|c| !c.is_ascii_digit()).collect();
+            (text, digits.parse().unwrap_or(0))
+        })
+        .collect();
+    (rank, parts)
 }
 
 /// Per-layer sparsity bars at the sweep point of each arm closest to `target` overall sparsity.
@@ -279,6 +329,7 @@ fn layer_bars(title: &Option<String>, target: f64, arms: &[String], results: &[R
             }
         }
     }
+    categories.sort_by(|a, b| layer_order(a).cmp(&layer_order(b)));
     let series = chosen
         .iter()
         .map(|g| {
@@ -385,13 +436,15 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
                     arm_order.push((g.arm, g.label));
                 }
             }
-            for (arm, label) in arm_order {
+            for (index, (arm, label)) in arm_order.into_iter().enumerate() {
+                let color = PALETTE[index % PALETTE.len()];
                 let of_arm: Vec<&Group<'_>> = groups.iter().filter(|g| g.arm == arm).collect();
                 if reference.iter().any(|r| r == arm) {
                     let ys: Vec<f64> = of_arm.iter().flat_map(|g| g.values(y)).collect();
                     if let Some(s) = sparselab_metrics::stats::summarize(&ys) {
                         series.push(Series::Reference {
                             label: label.to_string(),
+                            color,
                             mean: s.mean * sy,
                             std: s.std * sy,
                         });
@@ -414,6 +467,7 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
                 if !points.is_empty() {
                     series.push(Series::Line {
                         label: label.to_string(),
+                        color,
                         points,
                     });
                 }
@@ -426,6 +480,7 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
                 y_label,
                 log_x: *log_x,
                 log_y: *log_y,
+                integer_x: false,
                 series,
             }
         }
@@ -437,9 +492,21 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
             ..
         } => {
             let (y_label, sy) = axis(y);
-            let series = selected(groups(results), arms)
+            let groups = selected(groups(results), arms);
+            let mut arm_names: Vec<&str> = Vec::new();
+            for g in &groups {
+                if !arm_names.contains(&g.arm) {
+                    arm_names.push(g.arm);
+                }
+            }
+            let series = groups
                 .iter()
                 .filter_map(|g| {
+                    let arm = arm_names.iter().position(|a| *a == g.arm).unwrap_or(0);
+                    let of_arm: Vec<&Group<'_>> =
+                        groups.iter().filter(|o| o.arm == g.arm).collect();
+                    let k = of_arm.iter().position(|o| o.sweep == g.sweep).unwrap_or(0);
+                    let color = shade(arm, k, of_arm.len());
                     let points: Vec<Point> = g
                         .epoch_summaries(y)
                         .into_iter()
@@ -452,6 +519,7 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
                         .collect();
                     (!points.is_empty()).then(|| Series::Band {
                         label: g.display(),
+                        color,
                         points,
                     })
                 })
@@ -464,6 +532,7 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
                 y_label,
                 log_x: false,
                 log_y: *log_y,
+                integer_x: true,
                 series,
             }
         }
@@ -610,17 +679,28 @@ where
         .y_desc(&p.y_label)
         .x_labels(20)
         .y_labels(10)
-        .x_label_formatter(&|v| tick(*v))
+        .x_label_formatter(&|v| {
+            if p.integer_x && (v - v.round()).abs() > 1e-9 {
+                String::new()
+            } else {
+                tick(*v)
+            }
+        })
         .y_label_formatter(&|v| tick(*v))
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(RGBColor(245, 245, 245))
         .draw()?;
-    for (i, s) in p.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+    for s in &p.series {
+        let (Series::Line { color, .. }
+        | Series::Band { color, .. }
+        | Series::Reference { color, .. }) = s;
+        let color = *color;
         let line = color.stroke_width(2);
         match s {
-            Series::Reference { label, mean, std } => {
+            Series::Reference {
+                label, mean, std, ..
+            } => {
                 let (x0, x1) = x_span;
                 chart.draw_series(std::iter::once(Rectangle::new(
                     [(x0, mean - std), (x1, mean + std)],
@@ -636,7 +716,7 @@ where
                     .label(format!("{label} (mean ± std)"))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
             }
-            Series::Line { label, points } => {
+            Series::Line { label, points, .. } => {
                 chart.draw_series(points.iter().map(|pt| {
                     ErrorBar::new_vertical(pt.x, pt.y - pt.y_err, pt.y, pt.y + pt.y_err, line, 8)
                 }))?;
@@ -653,7 +733,7 @@ where
                     .label(label.clone())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
             }
-            Series::Band { label, points } => {
+            Series::Band { label, points, .. } => {
                 let upper = points.iter().map(|pt| (pt.x, pt.y + pt.y_err));
                 let lower = points.iter().rev().map(|pt| (pt.x, pt.y - pt.y_err));
                 chart.draw_series(std::iter::once(Polygon::new(
@@ -692,7 +772,7 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars) -> Dra
         .flat_map(|(_, v)| v.iter().map(|(m, s)| m + s))
         .fold(0.0f64, f64::max)
         .max(1.0)
-        * 1.12;
+        * 1.45; // head room for the legend above the bars
     let categories = b.categories.clone();
     let mut chart = ChartBuilder::on(area)
         .caption(&b.title, (FAMILY, 22))
@@ -714,7 +794,14 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars) -> Dra
                 String::new()
             }
         })
-        .y_label_formatter(&|v| tick(*v))
+        // Percentages: no ticks in the legend's head room above 100.
+        .y_label_formatter(&|v| {
+            if *v > 100.0 + 1e-9 {
+                String::new()
+            } else {
+                tick(*v)
+            }
+        })
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(RGBColor(245, 245, 245))
@@ -813,6 +900,30 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layers_sort_in_network_order() {
+        let mut layers = vec![
+            "head.weight",
+            "hidden.1.weight",
+            "stem.weight",
+            "hidden.0.weight",
+            "blocks.10.fc1.weight",
+            "blocks.2.fc1.weight",
+        ];
+        layers.sort_by(|a, b| layer_order(a).cmp(&layer_order(b)));
+        assert_eq!(
+            layers,
+            vec![
+                "stem.weight",
+                "blocks.2.fc1.weight",
+                "blocks.10.fc1.weight",
+                "hidden.0.weight",
+                "hidden.1.weight",
+                "head.weight"
+            ]
+        );
+    }
 
     #[test]
     fn ticks_are_short() {
