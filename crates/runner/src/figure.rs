@@ -329,7 +329,7 @@ fn layer_bars(title: &Option<String>, target: f64, arms: &[String], results: &[R
             }
         }
     }
-    categories.sort_by(|a, b| layer_order(a).cmp(&layer_order(b)));
+    categories.sort_by_key(|l| layer_order(l));
     let series = chosen
         .iter()
         .map(|g| {
@@ -911,7 +911,7 @@ mod tests {
             "blocks.10.fc1.weight",
             "blocks.2.fc1.weight",
         ];
-        layers.sort_by(|a, b| layer_order(a).cmp(&layer_order(b)));
+        layers.sort_by_key(|l| layer_order(l));
         assert_eq!(
             layers,
             vec![
