@@ -229,6 +229,14 @@ fn experiment_errors_name_file_key_and_allowed_values() {
             vec!["arms.static.regularizer", "no prox"],
         ),
         (
+            "rmda-cosine",
+            SPEC.replace("lr = 0.05", "lr = 0.05\nschedule = \"cosine\"").replace(
+                "optimizer = { name = \"sgd\" }\ntopology = { name = \"static\", sparsity = 0.8 }",
+                "optimizer = { name = \"rmda\" }",
+            ),
+            vec!["arms.static.train.schedule", "constant, step"],
+        ),
+        (
             "bad-figure",
             SPEC.replace("y = \"weight_sparsity\"", "y = \"sparsityy\""),
             vec!["figures[1].y", "weight_sparsity"],

@@ -19,6 +19,9 @@ pub trait SparseOptimizer: Optimizer {
     /// Whether the optimiser applies a regularizer through its prox. Dense optimisers reject a
     /// regularizer when an experiment is loaded.
     const PROXIMAL: bool;
+    /// Whether the optimiser treats every change of the learning rate as the start of a new
+    /// stage (RMDA's restarts): such optimisers need a piecewise-constant schedule.
+    const STAGED: bool = false;
 
     /// The optimiser for parameters `regularizer` acts on (`None`: its plain update).
     fn new(config: &Self::Config, regularizer: Option<Arc<dyn Regularizer>>) -> Self;
@@ -41,6 +44,9 @@ pub trait OptimizerFactory: Send + Sync {
 
     /// Why `regularizer` cannot be attached, if it cannot.
     fn rejects(&self, regularizer: &dyn Regularizer) -> Option<String>;
+
+    /// See [`SparseOptimizer::STAGED`].
+    fn staged(&self) -> bool;
 
     /// A `ModuleOptimizer` for a model described by `params`: parameters the regularizer acts
     /// on form one burn parameter group with the prox, all others take the plain update.
@@ -71,6 +77,10 @@ impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
 
     fn proximal(&self) -> bool {
         O::PROXIMAL
+    }
+
+    fn staged(&self) -> bool {
+        O::STAGED
     }
 
     fn rejects(&self, regularizer: &dyn Regularizer) -> Option<String> {

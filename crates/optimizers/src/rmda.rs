@@ -88,6 +88,7 @@ impl SparseOptimizer for Rmda {
     const SUMMARY: &'static str =
         "regularised modernised dual averaging, restart at lr milestones (SPEC §1.4)";
     const PROXIMAL: bool = true;
+    const STAGED: bool = true;
 
     fn new(config: &RmdaConfig, regularizer: Option<Arc<dyn Regularizer>>) -> Self {
         Self {

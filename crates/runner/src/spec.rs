@@ -9,7 +9,7 @@
 use crate::figure::FigureSpec;
 use crate::record::metric_info;
 use crate::run_id::{canonical_json, run_id};
-use crate::schedule::TrainConfig;
+use crate::schedule::{Schedule, TrainConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sparselab_core::config::{non_default, parse_config};
@@ -397,6 +397,15 @@ fn resolve_run(
         &at("topology"),
     )?;
     let train: TrainConfig = parse_config(&tables["train"]).map_err(|e| e.under(&at("train")))?;
+    if factory.staged() && train.schedule == Schedule::Cosine {
+        return Err(ConfigError::new(
+            at("train.schedule"),
+            format!(
+                "`{}` starts a new stage whenever the learning rate changes; use a piecewise-constant schedule (allowed: constant, step)",
+                optimizer.name
+            ),
+        ));
+    }
     Ok(RunConfig {
         data: base.data.clone(),
         model,
