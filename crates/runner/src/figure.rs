@@ -185,7 +185,11 @@ impl FigureSpec {
 fn axis(key: &str) -> (String, f64) {
     match metric_info(key) {
         Some(m) => (m.label.to_string(), m.scale),
-        None => (key.rsplit('.').next().unwrap_or(key).to_string(), 1.0),
+        // A hyperparameter path such as `optimizer.mu`: "mu (optimizer)".
+        None => match key.rsplit_once('.') {
+            Some((section, leaf)) => (format!("{leaf} ({section})"), 1.0),
+            None => (key.to_string(), 1.0),
+        },
     }
 }
 
