@@ -14,6 +14,7 @@
 use crate::device::{DeviceChoice, select};
 use crate::env::Env;
 use crate::store::write_atomic;
+use anyhow::Context;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -66,9 +67,16 @@ pub struct OptimizerBench {
     pub train_ratio_vs_sgd: f64,
 }
 
+/// Criterion's estimate for the benchmark named `{group}/{id}`: criterion stores it under
+/// `{group}_{id}/new/estimates.json` (a `/` in a benchmark name becomes `_`).
 fn read_estimate(dir: &Path, group: &str, id: &str) -> anyhow::Result<Estimate> {
-    let path = dir.join(group).join(id).join("new").join("estimates.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let path = dir
+        .join(format!("{group}_{id}"))
+        .join("new")
+        .join("estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading criterion's estimate {}", path.display()))?;
+    let v: Value = serde_json::from_str(&text)?;
     let ns = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN) * 1e-9;
     Ok(Estimate {
         mean: ns("/mean/point_estimate"),
@@ -280,4 +288,29 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     let md_path = opts.out.join("bench.md");
     write_atomic(&md_path, md.as_bytes())?;
     Ok(vec![json_path, md_path])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `read_estimate` finds what criterion itself wrote for a `group/id` benchmark name.
+    #[test]
+    fn reads_the_estimate_criterion_writes() {
+        let dir = std::env::temp_dir().join(format!("sparselab-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Criterion::default()
+            .output_directory(&dir)
+            .warm_up_time(Duration::from_millis(10))
+            .measurement_time(Duration::from_millis(50))
+            .sample_size(10)
+            .without_plots();
+        c.bench_function("train_step/sgd+l1", |b| {
+            b.iter(|| std::hint::black_box((0..100u64).sum::<u64>()))
+        });
+        let e = read_estimate(&dir, "train_step", "sgd+l1").expect("estimate");
+        assert!(e.mean > 0.0 && e.mean.is_finite(), "{e:?}");
+        assert!(e.ci95.0 <= e.mean && e.mean <= e.ci95.1, "{e:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
