@@ -1,28 +1,18 @@
 //! End to end: a small ablation on synthetic data through spec → training → store → tables and
 //! figures, then resume, divergence and experiment-file errors.
 
+mod common;
+
 use sparselab::runner::{DeviceChoice, Options, ablate, plot};
 use std::path::{Path, PathBuf};
 
-const SPEC: &str = r#"
-description = "synthetic smoke ablation"
+/// The smoke ablation: two seeds of dense SGD, GMP (two sparsities) and a static mask.
+fn spec() -> String {
+    common::synthetic_spec(
+        r#"description = "synthetic smoke ablation"
 seeds = 2
-
-[data]
-name = "synthetic"
-validation = 64
-synthetic = { classes = 4, shape = [1, 6, 6], train = 320, test = 128, noise = 1.5 }
-
-[model]
-name = "mlp-300-100"
-hidden = [32, 16]
-
-[train]
-epochs = 2
-batch = 32
-lr = 0.05
-
-[arms.dense]
+"#,
+        r#"[arms.dense]
 optimizer = { name = "sgd" }
 
 [arms.gmp]
@@ -46,7 +36,9 @@ reference = ["dense"]
 kind = "epochs"
 file = "sparsity"
 y = "weight_sparsity"
-"#;
+"#,
+    )
+}
 
 struct Scratch(PathBuf);
 
@@ -93,7 +85,7 @@ fn run_dirs(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn synthetic_ablation_end_to_end_and_resume() {
     let s = Scratch::new("resume");
-    s.experiment("smoke", SPEC);
+    s.experiment("smoke", &spec());
     let opts = s.options();
 
     let first = ablate("smoke", &opts).unwrap();
@@ -171,7 +163,7 @@ fn synthetic_ablation_end_to_end_and_resume() {
 #[test]
 fn diverging_runs_are_recorded_and_the_ablation_goes_on() {
     let s = Scratch::new("diverge");
-    let spec = SPEC
+    let spec = spec()
         .replace("lr = 0.05", "lr = 0.05\nepochs = 1")
         .replace("epochs = 2\n", "")
         + r#"
@@ -194,22 +186,22 @@ fn experiment_errors_name_file_key_and_allowed_values() {
     let cases = [
         (
             "unknown-key",
-            SPEC.replace("lr = 0.05", "lr = 0.05\nlearning_rate = 1"),
+            spec().replace("lr = 0.05", "lr = 0.05\nlearning_rate = 1"),
             vec!["train", "learning_rate", "epochs"],
         ),
         (
             "unknown-method",
-            SPEC.replace("name = \"gmp\"", "name = \"gmq\""),
+            spec().replace("name = \"gmp\"", "name = \"gmq\""),
             vec!["arms.gmp.topology.name", "gmq", "gmp, static"],
         ),
         (
             "out-of-range",
-            SPEC.replace("sparsity = 0.8", "sparsity = 1.2"),
+            spec().replace("sparsity = 0.8", "sparsity = 1.2"),
             vec!["arms.static.topology.sparsity", "1.2", "< 1"],
         ),
         (
             "bad-sweep",
-            SPEC.replace(
+            spec().replace(
                 "\"topology.sparsity\" = [0.5, 0.9]",
                 "\"loss.beta\" = [1.0]",
             ),
@@ -217,12 +209,12 @@ fn experiment_errors_name_file_key_and_allowed_values() {
         ),
         (
             "toml-syntax",
-            SPEC.replace("[model]", "[model"),
+            spec().replace("[model]", "[model"),
             vec!["TOML"],
         ),
         (
             "no-prox",
-            SPEC.replace(
+            spec().replace(
                 "topology = { name = \"static\", sparsity = 0.8 }",
                 "regularizer = { name = \"l1\" }",
             ),
@@ -230,7 +222,7 @@ fn experiment_errors_name_file_key_and_allowed_values() {
         ),
         (
             "rmda-cosine",
-            SPEC.replace("lr = 0.05", "lr = 0.05\nschedule = \"cosine\"").replace(
+            spec().replace("lr = 0.05", "lr = 0.05\nschedule = \"cosine\"").replace(
                 "optimizer = { name = \"sgd\" }\ntopology = { name = \"static\", sparsity = 0.8 }",
                 "optimizer = { name = \"rmda\" }",
             ),
@@ -238,7 +230,7 @@ fn experiment_errors_name_file_key_and_allowed_values() {
         ),
         (
             "bad-figure",
-            SPEC.replace("y = \"weight_sparsity\"", "y = \"sparsityy\""),
+            spec().replace("y = \"weight_sparsity\"", "y = \"sparsityy\""),
             vec!["figures[1].y", "weight_sparsity"],
         ),
     ];

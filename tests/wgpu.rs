@@ -3,30 +3,25 @@
 //!
 //! Run with `cargo test --test wgpu -- --ignored`. Without an adapter it says so and passes.
 
+mod common;
+
 use sparselab::runner::device::{DeviceChoice, select};
 use sparselab::runner::{Options, ablate};
 
-const SPEC: &str = r#"
-description = "wgpu smoke"
-seeds = 1
-[data]
-name = "synthetic"
-validation = 64
-synthetic = { classes = 4, shape = [1, 6, 6], train = 320, test = 128, noise = 1.5 }
-[model]
-name = "mlp-300-100"
-hidden = [32, 16]
-[train]
-epochs = 2
-batch = 32
-lr = 0.05
-[arms.gmp]
+/// One seed each of GMP and of RMDA with the group lasso.
+fn spec() -> String {
+    common::synthetic_spec(
+        r#"description = "wgpu smoke"
+seeds = 1"#,
+        r#"[arms.gmp]
 optimizer = { name = "sgd" }
 topology = { name = "gmp", start = 0.0, end = 0.5, every = 2, sparsity = 0.8 }
 [arms.rmda]
 optimizer = { name = "rmda", c = 1.0 }
 regularizer = { name = "group-lasso", lambda = 1e-3 }
-"#;
+"#,
+    )
+}
 
 #[test]
 #[ignore = "needs a WGPU adapter; slow on software drivers"]
@@ -37,7 +32,7 @@ fn training_on_wgpu_keeps_masks_exact_and_losses_finite() {
     }
     let dir = std::env::temp_dir().join(format!("sparselab-wgpu-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("experiments")).unwrap();
-    std::fs::write(dir.join("experiments/smoke.toml"), SPEC).unwrap();
+    std::fs::write(dir.join("experiments/smoke.toml"), spec()).unwrap();
     let opts = Options {
         device: DeviceChoice::Wgpu,
         ..Options::new(&dir)

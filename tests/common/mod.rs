@@ -7,6 +7,29 @@ use burn::optim::Optimizer;
 use burn::tensor::{Device, Tensor, TensorData};
 use sparselab::core::rng::{ChaCha8Rng, Rng, SeedableRng, SliceRandom, normal, stream};
 
+/// The data, model and training sections of the small synthetic ablations that the end-to-end
+/// tests run (CPU and WGPU): 4 classes of 6×6 inputs, a 32-16 MLP, 2 epochs.
+pub const SYNTHETIC_SETUP: &str = r#"
+[data]
+name = "synthetic"
+validation = 64
+synthetic = { classes = 4, shape = [1, 6, 6], train = 320, test = 128, noise = 1.5 }
+
+[model]
+name = "mlp-300-100"
+hidden = [32, 16]
+
+[train]
+epochs = 2
+batch = 32
+lr = 0.05
+"#;
+
+/// An experiment file: `preamble` (description, seeds), [`SYNTHETIC_SETUP`], then `arms`.
+pub fn synthetic_spec(preamble: &str, arms: &str) -> String {
+    format!("{preamble}\n{SYNTHETIC_SETUP}\n{arms}")
+}
+
 /// `Y = X·W* + ε` with `X` `[n, d]` standard normal, `W*` `[d, m]` whose rows (the input groups
 /// of a linear layer in burn's `[d_in, d_out]` layout) are non-zero only on `support`.
 pub struct Regression {

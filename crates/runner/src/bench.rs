@@ -8,8 +8,8 @@
 //!   timed region) → step time relative to plain SGD.
 //!
 //! Every registered optimiser is measured, proximal ones once with each regularizer they accept
-//! (the prox, and any reweighting or Newton solve, is part of their step). Results are criterion's mean estimates with 95% intervals, written to
-//! `bench.json` and `bench.md`. Timings are never asserted in tests: this is where they live.
+//! (the prox, and any reweighting or Newton solve, is part of their step). Results are
+//! criterion's mean estimates with 95% intervals, written to `bench.json` and `bench.md`. Timings are never asserted in tests: this is where they live.
 
 use crate::device::{DeviceChoice, select};
 use crate::env::Env;
@@ -128,11 +128,10 @@ fn grads(s: &Setup, model: &Model) -> GradientsParams {
 /// accept (the prox is part of their step).
 fn cases() -> anyhow::Result<Vec<(String, Option<String>)>> {
     let regularizers = sparselab_regularizers::registry();
+    let optimizers = sparselab_optimizers::registry();
     let mut out = Vec::new();
-    for name in sparselab_optimizers::registry().names() {
-        let factory = sparselab_optimizers::registry()
-            .build(&json!({ "name": name }))?
-            .value;
+    for name in optimizers.names() {
+        let factory = optimizers.build(&json!({ "name": name }))?.value;
         if !factory.proximal() {
             out.push((name.to_string(), None));
             continue;
@@ -234,18 +233,13 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             train_ratio_vs_sgd: f64::NAN,
         });
     }
-    let sgd = rows
+    let (sgd_step, sgd_train) = rows
         .iter()
         .find(|r| r.optimizer == "sgd")
-        .map(|r| r.optimizer_step.mean)
+        .map(|r| (r.optimizer_step.mean, r.train_step.mean))
         .ok_or_else(|| anyhow::anyhow!("the sgd baseline is not registered"))?;
-    let sgd_train = rows
-        .iter()
-        .find(|r| r.optimizer == "sgd")
-        .map(|r| r.train_step.mean)
-        .unwrap_or(f64::NAN);
     for r in &mut rows {
-        r.step_ratio_vs_sgd = r.optimizer_step.mean / sgd;
+        r.step_ratio_vs_sgd = r.optimizer_step.mean / sgd_step;
         r.train_ratio_vs_sgd = r.train_step.mean / sgd_train;
     }
     let env = Env::capture(&selected.description, selected.backend);

@@ -277,6 +277,18 @@ fn selected<'a>(all: Vec<Group<'a>>, arms: &[String]) -> Vec<Group<'a>> {
         .collect()
 }
 
+/// The arms of `groups` with their labels, in order of first appearance (the experiment file's
+/// order); an arm's index is its colour.
+fn arms_in_order<'a>(groups: &[Group<'a>]) -> Vec<(&'a str, &'a str)> {
+    let mut arms: Vec<(&str, &str)> = Vec::new();
+    for g in groups {
+        if !arms.iter().any(|(a, _)| *a == g.arm) {
+            arms.push((g.arm, g.label));
+        }
+    }
+    arms
+}
+
 /// Sort key putting layers in network order: records keep layers in a map sorted by name, so the
 /// stem goes first, the classifier (`head`) last, and numbers inside names compare as numbers
 /// (`blocks.2` before `blocks.10`).
@@ -434,13 +446,7 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
             let (y_label, sy) = axis(y);
             let groups = selected(groups(results), arms);
             let mut series = Vec::new();
-            let mut arm_order: Vec<(&str, &str)> = Vec::new();
-            for g in &groups {
-                if !arm_order.iter().any(|(a, _)| *a == g.arm) {
-                    arm_order.push((g.arm, g.label));
-                }
-            }
-            for (index, (arm, label)) in arm_order.into_iter().enumerate() {
+            for (index, (arm, label)) in arms_in_order(&groups).into_iter().enumerate() {
                 let color = PALETTE[index % PALETTE.len()];
                 let of_arm: Vec<&Group<'_>> = groups.iter().filter(|g| g.arm == arm).collect();
                 if reference.iter().any(|r| r == arm) {
@@ -497,16 +503,11 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
         } => {
             let (y_label, sy) = axis(y);
             let groups = selected(groups(results), arms);
-            let mut arm_names: Vec<&str> = Vec::new();
-            for g in &groups {
-                if !arm_names.contains(&g.arm) {
-                    arm_names.push(g.arm);
-                }
-            }
+            let arm_names = arms_in_order(&groups);
             let series = groups
                 .iter()
                 .filter_map(|g| {
-                    let arm = arm_names.iter().position(|a| *a == g.arm).unwrap_or(0);
+                    let arm = arm_names.iter().position(|(a, _)| *a == g.arm).unwrap_or(0);
                     let of_arm: Vec<&Group<'_>> =
                         groups.iter().filter(|o| o.arm == g.arm).collect();
                     let k = of_arm.iter().position(|o| o.sweep == g.sweep).unwrap_or(0);

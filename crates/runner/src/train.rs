@@ -239,12 +239,14 @@ impl Trainee {
         Ok(trainee)
     }
 
+    /// Ids of the masked parameters.
+    fn masked_ids(&self) -> Vec<ParamId> {
+        self.masked.iter().map(|p| p.id).collect()
+    }
+
     /// Host copies of the masked parameters.
     fn masked_values(&self) -> Vec<Vec<f32>> {
-        host_values(
-            &self.model,
-            &self.masked.iter().map(|p| p.id).collect::<Vec<_>>(),
-        )
+        host_values(&self.model, &self.masked_ids())
     }
 
     /// One optimiser step (the six stages of the module docs) at learning rate `lr`; returns
@@ -257,13 +259,7 @@ impl Trainee {
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let due = self.topology.as_ref().is_some_and(|t| t.due(step));
         let dense_grads = (due && self.topology.as_ref().is_some_and(|t| t.needs_dense_grad()))
-            .then(|| {
-                host_grads(
-                    &self.model,
-                    &grads,
-                    &self.masked.iter().map(|p| p.id).collect::<Vec<_>>(),
-                )
-            });
+            .then(|| host_grads(&self.model, &grads, &self.masked_ids()));
         self.masks.mask_grads(&self.model, &mut grads);
         self.model = self.optim.step(lr, self.model.clone(), grads);
         if due {
