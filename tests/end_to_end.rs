@@ -203,9 +203,25 @@ fn experiment_errors_name_file_key_and_allowed_values() {
             "bad-sweep",
             spec().replace(
                 "\"topology.sparsity\" = [0.5, 0.9]",
+                "\"lossy.beta\" = [1.0]",
+            ),
+            vec!["arms.gmp.sweep.lossy.beta", "unknown component", "loss, train"],
+        ),
+        (
+            "sweep-absent-loss",
+            spec().replace(
+                "\"topology.sparsity\" = [0.5, 0.9]",
                 "\"loss.beta\" = [1.0]",
             ),
-            vec!["arms.gmp.sweep.loss.beta", "unknown component"],
+            vec!["arms.gmp.sweep.loss.beta", "no loss to sweep"],
+        ),
+        (
+            "unknown-loss",
+            spec().replace(
+                "topology = { name = \"static\", sparsity = 0.8 }",
+                "loss = { name = \"cka\" }",
+            ),
+            vec!["arms.static.loss.name", "unknown loss term `cka`", "feature-l2"],
         ),
         (
             "toml-syntax",

@@ -114,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             print_registry(&sparselab_optimizers::registry());
             print_registry(&sparselab_regularizers::registry());
             print_registry(&sparselab_topology::registry());
+            print_registry(&sparselab_losses::registry());
             print_registry(&sparselab_models::registry());
         }
         Command::Ablate {

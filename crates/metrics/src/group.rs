@@ -100,8 +100,13 @@ pub fn churn(previous: &[bool], current: &[bool]) -> usize {
 
 /// First epoch (1-based) after which the churn stays 0 to the end, given the churn of epochs
 /// 1, 2, ... (`churn[e−1]` compares epoch e with epoch e−1; epoch 0 is the initial model).
-/// `None` when the last epoch still changed the structure.
-pub fn identification_epoch(churn: &[usize]) -> Option<usize> {
+/// `None` when the last epoch still changed the structure, and when no group was zero at any
+/// epoch (`group_sparsity[e−1]` is epoch e's fraction of zero groups): a dense network has no
+/// structure to identify.
+pub fn identification_epoch(churn: &[usize], group_sparsity: &[f64]) -> Option<usize> {
+    if churn.is_empty() || group_sparsity.iter().all(|g| *g == 0.0) {
+        return None;
+    }
     match churn.iter().rposition(|c| *c > 0) {
         None => Some(0),
         Some(last) if last + 1 == churn.len() => None,
@@ -155,9 +160,13 @@ mod tests {
     #[test]
     fn churn_and_identification() {
         assert_eq!(churn(&[true, false, true], &[true, true, false]), 2);
-        assert_eq!(identification_epoch(&[5, 3, 0, 0, 0]), Some(2));
-        assert_eq!(identification_epoch(&[0, 0]), Some(0));
-        assert_eq!(identification_epoch(&[4, 0, 1]), None);
-        assert_eq!(identification_epoch(&[4, 1, 0]), Some(2));
+        let some = [0.5; 5];
+        assert_eq!(identification_epoch(&[5, 3, 0, 0, 0], &some), Some(2));
+        assert_eq!(identification_epoch(&[0, 0], &some[..2]), Some(0));
+        assert_eq!(identification_epoch(&[4, 0, 1], &some[..3]), None);
+        assert_eq!(identification_epoch(&[4, 1, 0], &some[..3]), Some(2));
+        // A run that never zeroes a group identifies nothing (it reported epoch 0 before).
+        assert_eq!(identification_epoch(&[0, 0, 0], &[0.0; 3]), None);
+        assert_eq!(identification_epoch(&[], &[]), None);
     }
 }

@@ -1,5 +1,7 @@
 //! From plain data to a `ModuleOptimizer`: the [`SparseOptimizer`] contract and the registry.
 
+use crate::state_reset::{Resettable, StateResets};
+use burn::module::ParamGroup;
 use burn::optim::{ModuleOptimizer, Optimizer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -49,12 +51,19 @@ pub trait OptimizerFactory: Send + Sync {
     fn staged(&self) -> bool;
 
     /// A `ModuleOptimizer` for a model described by `params`: parameters the regularizer acts
-    /// on form one burn parameter group with the prox, all others take the plain update.
-    fn build(
-        &self,
-        params: &ParamTable,
-        regularizer: Option<Arc<dyn Regularizer>>,
-    ) -> ModuleOptimizer;
+    /// on take the update with the prox, all others the plain update. Every parameter gets its
+    /// own instance, wrapped in [`Resettable`], so the returned [`StateResets`] can reset the
+    /// state of chosen entries of any parameter.
+    fn build(&self, params: &ParamTable, regularizer: Option<Arc<dyn Regularizer>>) -> Built;
+}
+
+/// A `ModuleOptimizer` and the handle that resets entries of its state.
+#[derive(Clone)]
+pub struct Built {
+    /// The optimiser of the whole model.
+    pub optim: ModuleOptimizer,
+    /// Resets of chosen state entries (see [`crate::state_reset`]).
+    pub resets: StateResets,
 }
 
 /// The factory of optimiser `O` (a registry entry: `Entry::of::<Factory<O>>()`).
@@ -94,24 +103,21 @@ impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
         }
     }
 
-    fn build(
-        &self,
-        params: &ParamTable,
-        regularizer: Option<Arc<dyn Regularizer>>,
-    ) -> ModuleOptimizer {
+    fn build(&self, params: &ParamTable, regularizer: Option<Arc<dyn Regularizer>>) -> Built {
         assert!(
             O::PROXIMAL || regularizer.is_none(),
             "{} has no prox; experiments are validated before a run starts",
             O::NAME
         );
-        let plain = ModuleOptimizer::from(O::new(&self.0, None));
-        match regularizer {
-            Some(reg) => {
-                let group = params.group(|p| reg.applies_to(p));
-                plain.with_group(group, O::new(&self.0, Some(reg)), None)
-            }
-            None => plain,
+        let resets = StateResets::default();
+        // The fallback for parameters outside the table: the plain update, never reset.
+        let mut optim = ModuleOptimizer::from(O::new(&self.0, None));
+        for p in params.iter() {
+            let reg = regularizer.clone().filter(|r| r.applies_to(p));
+            let one = Resettable::new(O::new(&self.0, reg), p.id, resets.clone());
+            optim = optim.with_group(ParamGroup::from_ids(vec![p.id]), one, None);
         }
+        Built { optim, resets }
     }
 }
 

@@ -16,13 +16,13 @@
 
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
-use crate::prox::Prox;
+use crate::prox::{Prox, ProxState};
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_closed, check_non_negative};
 use sparselab_core::{ConfigError, Validate};
-use sparselab_regularizers::Regularizer;
+use sparselab_regularizers::{Regularizer, Threshold};
 use std::sync::Arc;
 
 /// Hyperparameters of [`Grda`].
@@ -60,12 +60,10 @@ pub struct Grda {
 pub struct GrdaState<const D: usize> {
     /// `A_n = w₀ − Σ γ_i g_i`.
     pub accumulator: Tensor<D>,
-    /// Accumulated threshold `G_n`.
-    pub threshold: f64,
     /// Steps taken `n`.
     pub n: u64,
-    /// The regularizer's reweighting state.
-    pub reweighting: Option<Tensor<4>>,
+    /// The prox's state, with the accumulated threshold `G_n`.
+    pub prox: ProxState,
 }
 
 impl Grda {
@@ -101,28 +99,29 @@ impl Optimizer for Grda {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let (accumulator, threshold, n, reweighting) = match state {
-            Some(s) => (s.accumulator, s.threshold, s.n + 1, s.reweighting),
-            None => (tensor.clone(), 0.0, 1, None),
+        let (accumulator, n, prox) = match state {
+            Some(s) => (s.accumulator, s.n + 1, s.prox),
+            None => (tensor.clone(), 1, ProxState::default()),
         };
         let accumulator = accumulator - grad.mul_scalar(lr);
-        let threshold = threshold + self.increment(n, lr);
-        let (r, reweighting) = self.prox.reweight(&tensor, reweighting, lr);
-        let w = self.prox.apply(accumulator.clone(), &r.scale(threshold));
+        let prox = prox.accumulate(1.0, Threshold::Scalar(self.increment(n, lr)));
+        let (r, prox) = self.prox.reweight(&tensor, prox, lr);
+        let w = self
+            .prox
+            .apply(accumulator.clone(), &r.scale(prox.threshold));
         (
             w,
             Some(GrdaState {
                 accumulator,
-                threshold,
                 n,
-                reweighting,
+                prox,
             }),
         )
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
         state.accumulator = state.accumulator.to_device(device);
-        state.reweighting = state.reweighting.map(|r| r.to_device(device));
+        state.prox = state.prox.to_device(device);
         state
     }
 }

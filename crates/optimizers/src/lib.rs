@@ -7,8 +7,9 @@
 //! on (biases, norm parameters, anything its `applies_to` rejects) take the same update without
 //! a prox.
 //!
-//! Members: [`sgd`], [`proxsgd`], [`rda`], [`grda`], [`xrda`], [`rmda`], [`proxssi`]. Shared prox machinery:
-//! [`prox`].
+//! Members: [`sgd`], [`proxsgd`], [`rda`], [`grda`], [`xrda`], [`rmda`], [`proxssi`]. Shared
+//! pieces: [`prox`] (the regularizer component and its state, composed into every proximal
+//! optimiser) and [`state_reset`] (resetting chosen state entries, for every optimiser alike).
 
 // burn's `#[derive(RecordState)]` expands to paths relative to the crate root (`crate::RecordState`,
 // `crate::StateSink`, ...) and to `burn_pack` and `alloc`; re-exporting them here lets our optimiser
@@ -26,9 +27,11 @@ pub mod proxssi;
 pub mod rda;
 pub mod rmda;
 pub mod sgd;
+pub mod state_reset;
 #[cfg(test)]
 mod testing;
 pub mod xrda;
 
-pub use factory::{OptimizerFactory, SparseOptimizer, registry};
+pub use factory::{Built, OptimizerFactory, SparseOptimizer, registry};
 pub use sparselab_regularizers::Regularizer;
+pub use state_reset::StateResets;

@@ -1,6 +1,11 @@
-//! The regularizer side of a proximal optimiser step, shared by every proximal optimiser.
+//! The regularizer side of a proximal optimiser step, shared by every proximal optimiser: one
+//! component ([`Prox`]) with its own state ([`ProxState`]), composed into each optimiser the way
+//! burn-optim composes `Momentum` and `MomentumState`. A proximal optimiser holds one `Prox`
+//! field and one `ProxState` field in its state; nothing about reweighting or accumulated
+//! thresholds is threaded by hand.
 
-use burn::tensor::Tensor;
+use crate::RecordState;
+use burn::tensor::{Device, Tensor};
 use sparselab_core::Weight;
 use sparselab_regularizers::{Regularizer, Threshold};
 use std::sync::Arc;
@@ -10,23 +15,54 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub struct Prox(Option<Arc<dyn Regularizer>>);
 
+/// The state of a [`Prox`]: the regularizer's reweighting state (SPEC §1.1, the moving average
+/// of magnitudes of `reweighted-l1`) and the threshold a dual-averaging method accumulates
+/// (`B` of xRDA, `G_n` of gRDA), scalar or per element.
+#[derive(RecordState, Clone, Default)]
+pub struct ProxState {
+    /// The regularizer's reweighting state (`None`: stateless or not started).
+    pub reweighting: Option<Tensor<4>>,
+    /// Accumulated threshold: scalar part.
+    pub threshold: f64,
+    /// Accumulated threshold: per-element part (reweighted regularizers).
+    pub threshold_weights: Option<Tensor<4>>,
+}
+
 impl Prox {
     /// Applies `regularizer` (or nothing).
     pub fn new(regularizer: Option<Arc<dyn Regularizer>>) -> Self {
         Self(regularizer)
     }
 
-    /// The per-element weights `r` of this step and the regularizer's new state (`r ≡ 1` and no
-    /// state without a regularizer).
+    /// The regularizer, if any.
+    pub fn regularizer(&self) -> Option<&Arc<dyn Regularizer>> {
+        self.0.as_ref()
+    }
+
+    /// The per-element weights `r` of this step (`r ≡ 1` without a regularizer) and the state
+    /// with the regularizer's reweighting state advanced by one step of size `step_size`.
     pub fn reweight<const D: usize>(
         &self,
         w: &Tensor<D>,
-        state: Option<Tensor<4>>,
+        state: ProxState,
         step_size: f64,
-    ) -> (Threshold, Option<Tensor<4>>) {
+    ) -> (Threshold, ProxState) {
         match &self.0 {
-            Some(reg) => reg.reweight(&Weight::from_tensor(w.clone()), state, step_size),
-            None => (Threshold::ONE, None),
+            Some(reg) => {
+                let (r, reweighting) = reg.reweight(
+                    &Weight::from_tensor(w.clone()),
+                    state.reweighting,
+                    step_size,
+                );
+                (
+                    r,
+                    ProxState {
+                        reweighting,
+                        ..state
+                    },
+                )
+            }
+            None => (Threshold::ONE, state),
         }
     }
 
@@ -39,21 +75,38 @@ impl Prox {
     }
 }
 
-/// A threshold accumulated across steps, stored as optimiser state (a scalar part and an
-/// optional per-element part; burn's state records hold only tensors and scalars).
-pub fn split(theta: Threshold) -> (f64, Option<Tensor<4>>) {
-    match theta {
-        Threshold::Scalar(s) => (s, None),
-        Threshold::Tensor(t) => (0.0, Some(t)),
+impl ProxState {
+    /// `B ← decay·B + add`: one step of an accumulated threshold.
+    #[must_use]
+    pub fn accumulate(self, decay: f64, add: Threshold) -> Self {
+        let (threshold, threshold_weights) = match self.accumulated().scale(decay) + add {
+            Threshold::Scalar(s) => (s, None),
+            Threshold::Tensor(t) => (0.0, Some(t)),
+        };
+        Self {
+            threshold,
+            threshold_weights,
+            ..self
+        }
     }
-}
 
-/// The inverse of [`split`].
-pub fn join(scalar: f64, tensor: Option<Tensor<4>>) -> Threshold {
-    match tensor {
-        Some(t) if scalar == 0.0 => Threshold::Tensor(t),
-        Some(t) => Threshold::Tensor(t.add_scalar(scalar)),
-        None => Threshold::Scalar(scalar),
+    /// The accumulated threshold `B`.
+    pub fn accumulated(&self) -> Threshold {
+        match &self.threshold_weights {
+            Some(t) if self.threshold == 0.0 => Threshold::Tensor(t.clone()),
+            Some(t) => Threshold::Tensor(t.clone().add_scalar(self.threshold)),
+            None => Threshold::Scalar(self.threshold),
+        }
+    }
+
+    /// The state on `device`.
+    #[must_use]
+    pub fn to_device(self, device: &Device) -> Self {
+        Self {
+            reweighting: self.reweighting.map(|r| r.to_device(device)),
+            threshold_weights: self.threshold_weights.map(|t| t.to_device(device)),
+            ..self
+        }
     }
 }
 
@@ -63,5 +116,37 @@ pub fn ema<const D: usize>(v: Option<Tensor<D>>, d: Tensor<D>, beta: f64) -> Ten
     match v {
         Some(v) if beta > 0.0 => v.mul_scalar(beta) + d.mul_scalar(1.0 - beta),
         _ => d.mul_scalar(1.0 - beta),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn t(values: &[f32]) -> Tensor<4> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [1, values.len(), 1, 1]),
+            &Device::flex(),
+        )
+    }
+
+    fn host(theta: &Threshold) -> Vec<f32> {
+        match theta {
+            Threshold::Scalar(s) => vec![*s as f32],
+            Threshold::Tensor(t) => t.clone().into_data().try_into_vec_as::<f32>().unwrap(),
+        }
+    }
+
+    #[test]
+    fn accumulate_is_decay_times_b_plus_increment() {
+        let s = ProxState::default()
+            .accumulate(0.5, Threshold::Scalar(2.0))
+            .accumulate(0.5, Threshold::Scalar(1.0));
+        assert_eq!(host(&s.accumulated()), vec![2.0]); // 0.5·2 + 1
+        let s = s.accumulate(0.5, Threshold::Tensor(t(&[1.0, 3.0])));
+        assert_eq!(host(&s.accumulated()), vec![2.0, 4.0]); // 0.5·2 + [1, 3]
+        let s = s.accumulate(0.0, Threshold::Scalar(1.0));
+        assert_eq!(host(&s.accumulated()), vec![1.0, 1.0]);
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
-use crate::prox::{Prox, ema};
+use crate::prox::{Prox, ProxState, ema};
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -61,8 +61,8 @@ pub struct ProxSgd {
 pub struct ProxSgdState<const D: usize> {
     /// Momentum average `m`.
     pub momentum: Tensor<D>,
-    /// The regularizer's reweighting state.
-    pub reweighting: Option<Tensor<4>>,
+    /// The prox's state.
+    pub prox: ProxState,
 }
 
 impl SparseOptimizer for ProxSgd {
@@ -96,26 +96,20 @@ impl Optimizer for ProxSgd {
         } else {
             grad
         };
-        let (previous, reweighting) = match state {
-            Some(s) => (Some(s.momentum), s.reweighting),
-            None => (None, None),
+        let (previous, prox) = match state {
+            Some(s) => (Some(s.momentum), s.prox),
+            None => (None, ProxState::default()),
         };
         let momentum = ema(previous, d, 1.0 - rho);
-        let (r, reweighting) = self.prox.reweight(&tensor, reweighting, lr);
+        let (r, prox) = self.prox.reweight(&tensor, prox, lr);
         let z = tensor - momentum.clone().mul_scalar(lr);
         let w = self.prox.apply(z, &r.scale(lr));
-        (
-            w,
-            Some(ProxSgdState {
-                momentum,
-                reweighting,
-            }),
-        )
+        (w, Some(ProxSgdState { momentum, prox }))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
         state.momentum = state.momentum.to_device(device);
-        state.reweighting = state.reweighting.map(|r| r.to_device(device));
+        state.prox = state.prox.to_device(device);
         state
     }
 }

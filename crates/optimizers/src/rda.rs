@@ -13,7 +13,7 @@
 
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
-use crate::prox::Prox;
+use crate::prox::{Prox, ProxState};
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -47,8 +47,8 @@ pub struct RdaState<const D: usize> {
     pub grad_sum: Tensor<D>,
     /// Steps taken `t`.
     pub t: u64,
-    /// The regularizer's reweighting state.
-    pub reweighting: Option<Tensor<4>>,
+    /// The prox's state.
+    pub prox: ProxState,
 }
 
 impl SparseOptimizer for Rda {
@@ -75,12 +75,12 @@ impl Optimizer for Rda {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let (initial, grad_sum, t, reweighting) = match state {
-            Some(s) => (s.initial, s.grad_sum + grad, s.t + 1, s.reweighting),
-            None => (tensor.clone(), grad, 1, None),
+        let (initial, grad_sum, t, prox) = match state {
+            Some(s) => (s.initial, s.grad_sum + grad, s.t + 1, s.prox),
+            None => (tensor.clone(), grad, 1, ProxState::default()),
         };
         let sqrt_t = (t as f64).sqrt();
-        let (r, reweighting) = self.prox.reweight(&tensor, reweighting, lr);
+        let (r, prox) = self.prox.reweight(&tensor, prox, lr);
         let z = initial.clone() - grad_sum.clone().mul_scalar(lr / sqrt_t);
         let w = self.prox.apply(z, &r.scale(lr * sqrt_t));
         (
@@ -89,7 +89,7 @@ impl Optimizer for Rda {
                 initial,
                 grad_sum,
                 t,
-                reweighting,
+                prox,
             }),
         )
     }
@@ -97,7 +97,7 @@ impl Optimizer for Rda {
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
         state.initial = state.initial.to_device(device);
         state.grad_sum = state.grad_sum.to_device(device);
-        state.reweighting = state.reweighting.map(|r| r.to_device(device));
+        state.prox = state.prox.to_device(device);
         state
     }
 }

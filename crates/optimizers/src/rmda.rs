@@ -20,7 +20,7 @@
 
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
-use crate::prox::Prox;
+use crate::prox::{Prox, ProxState};
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -71,8 +71,8 @@ pub struct RmdaState<const D: usize> {
     pub stage_lr: f64,
     /// Current averaging weight c.
     pub c: f64,
-    /// The regularizer's reweighting state.
-    pub reweighting: Option<Tensor<4>>,
+    /// The prox's state.
+    pub prox: ProxState,
 }
 
 impl RmdaState<1> {
@@ -115,12 +115,12 @@ impl Optimizer for Rmda {
             t: 0,
             stage_lr: lr,
             c,
-            reweighting: None,
+            prox: ProxState::default(),
         };
         let state = match state {
             None => fresh(self.config.c),
             Some(s) if RmdaState::is_new_stage(s.stage_lr, lr) => RmdaState {
-                reweighting: s.reweighting,
+                prox: s.prox,
                 ..fresh((s.c * s.stage_lr / lr).min(1.0))
             },
             Some(s) => s,
@@ -130,7 +130,7 @@ impl Optimizer for Rmda {
         let s = lr * beta;
         let alpha = state.alpha + s;
         let dual = state.dual + grad.mul_scalar(s);
-        let (r, reweighting) = self.prox.reweight(&tensor, state.reweighting, lr);
+        let (r, prox) = self.prox.reweight(&tensor, state.prox, lr);
         let candidate = self.prox.apply(
             state.anchor.clone() - dual.clone().div_scalar(beta),
             &r.scale(alpha / beta),
@@ -150,7 +150,7 @@ impl Optimizer for Rmda {
                 t,
                 stage_lr: state.stage_lr,
                 c,
-                reweighting,
+                prox,
             }),
         )
     }
@@ -158,7 +158,7 @@ impl Optimizer for Rmda {
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
         state.anchor = state.anchor.to_device(device);
         state.dual = state.dual.to_device(device);
-        state.reweighting = state.reweighting.map(|r| r.to_device(device));
+        state.prox = state.prox.to_device(device);
         state
     }
 }

@@ -26,7 +26,7 @@
 
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
-use crate::prox::{Prox, ema, join, split};
+use crate::prox::{Prox, ProxState, ema};
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -93,12 +93,8 @@ pub struct XrdaState<const D: usize> {
     pub dual: Tensor<D>,
     /// Momentum `v` (absent without momentum).
     pub velocity: Option<Tensor<D>>,
-    /// Accumulated threshold `B`: scalar part.
-    pub threshold: f64,
-    /// Accumulated threshold `B`: per-element part (reweighted regularizers).
-    pub threshold_weights: Option<Tensor<4>>,
-    /// The regularizer's reweighting state.
-    pub reweighting: Option<Tensor<4>>,
+    /// The prox's state, with the accumulated threshold `B`.
+    pub prox: ProxState,
     /// First step size `s₀`.
     pub initial_step: f64,
 }
@@ -142,16 +138,12 @@ impl Optimizer for Xrda {
         let XrdaState {
             dual,
             velocity,
-            threshold,
-            threshold_weights,
-            reweighting,
+            prox,
             initial_step,
         } = state.unwrap_or_else(|| XrdaState {
             dual: tensor.clone(),
             velocity: None,
-            threshold: 0.0,
-            threshold_weights: None,
-            reweighting: None,
+            prox: ProxState::default(),
             initial_step: s,
         });
         let a = self.averaging_at(s, initial_step);
@@ -163,9 +155,8 @@ impl Optimizer for Xrda {
         } else {
             grad
         };
-        let (r, reweighting) = self.prox.reweight(&tensor, reweighting, s);
-        let (threshold, threshold_weights) =
-            split(join(threshold, threshold_weights).scale(a) + r.scale(s));
+        let (r, prox) = self.prox.reweight(&tensor, prox, s);
+        let prox = prox.accumulate(a, r.scale(s));
         let dual = match a {
             0.0 => tensor,
             1.0 => dual,
@@ -177,17 +168,13 @@ impl Optimizer for Xrda {
             d
         };
         let dual = dual - velocity.clone().mul_scalar(s);
-        let w = self
-            .prox
-            .apply(dual.clone(), &join(threshold, threshold_weights.clone()));
+        let w = self.prox.apply(dual.clone(), &prox.accumulated());
         (
             w,
             Some(XrdaState {
                 dual,
                 velocity: (tau > 0.0).then_some(velocity),
-                threshold,
-                threshold_weights,
-                reweighting,
+                prox,
                 initial_step,
             }),
         )
@@ -196,8 +183,7 @@ impl Optimizer for Xrda {
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
         state.dual = state.dual.to_device(device);
         state.velocity = state.velocity.map(|v| v.to_device(device));
-        state.threshold_weights = state.threshold_weights.map(|t| t.to_device(device));
-        state.reweighting = state.reweighting.map(|r| r.to_device(device));
+        state.prox = state.prox.to_device(device);
         state
     }
 }

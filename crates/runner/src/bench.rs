@@ -13,6 +13,7 @@
 
 use crate::device::{DeviceChoice, select};
 use crate::env::Env;
+use crate::resolve::{Plain, resolve};
 use crate::store::write_atomic;
 use anyhow::Context;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -22,9 +23,14 @@ use criterion::Criterion;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sparselab_models::{Architecture, InputShape, Model};
+use sparselab_optimizers::SparseOptimizer;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The benchmarked model.
+const MODEL: &str = "mlp-300-100";
+/// The optimiser every ratio is relative to (plain momentum SGD).
+const BASELINE: &str = sparselab_optimizers::sgd::Sgd::NAME;
 
 /// What to measure and where to write it.
 #[derive(Clone, Debug)]
@@ -103,10 +109,8 @@ fn setup(base: &Device, batch: usize) -> anyhow::Result<Setup> {
         width: 28,
         classes: 10,
     };
-    let model = sparselab_models::registry()
-        .build(&json!({"name": "mlp-300-100"}))?
-        .value
-        .build(input, &device)?;
+    let (_, parts) = resolve(&Plain::named(MODEL, BASELINE), "")?;
+    let model = parts.model.build(input, &device)?;
     let x = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
@@ -124,26 +128,27 @@ fn grads(s: &Setup, model: &Model) -> GradientsParams {
     GradientsParams::from_grads(loss.backward(), model)
 }
 
+/// The method of one benchmark case, as plain data.
+fn plain(name: &str, regularizer: Option<&str>) -> Plain {
+    Plain {
+        regularizer: regularizer.map_or(Value::Null, |r| json!({ "name": r })),
+        ..Plain::named(MODEL, name)
+    }
+}
+
 /// Every measured pair: dense optimisers alone, proximal ones with every regularizer they
-/// accept (the prox is part of their step).
-fn cases() -> anyhow::Result<Vec<(String, Option<String>)>> {
-    let regularizers = sparselab_regularizers::registry();
-    let optimizers = sparselab_optimizers::registry();
+/// accept (the prox is part of their step); exactly the pairs an experiment file may name.
+fn cases() -> Vec<(String, Option<String>)> {
+    let regularizers = sparselab_regularizers::registry().names();
     let mut out = Vec::new();
-    for name in optimizers.names() {
-        let factory = optimizers.build(&json!({ "name": name }))?.value;
-        if !factory.proximal() {
-            out.push((name.to_string(), None));
-            continue;
-        }
-        for reg in regularizers.names() {
-            let r = regularizers.build(&json!({ "name": reg }))?.value;
-            if factory.rejects(r.as_ref()).is_none() {
-                out.push((name.to_string(), Some(reg.to_string())));
+    for name in sparselab_optimizers::registry().names() {
+        for reg in std::iter::once(None).chain(regularizers.iter().map(|r| Some(*r))) {
+            if resolve(&plain(name, reg), "").is_ok() {
+                out.push((name.to_string(), reg.map(str::to_string)));
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn optimizer_for(
@@ -151,18 +156,11 @@ fn optimizer_for(
     regularizer: Option<&str>,
     model: &Model,
 ) -> anyhow::Result<ModuleOptimizer> {
-    let factory = sparselab_optimizers::registry()
-        .build(&json!({ "name": name }))?
-        .value;
-    let reg = match regularizer {
-        Some(r) => Some(Arc::from(
-            sparselab_regularizers::registry()
-                .build(&json!({ "name": r }))?
-                .value,
-        )),
-        None => None,
-    };
-    Ok(factory.build(&model.describe(), reg))
+    let (_, parts) = resolve(&plain(name, regularizer), "")?;
+    Ok(parts
+        .optimizer
+        .build(&model.describe(), parts.regularizer)
+        .optim)
 }
 
 fn case_id(name: &str, regularizer: Option<&str>) -> String {
@@ -184,7 +182,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         .measurement_time(measurement)
         .sample_size(20)
         .without_plots();
-    let cases = cases()?;
+    let cases = cases();
     for (name, reg) in &cases {
         let id = case_id(name, reg.as_deref());
         let s = setup(&selected.device, opts.batch)?;
@@ -235,7 +233,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     }
     let (sgd_step, sgd_train) = rows
         .iter()
-        .find(|r| r.optimizer == "sgd")
+        .find(|r| r.optimizer == BASELINE && r.regularizer.is_none())
         .map(|r| (r.optimizer_step.mean, r.train_step.mean))
         .ok_or_else(|| anyhow::anyhow!("the sgd baseline is not registered"))?;
     for r in &mut rows {
@@ -244,7 +242,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     }
     let env = Env::capture(&selected.description, selected.backend);
     let summary = json!({
-        "model": "mlp-300-100",
+        "model": MODEL,
         "input": [1, 28, 28],
         "batch": opts.batch,
         "env": env,

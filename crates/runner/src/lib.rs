@@ -2,6 +2,7 @@
 //! tables and figures. `xtask` is a thin command line over it.
 //!
 //! - [`spec`]: TOML experiments → validated, expanded runs with stable ids ([`run_id`]).
+//! - [`resolve`]: plain method data → live methods, the one place this happens.
 //! - [`train`]: one run, step by step (see the module docs for the data flow of a step).
 //! - [`store`]: `results/<ablation>/<run-id>/`, atomic writes, resume.
 //! - [`figure`], [`table`]: paper-style figures (SVG + PNG) and Markdown/CSV tables.
@@ -15,6 +16,7 @@ pub mod env;
 pub mod figure;
 pub mod progress;
 pub mod record;
+pub mod resolve;
 pub mod run_id;
 pub mod schedule;
 pub mod spec;

@@ -54,6 +54,9 @@ pub struct EpochRecord {
     pub support_error: Option<usize>,
     /// `λ·ψ(w)` summed over regularised tensors (absent without a regularizer).
     pub penalty: Option<f64>,
+    /// Mean value of each loss term over the epoch's steps where it was due, by term name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub loss_terms: BTreeMap<String, f64>,
     /// Training wall time of the epoch (seconds, evaluation excluded).
     pub epoch_seconds: f64,
     /// Training samples per second in this epoch.

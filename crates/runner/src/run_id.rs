@@ -48,8 +48,8 @@ pub fn run_id(config: &RunConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resolve::{Component, Components};
     use crate::schedule::TrainConfig;
-    use crate::spec::Component;
     use serde_json::json;
     use sparselab_data::DataConfig;
 
@@ -64,18 +64,21 @@ mod tests {
     fn gmp_run() -> RunConfig {
         RunConfig {
             data: DataConfig::default(),
-            model: component("mlp-300-100", json!({"hidden": [300, 100]}), json!({})),
             train: TrainConfig {
                 epochs: 20,
                 ..TrainConfig::default()
             },
-            optimizer: component("sgd", json!({"momentum": 0.9}), json!({})),
-            regularizer: None,
-            topology: Some(component(
-                "gmp",
-                json!({"sparsity": 0.95}),
-                json!({"sparsity": 0.95}),
-            )),
+            method: Components {
+                model: component("mlp-300-100", json!({"hidden": [300, 100]}), json!({})),
+                optimizer: component("sgd", json!({"momentum": 0.9}), json!({})),
+                regularizer: None,
+                topology: Some(component(
+                    "gmp",
+                    json!({"sparsity": 0.95}),
+                    json!({"sparsity": 0.95}),
+                )),
+                losses: Vec::new(),
+            },
             seed: 1,
         }
     }
@@ -174,14 +177,14 @@ mod tests {
         assert_ne!(v1.params, v2.params, "the resolved config did grow");
         let mut before = gmp_run();
         let mut after = gmp_run();
-        before.topology = Some(Component::from_resolved(&v1));
-        after.topology = Some(Component::from_resolved(&v2));
+        before.method.topology = Some(Component::from_resolved(&v1));
+        after.method.topology = Some(Component::from_resolved(&v2));
         assert_eq!(run_id(&before), run_id(&after));
         // ...but setting the new hyperparameter away from its default does change it.
         let v3 = Registry::new("t", vec![Entry::of::<Gmp2>()])
             .build(&json!({"name": "gmp", "sparsity": 0.95, "jitter": 0.1}))
             .unwrap();
-        after.topology = Some(Component::from_resolved(&v3));
+        after.method.topology = Some(Component::from_resolved(&v3));
         assert_ne!(run_id(&before), run_id(&after));
     }
 
@@ -193,8 +196,16 @@ mod tests {
             ..gmp_run()
         };
         let mut other_sparsity = gmp_run();
-        other_sparsity.topology = Some(component("gmp", json!({"sparsity": 0.9}), json!({})));
+        other_sparsity.method.topology =
+            Some(component("gmp", json!({"sparsity": 0.9}), json!({})));
         assert_ne!(run_id(&base), run_id(&other_seed));
         assert_ne!(run_id(&base), run_id(&other_sparsity));
+        let mut with_loss = gmp_run();
+        with_loss.method.losses = vec![component(
+            "feature-l2",
+            json!({"beta": 0.1}),
+            json!({"beta": 0.1}),
+        )];
+        assert_ne!(run_id(&base), run_id(&with_loss));
     }
 }

@@ -8,12 +8,14 @@
 
 use crate::figure::FigureSpec;
 use crate::record::metric_info;
+pub use crate::resolve::Component;
+use crate::resolve::{Components, Plain, loss_tables, resolve};
 use crate::run_id::{canonical_json, run_id};
 use crate::schedule::{Schedule, TrainConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use sparselab_core::ConfigError;
 use sparselab_core::config::{non_default, parse_config};
-use sparselab_core::{ConfigError, Resolved};
 use sparselab_data::DataConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,60 +30,18 @@ pub struct SpecError {
     pub error: ConfigError,
 }
 
-/// Components an arm is made of, in the order they appear in run ids.
-const COMPONENTS: [&str; 4] = ["model", "optimizer", "regularizer", "topology"];
-
-/// A method component as plain data: `{ name = "...", <hyperparameters> }`, resolved.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Component {
-    /// Registered name.
-    pub name: String,
-    /// Every hyperparameter, defaults filled in.
-    pub params: Value,
-    /// Only the non-default hyperparameters (identify the run).
-    pub non_default: Value,
-}
-
-impl Component {
-    pub(crate) fn from_resolved<T: ?Sized>(r: &Resolved<T>) -> Self {
-        Self {
-            name: r.name.to_string(),
-            params: r.params.clone(),
-            non_default: r.non_default.clone(),
-        }
-    }
-
-    /// `{ "name": ..., <params> }`, the form the registries build from.
-    pub fn table(&self) -> Value {
-        with_name(&self.name, &self.params)
-    }
-
-    fn identity(&self) -> Value {
-        with_name(&self.name, &self.non_default)
-    }
-}
-
-fn with_name(name: &str, params: &Value) -> Value {
-    let mut map = params.as_object().cloned().unwrap_or_default();
-    map.insert("name".into(), Value::String(name.to_string()));
-    Value::Object(map)
-}
+/// Components an arm is made of (what a sweep key may start with, with `train`).
+const COMPONENTS: [&str; 5] = ["model", "optimizer", "regularizer", "topology", "loss"];
 
 /// Everything one run trains with: the canonical, resolved configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunConfig {
     /// Data (identical for every run of an ablation).
     pub data: DataConfig,
-    /// Model.
-    pub model: Component,
     /// Training settings.
     pub train: TrainConfig,
-    /// Optimiser.
-    pub optimizer: Component,
-    /// Regularizer (`None`: unregularised).
-    pub regularizer: Option<Component>,
-    /// Topology (`None`: dense).
-    pub topology: Option<Component>,
+    /// The method: model, optimiser, regularizer, topology, loss terms.
+    pub method: Components,
     /// Seed.
     pub seed: u64,
 }
@@ -92,35 +52,43 @@ impl RunConfig {
     pub fn identity(&self) -> Value {
         let data_defaults = serde_json::to_value(DataConfig::default()).expect("serialisable");
         let train_defaults = serde_json::to_value(TrainConfig::default()).expect("serialisable");
+        let m = &self.method;
         let mut id = json!({
             "data": non_default(&serde_json::to_value(&self.data).expect("serialisable"), &data_defaults),
-            "model": self.model.identity(),
+            "model": m.model.identity(),
             "train": non_default(&serde_json::to_value(&self.train).expect("serialisable"), &train_defaults),
-            "optimizer": self.optimizer.identity(),
+            "optimizer": m.optimizer.identity(),
             "seed": self.seed,
         });
-        for (key, c) in [
-            ("regularizer", &self.regularizer),
-            ("topology", &self.topology),
-        ] {
+        for (key, c) in [("regularizer", &m.regularizer), ("topology", &m.topology)] {
             if let Some(c) = c {
                 id[key] = c.identity();
             }
+        }
+        // Absent when empty, so runs without loss terms keep the ids they had before the kind
+        // existed.
+        if !m.losses.is_empty() {
+            id["losses"] = m.losses.iter().map(Component::identity).collect();
         }
         id
     }
 
     /// The full resolved configuration (what `config.json` records).
     pub fn to_json(&self) -> Value {
-        json!({
+        let m = &self.method;
+        let mut out = json!({
             "data": self.data,
-            "model": self.model.table(),
+            "model": m.model.table(),
             "train": self.train,
-            "optimizer": self.optimizer.table(),
-            "regularizer": self.regularizer.as_ref().map(Component::table),
-            "topology": self.topology.as_ref().map(Component::table),
+            "optimizer": m.optimizer.table(),
+            "regularizer": m.regularizer.as_ref().map(Component::table),
+            "topology": m.topology.as_ref().map(Component::table),
             "seed": self.seed,
-        })
+        });
+        if !m.losses.is_empty() {
+            out["losses"] = m.losses.iter().map(Component::table).collect();
+        }
+        out
     }
 }
 
@@ -157,6 +125,8 @@ pub struct Arm {
     pub name: String,
     /// Legend label.
     pub label: String,
+    /// The arm this one is compared with (Welch's t-test at the same sweep point, in the table).
+    pub compare: Option<String>,
 }
 
 /// A parsed, validated ablation.
@@ -228,12 +198,16 @@ struct TableSpec {
 struct ArmSpec {
     label: Option<String>,
     #[serde(default)]
+    compare: Option<String>,
+    #[serde(default)]
     model: Value,
     optimizer: Value,
     #[serde(default)]
     regularizer: Value,
     #[serde(default)]
     topology: Value,
+    #[serde(default)]
+    loss: Value,
     #[serde(default)]
     train: Value,
     #[serde(default)]
@@ -295,7 +269,7 @@ fn sweep_points(
             return Err(ConfigError::new(
                 &at,
                 format!(
-                    "unknown component `{component}` (allowed: model, optimizer, regularizer, topology, train)"
+                    "unknown component `{component}` (allowed: model, optimizer, regularizer, topology, loss, train)"
                 ),
             ));
         }
@@ -325,19 +299,6 @@ fn sweep_points(
     Ok(points)
 }
 
-/// Resolves one component table (`null`: absent) with `registry`.
-fn resolve<T: ?Sized>(
-    registry: &sparselab_core::Registry<T>,
-    table: &Value,
-    at: &str,
-) -> Result<Option<(Component, Box<T>)>, ConfigError> {
-    if table.is_null() {
-        return Ok(None);
-    }
-    let r = registry.build(table).map_err(|e| e.under(at))?;
-    Ok(Some((Component::from_resolved(&r), r.value)))
-}
-
 /// Builds the run configuration of one arm at one sweep point, validating everything.
 fn resolve_run(
     arm: &str,
@@ -346,11 +307,13 @@ fn resolve_run(
     point: &BTreeMap<String, Value>,
 ) -> Result<RunConfig, ConfigError> {
     let prefix = format!("arms.{arm}");
+    let at = |c: &str| format!("{prefix}.{c}");
     let mut tables: BTreeMap<&str, Value> = BTreeMap::new();
     tables.insert("model", overlay(&base.model, &spec.model));
     tables.insert("optimizer", spec.optimizer.clone());
     tables.insert("regularizer", spec.regularizer.clone());
     tables.insert("topology", spec.topology.clone());
+    tables.insert("loss", spec.loss.clone());
     tables.insert("train", overlay(&base.train, &spec.train));
     for (key, value) in point {
         let (component, param) = key.split_once('.').expect("validated by sweep_points");
@@ -363,56 +326,36 @@ fn resolve_run(
         }
         table
             .as_object_mut()
-            .ok_or_else(|| ConfigError::new(format!("{prefix}.{component}"), "expected a table"))?
+            .ok_or_else(|| {
+                ConfigError::new(
+                    at(component),
+                    "expected a table (a sweep sets a key of one table; for several loss terms, use one arm per value)",
+                )
+            })?
             .insert(param.to_string(), value.clone());
     }
-    let at = |c: &str| format!("{prefix}.{c}");
-    let model = resolve(
-        &sparselab_models::registry(),
-        &tables["model"],
-        &at("model"),
-    )?
-    .ok_or_else(|| ConfigError::new("model", "missing"))?
-    .0;
-    let (optimizer, factory) = resolve(
-        &sparselab_optimizers::registry(),
-        &tables["optimizer"],
-        &at("optimizer"),
-    )?
-    .ok_or_else(|| ConfigError::new(at("optimizer"), "missing"))?;
-    let regularizer = resolve(
-        &sparselab_regularizers::registry(),
-        &tables["regularizer"],
-        &at("regularizer"),
-    )?;
-    if let Some(why) = regularizer
-        .as_ref()
-        .and_then(|(_, reg)| factory.rejects(reg.as_ref()))
-    {
-        return Err(ConfigError::new(at("regularizer"), why));
-    }
-    let topology = resolve(
-        &sparselab_topology::registry(),
-        &tables["topology"],
-        &at("topology"),
-    )?;
+    let plain = Plain {
+        model: tables["model"].clone(),
+        optimizer: tables["optimizer"].clone(),
+        regularizer: tables["regularizer"].clone(),
+        topology: tables["topology"].clone(),
+        losses: loss_tables(&tables["loss"], &at("loss"))?,
+    };
+    let (c, parts) = resolve(&plain, &prefix)?;
     let train: TrainConfig = parse_config(&tables["train"]).map_err(|e| e.under(&at("train")))?;
-    if factory.staged() && train.schedule == Schedule::Cosine {
+    if parts.optimizer.staged() && train.schedule == Schedule::Cosine {
         return Err(ConfigError::new(
             at("train.schedule"),
             format!(
                 "`{}` starts a new stage whenever the learning rate changes; use a piecewise-constant schedule (allowed: constant, step)",
-                optimizer.name
+                c.optimizer.name
             ),
         ));
     }
     Ok(RunConfig {
         data: base.data.clone(),
-        model,
         train,
-        optimizer,
-        regularizer: regularizer.map(|r| r.0),
-        topology: topology.map(|t| t.0),
+        method: c,
         seed: 0,
     })
 }
@@ -485,9 +428,18 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
                 });
             }
         }
+        if let Some(other) = &arm_spec.compare
+            && !arm_order.contains(other)
+        {
+            return Err(fail(ConfigError::new(
+                format!("arms.{name}.compare"),
+                format!("unknown arm `{other}` (allowed: {})", arm_order.join(", ")),
+            )));
+        }
         arms.push(Arm {
             name: name.clone(),
             label,
+            compare: arm_spec.compare.clone(),
         });
     }
     let sweep_keys: Vec<String> = runs.iter().flat_map(|r| r.sweep.keys().cloned()).collect();

@@ -1,8 +1,9 @@
 //! The Markdown table (mean ± std over seeds) and the tidy CSV files of an ablation.
 
-use crate::aggregate::{RunResult, groups};
+use crate::aggregate::{Group, RunResult, groups};
 use crate::record::{METRICS, Status, metric_info};
 use crate::spec::Ablation;
+use sparselab_metrics::stats::{summarize, welch};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -49,9 +50,16 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
         .iter()
         .map(|c| metric_info(c).map_or_else(|| c.clone(), |m| m.label.to_string()))
         .collect();
+    let compared = ablation.arms.iter().any(|a| a.compare.is_some());
+    let mut headers = headers;
+    if compared {
+        let metric = metric_info(COMPARED).map_or(COMPARED, |m| m.label);
+        headers.push(format!("Δ {metric} vs compared arm (Welch p)"));
+    }
     let _ = writeln!(out, "| method | n | {} |", headers.join(" | "));
     let _ = writeln!(out, "|---|---|{}", "---|".repeat(headers.len()));
-    for g in groups(results) {
+    let all = groups(results);
+    for g in &all {
         let finished = g
             .runs
             .iter()
@@ -72,9 +80,49 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
                 )
             })
             .collect();
+        let mut cells = cells;
+        if compared {
+            cells.push(comparison(ablation, g, &all));
+        }
         let _ = writeln!(out, "| {} | {n} | {} |", g.display(), cells.join(" | "));
     }
     out
+}
+
+/// The metric arms are compared on.
+const COMPARED: &str = "test_accuracy";
+
+/// `Δmean (p = …) vs <label>` of `g` against its arm's `compare` arm at the same sweep point
+/// (Welch's t-test over seeds), or `–`.
+fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>]) -> String {
+    let other = ablation
+        .arms
+        .iter()
+        .find(|a| a.name == g.arm)
+        .and_then(|a| a.compare.as_deref())
+        .and_then(|c| all.iter().find(|h| h.arm == c && h.sweep == g.sweep));
+    let Some(h) = other else {
+        return "–".into();
+    };
+    let (a, b) = (g.values(COMPARED), h.values(COMPARED));
+    let scale = metric_info(COMPARED).map_or(1.0, |m| m.scale);
+    let (Some(sa), Some(sb)) = (summarize(&a), summarize(&b)) else {
+        return "–".into();
+    };
+    let delta = (sa.mean - sb.mean) * scale;
+    match welch(&a, &b) {
+        Some((_, _, p)) => format!("{delta:+.2} (p = {}) vs {}", p_value(p), h.label),
+        None => format!("{delta:+.2} vs {}", h.label),
+    }
+}
+
+/// A p-value with two significant digits (`3e-5` below 0.001).
+fn p_value(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.0e}")
+    } else {
+        format!("{p:.2}")
+    }
 }
 
 fn csv_field(s: &str) -> String {

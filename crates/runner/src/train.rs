@@ -2,20 +2,24 @@
 //!
 //! One optimiser step (the data flow ARCHITECTURE.md describes):
 //!
-//! 1. forward the batch (feature taps only when a loss term needs them);
-//! 2. task loss (cross-entropy) + regularizer loss terms → backward;
+//! 1. forward the batch through the masked network `w ⊙ m` (block features only on steps where
+//!    a loss term is due);
+//! 2. task loss (cross-entropy) + the due loss terms → backward; if the topology is due and
+//!    regrows by gradient, copy the dense gradient of the masked weights to the host;
 //! 3. zero the gradients of masked weights;
-//! 4. optimiser step at the scheduled learning rate (proximal optimisers apply their prox here);
-//! 5. topology update when due (pruning/regrowth on host copies of weights and, if asked, of the
-//!    dense gradient of this batch);
-//! 6. re-apply masks, so a pruned weight is exactly `0.0`.
+//! 4. reveal latent values (topologies that keep them), optimiser step at the scheduled learning
+//!    rate (proximal optimisers apply their prox here), hide again: the model holds `w ⊙ m`;
+//! 5. topology update when due, on host copies of `w ⊙ m` (never values an optimiser revived
+//!    under the mask); entries it regrows get their optimiser state reset.
 //!
 //! After every epoch: evaluate on the validation and test splits, measure sparsity, compression,
 //! speedup and Hoyer sparsity, and hand the records to the observer (which persists them). A run
 //! whose training loss becomes NaN or infinite stops and is recorded as diverged.
 
 use crate::record::{EpochRecord, FinalRecord, Status};
+use crate::resolve::resolve;
 use crate::spec::PlannedRun;
+use crate::spec::RunConfig;
 use anyhow::Context;
 use burn::module::{Module, ParamId};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -25,13 +29,16 @@ use sparselab_core::param::{device_weights, host_grads, host_values};
 use sparselab_core::{ParamInfo, ParamTable};
 use sparselab_data::loader::Order;
 use sparselab_data::{Batch, Dataset, Split, batches};
+use sparselab_losses::LossTerm;
 use sparselab_metrics::accuracy::{top_k_correct, top_k_hits};
 use sparselab_metrics::group::{churn, group_report, identification_epoch, input_groups};
 use sparselab_metrics::hoyer::network_hoyer;
 use sparselab_metrics::sparsity::report_table;
 use sparselab_models::{Architecture, InputShape, Model};
+use sparselab_optimizers::StateResets;
 use sparselab_regularizers::Regularizer;
-use sparselab_topology::{DeviceMasks, HostWeight, Topology, TopologyContext};
+use sparselab_topology::{DeviceMasks, HostWeight, Mask, Topology, TopologyContext};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -156,76 +163,86 @@ fn weight_metrics(
     groups.pattern
 }
 
-/// A run's model and everything that updates it.
-struct Trainee {
+/// A running sum on the device (no host sync per step).
+#[derive(Default)]
+struct DeviceSum {
+    total: Option<Tensor<1>>,
+    count: usize,
+}
+
+impl DeviceSum {
+    fn add(&mut self, v: Tensor<1>) {
+        self.total = Some(match self.total.take() {
+            Some(t) => t + v,
+            None => v,
+        });
+        self.count += 1;
+    }
+
+    /// The mean so far (`None` if nothing was added); starts a new sum.
+    fn take_mean(&mut self) -> Option<f64> {
+        let mean = self
+            .total
+            .take()
+            .map(|t| t.into_scalar::<f64>() / self.count.max(1) as f64);
+        self.count = 0;
+        mean
+    }
+}
+
+/// A run's model and everything that updates it: the live parts of one [`RunConfig`].
+pub struct Trainee {
     model: Model,
     table: ParamTable,
     optim: ModuleOptimizer,
+    resets: StateResets,
     regularizer: Option<Arc<dyn Regularizer>>,
     topology: Option<Box<dyn Topology>>,
     /// The parameters the topology masks.
     masked: Vec<ParamInfo>,
     masks: DeviceMasks,
+    losses: Vec<Box<dyn LossTerm>>,
+    /// Each loss term's values over the steps it was due, since the last epoch record.
+    loss_values: Vec<DeviceSum>,
     loss_fn: CrossEntropyLoss,
     /// The training device (with autodiff).
     device: Device,
 }
 
 impl Trainee {
-    /// Builds the model (seeded), optimiser, regularizer and topology of `run`, and applies the
-    /// topology's initial masks.
-    fn new(
-        run: &PlannedRun,
+    /// Builds the model (seeded), optimiser, regularizer, topology and loss terms of `config`
+    /// (through [`resolve`], like experiment loading), and applies the topology's initial masks.
+    pub fn new(
+        config: &RunConfig,
         input: InputShape,
         base: &Device,
         ctx: TopologyContext,
     ) -> anyhow::Result<Self> {
-        let cfg = &run.config;
-        let built = |e: sparselab_core::ConfigError| anyhow::anyhow!("run {}: {e}", run.id);
+        let (_, parts) = resolve(&config.method.plain(), "")?;
         let device = base.clone().autodiff();
-        device.seed(cfg.seed);
-        let model = sparselab_models::registry()
-            .build(&cfg.model.table())
-            .map_err(built)?
-            .value
-            .build(input, &device)
-            .map_err(built)?;
+        device.seed(config.seed);
+        let model = parts.model.build(input, &device)?;
         let table = model.describe();
-        let regularizer: Option<Arc<dyn Regularizer>> = match &cfg.regularizer {
-            Some(c) => Some(Arc::from(
-                sparselab_regularizers::registry()
-                    .build(&c.table())
-                    .map_err(built)?
-                    .value,
-            )),
-            None => None,
-        };
-        let optim = sparselab_optimizers::registry()
-            .build(&cfg.optimizer.table())
-            .map_err(built)?
-            .value
-            .build(&table, regularizer.clone());
-        let topology: Option<Box<dyn Topology>> = match &cfg.topology {
-            Some(c) => Some(
-                sparselab_topology::registry()
-                    .build(&c.table())
-                    .map_err(built)?
-                    .value,
-            ),
-            None => None,
-        };
-        let masked: Vec<ParamInfo> = match &topology {
+        let built = parts.optimizer.build(&table, parts.regularizer.clone());
+        let masked: Vec<ParamInfo> = match &parts.topology {
             Some(t) => table.iter().filter(|p| t.applies_to(p)).cloned().collect(),
             None => Vec::new(),
+        };
+        let masks = match &parts.topology {
+            Some(t) => DeviceMasks::new(t.masked_entries()),
+            None => DeviceMasks::default(),
         };
         let mut trainee = Self {
             model,
             table,
-            optim,
-            regularizer,
-            topology,
+            optim: built.optim,
+            resets: built.resets,
+            regularizer: parts.regularizer,
+            topology: parts.topology,
             masked,
-            masks: DeviceMasks::default(),
+            masks,
+            loss_values: parts.losses.iter().map(|_| DeviceSum::default()).collect(),
+            losses: parts.losses,
             loss_fn: CrossEntropyLossConfig::new().init(&device),
             device,
         };
@@ -233,10 +250,29 @@ impl Trainee {
         if let Some(t) = trainee.topology.as_mut()
             && let Some(m) = t.init(&ctx, &as_host(&trainee.masked, &values))
         {
-            trainee.masks.set(&m, &trainee.device);
-            trainee.model = trainee.masks.apply(trainee.model.clone());
+            trainee.set_masks(&m);
         }
         Ok(trainee)
+    }
+
+    /// The model, holding `w ⊙ m`.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The parameters the topology masks.
+    pub fn masked(&self) -> &[ParamInfo] {
+        &self.masked
+    }
+
+    /// The current masks.
+    pub fn masks(&self) -> &DeviceMasks {
+        &self.masks
+    }
+
+    /// The topology, if any.
+    pub fn topology(&self) -> Option<&dyn Topology> {
+        self.topology.as_deref()
     }
 
     /// Ids of the masked parameters.
@@ -244,24 +280,64 @@ impl Trainee {
         self.masked.iter().map(|p| p.id).collect()
     }
 
-    /// Host copies of the masked parameters.
-    fn masked_values(&self) -> Vec<Vec<f32>> {
+    /// Host copies of the masked parameters (`w ⊙ m`).
+    pub fn masked_values(&self) -> Vec<Vec<f32>> {
         host_values(&self.model, &self.masked_ids())
     }
 
-    /// One optimiser step (the six stages of the module docs) at learning rate `lr`; returns
-    /// the batch's summed loss and number of correct predictions, left on the device.
-    fn step(&mut self, batch: Batch, lr: f64, step: usize) -> (Tensor<1>, Tensor<1, Int>) {
-        let logits = self.model.forward(batch.images, false).logits;
-        let loss = self.loss_fn.forward(logits.clone(), batch.labels.clone());
-        let summed = loss.clone().inner().mul_scalar(batch.len as f64);
-        let hits = top_k_hits(logits.inner(), batch.labels, 1);
+    /// New masks: latent values (if kept) come back, masks change, `w ⊙ m` again; entries the
+    /// masks regrow get their optimiser state reset.
+    fn set_masks(&mut self, masks: &[Mask]) {
+        self.model = self.masks.reveal(self.model.clone());
+        for (id, entries) in self.masks.set(masks, &self.device) {
+            self.resets.request(id, entries);
+        }
+        self.model = self.masks.hide(self.model.clone());
+    }
+
+    /// Mean value of each loss term over the steps it was due since the last call, by name.
+    fn take_loss_values(&mut self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for (i, (term, sum)) in self.losses.iter().zip(&mut self.loss_values).enumerate() {
+            if let Some(v) = sum.take_mean() {
+                let key = if out.contains_key(term.name()) {
+                    format!("{}#{i}", term.name())
+                } else {
+                    term.name().to_string()
+                };
+                out.insert(key, v);
+            }
+        }
+        out
+    }
+
+    /// One optimiser step (the five stages of the module docs) at learning rate `lr`; returns
+    /// the batch's summed task loss and number of correct predictions, left on the device.
+    pub fn step(&mut self, batch: Batch, lr: f64, step: usize) -> (Tensor<1>, Tensor<1, Int>) {
+        let due_terms: Vec<usize> = (0..self.losses.len())
+            .filter(|&i| self.losses[i].due(step))
+            .collect();
+        let out = self.model.forward(batch.images, !due_terms.is_empty());
+        let task = self
+            .loss_fn
+            .forward(out.logits.clone(), batch.labels.clone());
+        let summed = task.clone().inner().mul_scalar(batch.len as f64);
+        let hits = top_k_hits(out.logits.inner(), batch.labels, 1);
+        let mut loss = task;
+        for i in due_terms {
+            if let Some(value) = self.losses[i].loss(&out.features) {
+                self.loss_values[i].add(value.clone().inner());
+                loss = loss + value;
+            }
+        }
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let due = self.topology.as_ref().is_some_and(|t| t.due(step));
         let dense_grads = (due && self.topology.as_ref().is_some_and(|t| t.needs_dense_grad()))
             .then(|| host_grads(&self.model, &grads, &self.masked_ids()));
         self.masks.mask_grads(&self.model, &mut grads);
+        self.model = self.masks.reveal(self.model.clone());
         self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.model = self.masks.hide(self.model.clone());
         if due {
             let values = self.masked_values();
             if let Some(t) = self.topology.as_mut()
@@ -271,10 +347,9 @@ impl Trainee {
                     dense_grads.as_deref(),
                 )
             {
-                self.masks.set(&m, &self.device);
+                self.set_masks(&m);
             }
         }
-        self.model = self.masks.apply(self.model.clone());
         (summed, hits)
     }
 }
@@ -302,7 +377,8 @@ pub fn train(
         steps_per_epoch,
         seed: cfg.seed,
     };
-    let mut trainee = Trainee::new(run, input, base, ctx)?;
+    let mut trainee =
+        Trainee::new(cfg, input, base, ctx).with_context(|| format!("run {}", run.id))?;
     let mut pattern = group_pattern(&trainee.model, &trainee.table);
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut step = 0usize;
@@ -361,6 +437,7 @@ pub fn train(
         }
         (record.test_loss, record.test_accuracy, record.test_top5) =
             evaluate(&valid, &data.test, data, base);
+        record.loss_terms = trainee.take_loss_values();
         record.penalty = trainee
             .regularizer
             .as_deref()
@@ -394,7 +471,13 @@ pub fn train(
         last: epochs.last().cloned(),
         best_val_epoch: best.map(|e| e.epoch),
         test_accuracy_at_best_val: best.map(|e| e.test_accuracy),
-        identification_epoch: identification_epoch(&churn).filter(|_| !epochs.is_empty()),
+        identification_epoch: identification_epoch(
+            &churn,
+            &epochs
+                .iter()
+                .map(|e| e.group_sparsity.unwrap_or(0.0))
+                .collect::<Vec<_>>(),
+        ),
         train_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
         samples_per_sec: trained_samples / train_seconds.max(1e-9),

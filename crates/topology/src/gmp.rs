@@ -7,10 +7,13 @@
 //! s_t = s_f + (s_0 − s_f)·(1 − (t − t₀)/(t_end − t₀))³
 //! ```
 //!
-//! ranked over all weight tensors together (`global`) or within each tensor (`layer`). Pruned
-//! weights never return (their gradient is masked, so their magnitude stays 0). `t₀` and `t_end`
-//! are given as fractions of training (`start`, `end`) so one config serves any run length;
-//! after `t_end` the mask is frozen and the network fine-tunes at `s_f`.
+//! ranked over all weight tensors together (`global`) or within each tensor (`layer`). Ranking
+//! uses the masked values `|w ⊙ m|` (SPEC §2) and only ever prunes among the weights still kept,
+//! so pruned weights never return, whatever the optimiser does under the mask (dual-averaging
+//! methods keep a dual iterate there). `t₀` and `t_end` are given as fractions of training
+//! (`start`, `end`) so one config serves any run length; after `t_end` the mask is frozen and the
+//! network fine-tunes at `s_f`. `start == end` is one-shot pruning at that point (at
+//! initialisation when both are 0).
 
 use crate::select::{pruned_count, top_k};
 use crate::topology::{HostWeight, Mask, Topology, TopologyContext};
@@ -78,6 +81,8 @@ pub struct Gmp {
     config: GmpConfig,
     /// `(t₀, t_end)` in steps, known once the run length is.
     window: (usize, usize),
+    /// The masks of the last prune (`None`: dense so far).
+    current: Option<Vec<Mask>>,
 }
 
 impl Gmp {
@@ -86,6 +91,7 @@ impl Gmp {
         Self {
             config,
             window: (0, 0),
+            current: None,
         }
     }
 
@@ -97,32 +103,44 @@ impl Gmp {
             initial: s0,
             ..
         } = self.config;
-        if t <= t0 {
-            return s0;
-        }
         if t >= t_end {
             return sf;
+        }
+        if t <= t0 {
+            return s0;
         }
         let progress = (t - t0) as f64 / (t_end - t0) as f64;
         sf + (s0 - sf) * (1.0 - progress).powi(3)
     }
 
+    /// Masks at `sparsity`: the largest `|w|` among the weights still kept survive (already
+    /// pruned weights score −1, below any magnitude, so they stay pruned).
     fn prune(&self, weights: &[HostWeight<'_>], sparsity: f64) -> Vec<Mask> {
-        let magnitudes =
-            |w: &HostWeight<'_>| w.values.iter().map(|v| v.abs()).collect::<Vec<f32>>();
+        let magnitudes = |(i, w): (usize, &HostWeight<'_>)| {
+            let kept = self.current.as_ref().map(|m| m[i].keep.as_slice());
+            w.values
+                .iter()
+                .enumerate()
+                .map(|(j, v)| match kept {
+                    Some(k) if !k[j] => -1.0,
+                    _ => v.abs(),
+                })
+                .collect::<Vec<f32>>()
+        };
         match self.config.scope {
             Scope::Layer => weights
                 .iter()
-                .map(|w| Mask {
+                .enumerate()
+                .map(|(i, w)| Mask {
                     id: w.info.id,
                     keep: top_k(
-                        &magnitudes(w),
+                        &magnitudes((i, w)),
                         w.values.len() - pruned_count(sparsity, w.values.len()),
                     ),
                 })
                 .collect(),
             Scope::Global => {
-                let all: Vec<f32> = weights.iter().flat_map(magnitudes).collect();
+                let all: Vec<f32> = weights.iter().enumerate().flat_map(magnitudes).collect();
                 let mut keep =
                     top_k(&all, all.len() - pruned_count(sparsity, all.len())).into_iter();
                 weights
@@ -153,10 +171,20 @@ impl Topology for Gmp {
         Self::NAME
     }
 
+    fn monotone(&self) -> bool {
+        true
+    }
+
+    fn target_sparsity(&self) -> f64 {
+        self.config.sparsity
+    }
+
     fn init(&mut self, ctx: &TopologyContext, weights: &[HostWeight<'_>]) -> Option<Vec<Mask>> {
         let at = |f: f64| (f * ctx.total_steps as f64).round() as usize;
         self.window = (at(self.config.start), at(self.config.end));
-        (self.config.initial > 0.0).then(|| self.prune(weights, self.config.initial))
+        self.current = None;
+        let s = self.sparsity_at(0);
+        (s > 0.0).then(|| self.remember(self.prune(weights, s)))
     }
 
     fn due(&self, step: usize) -> bool {
@@ -172,7 +200,14 @@ impl Topology for Gmp {
         weights: &[HostWeight<'_>],
         _grads: Option<&[Vec<f32>]>,
     ) -> Option<Vec<Mask>> {
-        Some(self.prune(weights, self.sparsity_at(step)))
+        Some(self.remember(self.prune(weights, self.sparsity_at(step))))
+    }
+}
+
+impl Gmp {
+    fn remember(&mut self, masks: Vec<Mask>) -> Vec<Mask> {
+        self.current = Some(masks.clone());
+        masks
     }
 }
 
@@ -220,6 +255,83 @@ mod tests {
         g.window = (5, 37);
         let due: Vec<usize> = (0..60).filter(|&t| g.due(t)).collect();
         assert_eq!(due, vec![5, 15, 25, 35, 37]);
+    }
+
+    fn ctx(total_steps: usize) -> TopologyContext {
+        TopologyContext {
+            total_steps,
+            steps_per_epoch: 10,
+            seed: 0,
+        }
+    }
+
+    /// `start == end` is one-shot pruning: at that step the mask jumps to `s_f` (it never pruned
+    /// before the fix: the schedule returned `s_0` at `t₀`).
+    #[test]
+    fn one_shot_pruning_prunes_at_its_step() {
+        let a = info(10);
+        let va: Vec<f32> = (1..=10).map(|v| v as f32).collect();
+        let w = [HostWeight {
+            info: &a,
+            values: &va,
+        }];
+        let mut g = Gmp::new(GmpConfig {
+            sparsity: 0.8,
+            start: 0.5,
+            end: 0.5,
+            ..GmpConfig::default()
+        });
+        assert!(g.init(&ctx(100), &w).is_none());
+        let due: Vec<usize> = (1..=100).filter(|&t| g.due(t)).collect();
+        assert_eq!(due, vec![50]);
+        let m = g.update(50, &w, None).unwrap();
+        assert_eq!(m[0].sparsity(), 0.8);
+        // At 0 it happens at initialisation.
+        let mut g = Gmp::new(GmpConfig {
+            sparsity: 0.8,
+            start: 0.0,
+            end: 0.0,
+            ..GmpConfig::default()
+        });
+        assert_eq!(g.init(&ctx(100), &w).unwrap()[0].sparsity(), 0.8);
+        assert!((1..=100).all(|t| !g.due(t)));
+    }
+
+    /// A weight pruned earlier is never kept again, even when the values handed in are ones an
+    /// optimiser revived (dual averaging) or exact zeros tie with it.
+    #[test]
+    fn pruned_weights_never_return() {
+        let a = info(6);
+        let mut g = gmp(Scope::Global);
+        let first = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let m1 = g
+            .update(
+                50,
+                &[HostWeight {
+                    info: &a,
+                    values: &first,
+                }],
+                None,
+            )
+            .unwrap();
+        let pruned: Vec<usize> = (0..6).filter(|&i| !m1[0].keep[i]).collect();
+        assert!(!pruned.is_empty());
+        // The pruned entries come back large; kept ones include exact zeros.
+        let revived = [9.0f32, 9.0, 0.0, 0.0, 0.5, 0.6];
+        let m2 = g
+            .update(
+                100,
+                &[HostWeight {
+                    info: &a,
+                    values: &revived,
+                }],
+                None,
+            )
+            .unwrap();
+        for i in pruned {
+            assert!(!m2[0].keep[i], "entry {i} came back: {:?}", m2[0].keep);
+        }
+        assert!(m2[0].sparsity() >= m1[0].sparsity());
     }
 
     #[test]

@@ -7,15 +7,21 @@
 //! masked weight stays exactly `0.0` whatever the optimiser does.
 //!
 //! Members (one file each): [`gmp`] (gradual magnitude pruning), [`static_mask`] (random mask at
-//! init, uniform or ERK densities). Helpers: [`density`] (ERK allocation), [`select`] (exact
-//! top-k masks).
+//! init, uniform or ERK densities), [`set`] and [`rigl`] (dynamic sparse training: drop by
+//! magnitude, regrow at random or by gradient). Helpers: [`density`] (ERK allocation),
+//! [`select`] (exact top-k masks), [`drop_grow`] (the prune-and-regrow engine of SET and RigL).
+//! A topology says what masked entries hold ([`MaskedEntries`]): zeroed for good, or latent
+//! values that may regrow; [`DeviceMasks`] implements both.
 
 pub mod density;
+pub mod drop_grow;
 pub mod gmp;
 mod masks;
+pub mod rigl;
 pub mod select;
+pub mod set;
 pub mod static_mask;
 mod topology;
 
 pub use masks::DeviceMasks;
-pub use topology::{HostWeight, Mask, Topology, TopologyContext, registry};
+pub use topology::{HostWeight, Mask, MaskedEntries, Topology, TopologyContext, registry};

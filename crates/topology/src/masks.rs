@@ -1,31 +1,78 @@
-//! Masks on the device: zero the gradients of pruned weights, re-apply after every step.
+//! Masks on the device: the forward pass sees `w ⊙ m`, masked gradients are zero, and masked
+//! entries are either zeroed for good or kept as latent values (SPEC §2, "Masks and latent
+//! weights").
 
-use crate::topology::Mask;
+use crate::topology::{Mask, MaskedEntries};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::HashMap;
 
-/// The current masks as 0/1 tensors on the training device.
+/// The current masks as 0/1 tensors on the training device, and the latent values of masked
+/// entries when the topology keeps them.
 ///
-/// The training step uses them twice: [`mask_grads`](DeviceMasks::mask_grads) before the
-/// optimiser step (so momentum and dual-averaging states never accumulate on pruned weights) and
-/// [`apply`](DeviceMasks::apply) after it (`w ← w ⊙ m`), which makes a pruned weight exactly
-/// `0.0` whatever the optimiser did.
-#[derive(Clone, Debug, Default)]
+/// Between steps the model holds `w ⊙ m`, so its forward pass, its evaluation and every metric
+/// see the masked network, and the gradient of a masked entry is the dense gradient a regrowth
+/// method ranks by. A training step uses the masks four times:
+///
+/// 1. [`mask_grads`](DeviceMasks::mask_grads): `g ← g ⊙ m`, so momentum and dual-averaging states
+///    never accumulate gradient on masked entries;
+/// 2. [`reveal`](DeviceMasks::reveal) before the optimiser step: with
+///    [`MaskedEntries::Latent`] the model gets its latent values back (the optimiser updates
+///    them, with a zero gradient); with [`MaskedEntries::Zeroed`] nothing changes;
+/// 3. [`hide`](DeviceMasks::hide) after it: latent values are stored and the model holds
+///    `w ⊙ m` again, so a zeroed masked weight is exactly `0.0` whatever the optimiser did;
+/// 4. when a topology changes the masks: `reveal`, [`set`](DeviceMasks::set), `hide`.
+#[derive(Clone, Debug)]
 pub struct DeviceMasks {
+    policy: MaskedEntries,
     masks: HashMap<ParamId, Tensor<1>>,
+    /// Host copies of `masks`, to tell which entries a new mask regrows.
+    host: HashMap<ParamId, Vec<bool>>,
+    /// Full (latent) values of the masked parameters, kept with [`MaskedEntries::Latent`].
+    latent: HashMap<ParamId, Tensor<1>>,
+}
+
+impl Default for DeviceMasks {
+    fn default() -> Self {
+        Self::new(MaskedEntries::Zeroed)
+    }
 }
 
 impl DeviceMasks {
-    /// Replaces the masks of the parameters in `masks` (others keep theirs).
-    pub fn set(&mut self, masks: &[Mask], device: &Device) {
+    /// No masks yet; masked entries will be handled by `policy`.
+    pub fn new(policy: MaskedEntries) -> Self {
+        Self {
+            policy,
+            masks: HashMap::new(),
+            host: HashMap::new(),
+            latent: HashMap::new(),
+        }
+    }
+
+    /// Replaces the masks of the parameters in `masks` (others keep theirs); returns, for every
+    /// parameter with regrown entries (masked before, kept now), those entries.
+    pub fn set(&mut self, masks: &[Mask], device: &Device) -> Vec<(ParamId, Vec<bool>)> {
+        let mut regrown = Vec::new();
         for m in masks {
+            if let Some(old) = self.host.get(&m.id) {
+                let grown: Vec<bool> = old.iter().zip(&m.keep).map(|(o, n)| !o && *n).collect();
+                if grown.iter().any(|g| *g) {
+                    regrown.push((m.id, grown));
+                }
+            }
             let values: Vec<f32> = m.keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
             let n = values.len();
             let t = Tensor::<1>::from_data(TensorData::new(values, [n]), device).inner();
             self.masks.insert(m.id, t);
+            self.host.insert(m.id, m.keep.clone());
         }
+        regrown
+    }
+
+    /// The current mask of `id` (host copy), if it is masked.
+    pub fn get(&self, id: ParamId) -> Option<&[bool]> {
+        self.host.get(&id).map(Vec::as_slice)
     }
 
     /// Whether no parameter is masked (dense training).
@@ -33,12 +80,29 @@ impl DeviceMasks {
         self.masks.is_empty()
     }
 
-    /// `w ← w ⊙ m` for every masked parameter of `module`.
-    pub fn apply<M: Module>(&self, module: M) -> M {
+    /// The model holding full values → the model holding `w ⊙ m`; stores the full values as
+    /// latent with [`MaskedEntries::Latent`].
+    pub fn hide<M: Module>(&mut self, module: M) -> M {
         if self.is_empty() {
             return module;
         }
-        module.map(&mut Apply { masks: &self.masks })
+        let keep = self.policy == MaskedEntries::Latent;
+        let mut mapper = Hide {
+            masks: &self.masks,
+            latent: keep.then_some(&mut self.latent),
+        };
+        module.map(&mut mapper)
+    }
+
+    /// The model holding `w ⊙ m` → the model holding its full values: the stored latent values
+    /// with [`MaskedEntries::Latent`], unchanged with [`MaskedEntries::Zeroed`].
+    pub fn reveal<M: Module>(&self, module: M) -> M {
+        if self.latent.is_empty() {
+            return module;
+        }
+        module.map(&mut Reveal {
+            latent: &self.latent,
+        })
     }
 
     /// `g ← g ⊙ m` for every masked parameter's gradient in `grads`.
@@ -52,27 +116,56 @@ impl DeviceMasks {
     }
 }
 
-struct Apply<'a> {
-    masks: &'a HashMap<ParamId, Tensor<1>>,
+/// `param` with its value replaced by `value(inner)` computed outside the autodiff graph: the
+/// result is a fresh leaf, like an optimiser update.
+fn replace<const D: usize>(
+    param: Param<Tensor<D>>,
+    value: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Param<Tensor<D>> {
+    let (id, tensor, mapper) = param.consume();
+    let (autodiff, require_grad) = (tensor.is_autodiff(), tensor.is_require_grad());
+    let mut out = value(tensor.inner());
+    if autodiff {
+        out = out.autodiff();
+        if require_grad {
+            out = out.require_grad();
+        }
+    }
+    Param::from_mapped_value(id, out, mapper)
 }
 
-impl ModuleMapper for Apply<'_> {
+struct Hide<'a> {
+    masks: &'a HashMap<ParamId, Tensor<1>>,
+    latent: Option<&'a mut HashMap<ParamId, Tensor<1>>>,
+}
+
+impl ModuleMapper for Hide<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let Some(mask) = self.masks.get(&param.id) else {
             return param;
         };
-        let (id, tensor, mapper) = param.consume();
-        let (autodiff, require_grad) = (tensor.is_autodiff(), tensor.is_require_grad());
-        let dims = tensor.dims();
-        // Masking happens outside the graph: the result is a fresh leaf, like an optimiser update.
-        let mut masked = tensor.inner() * mask.clone().reshape(dims);
-        if autodiff {
-            masked = masked.autodiff();
-            if require_grad {
-                masked = masked.require_grad();
+        let id = param.id;
+        let latent = &mut self.latent;
+        replace(param, |w| {
+            let dims = w.dims();
+            if let Some(store) = latent.as_deref_mut() {
+                store.insert(id, w.clone().reshape([dims.iter().product::<usize>()]));
             }
-        }
-        Param::from_mapped_value(id, masked, mapper)
+            w * mask.clone().reshape(dims)
+        })
+    }
+}
+
+struct Reveal<'a> {
+    latent: &'a HashMap<ParamId, Tensor<1>>,
+}
+
+impl ModuleMapper for Reveal<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(latent) = self.latent.get(&param.id) else {
+            return param;
+        };
+        replace(param, |w| latent.clone().reshape(w.dims()))
     }
 }
 
@@ -115,7 +208,7 @@ mod tests {
             }],
             &device,
         );
-        layer = masks.apply(layer);
+        layer = masks.hide(layer);
         let mut optim = burn::optim::ModuleOptimizer::from(Sgd::new(SgdConfig {
             momentum: 0.9,
             nesterov: false,
@@ -136,7 +229,7 @@ mod tests {
             let mut grads = GradientsParams::from_grads(loss.backward(), &layer);
             masks.mask_grads(&layer, &mut grads);
             layer = optim.step(0.1, layer, grads);
-            layer = masks.apply(layer);
+            layer = masks.hide(layer);
             assert!(layer.weight.val().is_require_grad());
         }
         let after: Vec<f32> = layer
@@ -152,5 +245,64 @@ mod tests {
                 assert_eq!(after[i], 0.0, "masked weight {i} = {}", after[i]);
             }
         }
+    }
+
+    fn host(layer: &Linear) -> Vec<f32> {
+        layer
+            .weight
+            .val()
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap()
+    }
+
+    /// Latent entries: hidden from the model (exactly 0.0) but kept; `reveal` gives them back,
+    /// and a mask change that regrows an entry restores its latent value and reports it.
+    #[test]
+    fn latent_entries_survive_and_regrowth_is_reported() {
+        let device = Device::flex().autodiff();
+        let layer: Linear = LinearConfig::new(2, 2).init(&device);
+        let id = layer.weight.id;
+        let full = host(&layer);
+        let mut masks = DeviceMasks::new(MaskedEntries::Latent);
+        let first = vec![true, false, true, false];
+        assert!(
+            masks
+                .set(
+                    &[Mask {
+                        id,
+                        keep: first.clone()
+                    }],
+                    &device
+                )
+                .is_empty()
+        );
+        let hidden = masks.hide(layer);
+        let h = host(&hidden);
+        assert_eq!((h[0], h[1], h[2], h[3]), (full[0], 0.0, full[2], 0.0));
+        assert_eq!(host(&masks.reveal(hidden.clone())), full);
+        let layer = masks.reveal(hidden);
+        let regrown = masks.set(
+            &[Mask {
+                id,
+                keep: vec![true, true, false, false],
+            }],
+            &device,
+        );
+        assert_eq!(regrown, vec![(id, vec![false, true, false, false])]);
+        let h = host(&masks.hide(layer));
+        assert_eq!((h[0], h[1], h[2], h[3]), (full[0], full[1], 0.0, 0.0));
+        // Zeroed entries do not come back.
+        let layer: Linear = LinearConfig::new(2, 2).init(&device);
+        let mut zeroed = DeviceMasks::new(MaskedEntries::Zeroed);
+        zeroed.set(
+            &[Mask {
+                id: layer.weight.id,
+                keep: first,
+            }],
+            &device,
+        );
+        let hidden = zeroed.hide(layer);
+        assert_eq!(host(&zeroed.reveal(hidden.clone())), host(&hidden));
     }
 }

@@ -9,7 +9,7 @@ use crate::select::{pruned_count, random_k};
 use crate::topology::{HostWeight, Mask, Topology, TopologyContext};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::check_half_open;
-use sparselab_core::rng::stream;
+use sparselab_core::rng::{ChaCha8Rng, stream};
 use sparselab_core::{ConfigError, FromConfig, Validate};
 
 /// Hyperparameters of [`StaticMask`].
@@ -43,6 +43,28 @@ pub struct StaticMask {
     config: StaticConfig,
 }
 
+/// Random masks with the layer densities of `distribution` at global `sparsity`: each layer keeps
+/// exactly `n − ⌊(1 − density)·n⌋` uniformly random weights (also the start of SET and RigL).
+pub fn draw(
+    weights: &[HostWeight<'_>],
+    sparsity: f64,
+    distribution: Distribution,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Mask> {
+    let infos: Vec<_> = weights.iter().map(|w| w.info).collect();
+    weights
+        .iter()
+        .zip(densities(&infos, sparsity, distribution))
+        .map(|(w, d)| {
+            let n = w.values.len();
+            Mask {
+                id: w.info.id,
+                keep: random_k(n, n - pruned_count(1.0 - d, n), rng),
+            }
+        })
+        .collect()
+}
+
 impl FromConfig<dyn Topology> for StaticMask {
     type Config = StaticConfig;
     const NAME: &'static str = "static";
@@ -59,23 +81,22 @@ impl Topology for StaticMask {
         Self::NAME
     }
 
+    fn monotone(&self) -> bool {
+        true
+    }
+
+    fn target_sparsity(&self) -> f64 {
+        self.config.sparsity
+    }
+
     fn init(&mut self, ctx: &TopologyContext, weights: &[HostWeight<'_>]) -> Option<Vec<Mask>> {
-        let infos: Vec<_> = weights.iter().map(|w| w.info).collect();
-        let dens = densities(&infos, self.config.sparsity, self.config.distribution);
         let mut rng = stream(ctx.seed, "topology");
-        Some(
-            weights
-                .iter()
-                .zip(dens)
-                .map(|(w, d)| {
-                    let n = w.values.len();
-                    Mask {
-                        id: w.info.id,
-                        keep: random_k(n, n - pruned_count(1.0 - d, n), &mut rng),
-                    }
-                })
-                .collect(),
-        )
+        Some(draw(
+            weights,
+            self.config.sparsity,
+            self.config.distribution,
+            &mut rng,
+        ))
     }
 
     fn due(&self, _step: usize) -> bool {

@@ -40,7 +40,26 @@ impl Mask {
     }
 }
 
+/// What happens to a masked entry (SPEC §2, "Masks and latent weights"). The forward pass always
+/// uses `w ⊙ m`; the policy says what the entry holds meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskedEntries {
+    /// Zeroed for good: a masked weight is exactly 0.0 and a regrown one starts at 0 (`gmp`,
+    /// `static`, `set`, `rigl`).
+    Zeroed,
+    /// Kept: the masked entry keeps a latent value that the optimiser goes on updating (with a
+    /// zero gradient) and a regrown weight restarts from it (`semi-prune`, SPEC §1.2).
+    Latent,
+}
+
 /// A rule for which weights exist over training (SPEC.md §2).
+///
+/// Contract (checked for every registered topology by `tests/topology_contract.rs`): with any
+/// optimiser, masked entries of a [`MaskedEntries::Zeroed`] topology stay exactly 0.0; the final
+/// sparsity of the masked tensors is [`target_sparsity`](Topology::target_sparsity); a topology
+/// that says it is [`monotone`](Topology::monotone) never regrows a pruned weight. Whenever an
+/// update regrows entries, the training loop resets their optimiser state (one mechanism for
+/// every optimiser: `sparselab_optimizers::state_reset`).
 pub trait Topology: Send {
     /// Registered name.
     fn name(&self) -> &'static str;
@@ -50,6 +69,19 @@ pub trait Topology: Send {
         param.is_weight()
     }
 
+    /// What masked entries hold. Default: zeroed for good.
+    fn masked_entries(&self) -> MaskedEntries {
+        MaskedEntries::Zeroed
+    }
+
+    /// Whether pruned weights never come back (pruning-only methods).
+    fn monotone(&self) -> bool {
+        false
+    }
+
+    /// The sparsity of the masked tensors at the end of training.
+    fn target_sparsity(&self) -> f64;
+
     /// Masks before the first step (`None`: start dense). `weights` holds exactly the tensors
     /// the topology applies to.
     fn init(&mut self, ctx: &TopologyContext, weights: &[HostWeight<'_>]) -> Option<Vec<Mask>>;
@@ -57,13 +89,16 @@ pub trait Topology: Send {
     /// Whether [`update`](Topology::update) must run after optimiser step `step` (1-based).
     fn due(&self, step: usize) -> bool;
 
-    /// Whether updates need the dense gradient of the current batch (regrowth methods).
+    /// Whether updates need the dense gradient of the current batch (regrowth methods). It is
+    /// copied to the host only on steps where the topology is [`due`](Topology::due).
     fn needs_dense_grad(&self) -> bool {
         false
     }
 
-    /// New masks after step `step`, or `None` to keep the current ones. `grads` (same order as
-    /// `weights`) is given when [`needs_dense_grad`](Topology::needs_dense_grad) is true.
+    /// New masks after step `step`, or `None` to keep the current ones. `weights` are the
+    /// masked values `w ⊙ m` (never values an optimiser revived under the mask); `grads` (same
+    /// order) is the gradient of the batch's loss with respect to every entry, masked ones
+    /// included, given when [`needs_dense_grad`](Topology::needs_dense_grad) is true.
     fn update(
         &mut self,
         step: usize,
@@ -80,6 +115,8 @@ pub fn registry() -> Registry<dyn Topology> {
         vec![
             Entry::of::<crate::gmp::Gmp>(),
             Entry::of::<crate::static_mask::StaticMask>(),
+            Entry::of::<crate::set::Set>(),
+            Entry::of::<crate::rigl::Rigl>(),
         ],
     )
 }

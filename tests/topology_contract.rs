@@ -1,0 +1,141 @@
+//! Contract of every registered topology with every registered optimiser, through the real
+//! training step (`Trainee::step`): the registries iterate, so a new topology or optimiser is
+//! covered without a new test.
+//!
+//! - masked entries of a topology that zeroes them stay exactly 0.0 after every step;
+//! - a topology that promises monotone masks never regrows a pruned weight (with dual-averaging
+//!   optimisers too, whose state revives values under the mask);
+//! - the final sparsity of the masked tensors is the topology's target.
+
+use burn::tensor::Device;
+use serde_json::{Value, json};
+use sparselab::core::config::parse_config;
+use sparselab::data::loader::Order;
+use sparselab::data::{DataConfig, batches};
+use sparselab::models::InputShape;
+use sparselab::runner::resolve::{Plain, resolve};
+use sparselab::runner::schedule::TrainConfig;
+use sparselab::runner::spec::RunConfig;
+use sparselab::runner::train::Trainee;
+use sparselab::topology::{MaskedEntries, TopologyContext};
+
+/// A topology's defaults with a short update interval and sparsity 0.8 where it has those keys.
+fn topology_table(name: &str) -> Value {
+    let registry = sparselab::topology::registry();
+    let mut t = registry.get(name).unwrap().defaults();
+    let map = t.as_object_mut().unwrap();
+    for (key, value) in [("every", json!(2)), ("sparsity", json!(0.8))] {
+        if map.contains_key(key) {
+            map.insert(key.into(), value);
+        }
+    }
+    map.insert("name".into(), json!(name));
+    t
+}
+
+#[test]
+fn every_topology_with_every_optimizer() {
+    let data_config: DataConfig = parse_config(&json!({
+        "name": "synthetic",
+        "validation": 64,
+        "synthetic": { "classes": 4, "shape": [1, 6, 6], "train": 320, "test": 64, "noise": 1.5 }
+    }))
+    .unwrap();
+    let data = sparselab::data::load(&data_config, None).unwrap();
+    let train: TrainConfig =
+        parse_config(&json!({ "epochs": 3, "batch": 32, "lr": 0.05 })).unwrap();
+    let input = InputShape {
+        channels: 1,
+        height: 6,
+        width: 6,
+        classes: 4,
+    };
+    let steps_per_epoch = data.train.len().div_ceil(train.batch);
+    let ctx = TopologyContext {
+        total_steps: steps_per_epoch * train.epochs,
+        steps_per_epoch,
+        seed: 3,
+    };
+    let device = Device::flex();
+    for topology in sparselab::topology::registry().names() {
+        for optimizer in sparselab::optimizers::registry().names() {
+            let what = format!("{topology} × {optimizer}");
+            let plain = Plain {
+                model: json!({ "name": "mlp-300-100", "hidden": [24, 12] }),
+                optimizer: json!({ "name": optimizer }),
+                topology: topology_table(topology),
+                ..Plain::default()
+            };
+            let (c, _) = resolve(&plain, "").unwrap();
+            let config = RunConfig {
+                data: data_config.clone(),
+                train: train.clone(),
+                method: c,
+                seed: 3,
+            };
+            let mut trainee = Trainee::new(&config, input, &device, ctx.clone()).unwrap();
+            let t = trainee.topology().unwrap();
+            let (zeroed, monotone, target) = (
+                t.masked_entries() == MaskedEntries::Zeroed,
+                t.monotone(),
+                t.target_sparsity(),
+            );
+            let ids: Vec<_> = trainee.masked().iter().map(|p| p.id).collect();
+            let keep = |tr: &Trainee| -> Vec<Vec<bool>> {
+                ids.iter()
+                    .map(|id| tr.masks().get(*id).map_or_else(Vec::new, <[bool]>::to_vec))
+                    .collect()
+            };
+            let mut previous = keep(&trainee);
+            let mut step = 0;
+            for epoch in 0..train.epochs {
+                let order = Order::Shuffled {
+                    seed: 3,
+                    epoch,
+                    augment: data.augment,
+                };
+                for batch in batches(
+                    &data.train,
+                    data.shape,
+                    train.batch,
+                    order,
+                    &device.clone().autodiff(),
+                ) {
+                    step += 1;
+                    let _ = trainee.step(batch, train.lr, step);
+                    let now = keep(&trainee);
+                    if zeroed {
+                        for (values, mask) in trainee.masked_values().iter().zip(&now) {
+                            for (v, k) in values.iter().zip(mask) {
+                                assert!(
+                                    *k || *v == 0.0,
+                                    "{what}: masked weight {v} at step {step}"
+                                );
+                            }
+                        }
+                    }
+                    if monotone {
+                        for (old, new) in previous.iter().zip(&now) {
+                            for (o, n) in old.iter().zip(new) {
+                                assert!(
+                                    *o || !*n || old.is_empty(),
+                                    "{what}: regrown at step {step}"
+                                );
+                            }
+                        }
+                    }
+                    previous = now;
+                }
+            }
+            let (kept, total) = previous
+                .iter()
+                .flatten()
+                .fold((0, 0), |(k, n), m| (k + usize::from(*m), n + 1));
+            let sparsity = 1.0 - kept as f64 / total.max(1) as f64;
+            assert!(
+                (sparsity - target).abs() < 0.02,
+                "{what}: final sparsity {sparsity} vs target {target}"
+            );
+        }
+    }
+}
