@@ -112,6 +112,18 @@ impl FinalRecord {
     }
 }
 
+/// The identification epoch of a run (SPEC §1.4) derived from its per-epoch records: the first
+/// epoch after which the group structure never changed, `None` if it still changed at the end or
+/// no group was ever zero. Derived on load too, so stored results follow the current rule.
+pub fn identification_from(epochs: &[EpochRecord]) -> Option<usize> {
+    let churn: Vec<usize> = epochs.iter().map(|e| e.churn.unwrap_or(0)).collect();
+    let zero: Vec<f64> = epochs
+        .iter()
+        .map(|e| e.group_sparsity.unwrap_or(0.0))
+        .collect();
+    sparselab_metrics::group::identification_epoch(&churn, &zero)
+}
+
 impl EpochRecord {
     /// The value of metric `key` (a field of this record).
     pub fn metric(&self, key: &str) -> Option<f64> {
@@ -267,6 +279,25 @@ pub fn metric_info(key: &str) -> Option<&'static MetricInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn epoch(churn: usize, group_sparsity: f64) -> EpochRecord {
+        EpochRecord {
+            churn: Some(churn),
+            group_sparsity: Some(group_sparsity),
+            ..EpochRecord::default()
+        }
+    }
+
+    /// A dense run (no group ever zero) identifies nothing; it was reported as epoch 0.
+    #[test]
+    fn identification_needs_a_zero_group() {
+        assert_eq!(identification_from(&[epoch(0, 0.0), epoch(0, 0.0)]), None);
+        assert_eq!(
+            identification_from(&[epoch(3, 0.2), epoch(0, 0.3), epoch(0, 0.3)]),
+            Some(1)
+        );
+        assert_eq!(identification_from(&[]), None);
+    }
 
     #[test]
     fn final_metric_reads_own_fields_then_last_epoch() {

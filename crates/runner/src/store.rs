@@ -8,7 +8,7 @@
 
 use crate::aggregate::RunResult;
 use crate::env::Env;
-use crate::record::{EpochRecord, FinalRecord};
+use crate::record::{EpochRecord, FinalRecord, identification_from};
 use crate::spec::{Ablation, PlannedRun};
 use anyhow::Context;
 use serde::Serialize;
@@ -67,16 +67,21 @@ impl Store {
         self.dir.join(id)
     }
 
-    /// The stored result of `run`, if it finished (or diverged).
+    /// The stored result of `run`, if it finished (or diverged). Its identification epoch is
+    /// derived again from the stored epochs ([`identification_from`]), so results written under an
+    /// older rule are shown under the current one.
     pub fn finished(&self, run: &PlannedRun) -> anyhow::Result<Option<RunResult>> {
         let dir = self.run_dir(&run.id);
         if !dir.join("final.json").is_file() {
             return Ok(None);
         }
+        let epochs: Vec<EpochRecord> = read_json(&dir.join("epochs.json"))?;
+        let mut outcome: FinalRecord = read_json(&dir.join("final.json"))?;
+        outcome.identification_epoch = identification_from(&epochs);
         Ok(Some(RunResult {
             run: run.clone(),
-            outcome: read_json(&dir.join("final.json"))?,
-            epochs: read_json(&dir.join("epochs.json"))?,
+            outcome,
+            epochs,
         }))
     }
 

@@ -16,7 +16,7 @@
 //! speedup and Hoyer sparsity, and hand the records to the observer (which persists them). A run
 //! whose training loss becomes NaN or infinite stops and is recorded as diverged.
 
-use crate::record::{EpochRecord, FinalRecord, Status};
+use crate::record::{EpochRecord, FinalRecord, Status, identification_from};
 use crate::resolve::resolve;
 use crate::spec::PlannedRun;
 use crate::spec::RunConfig;
@@ -31,7 +31,7 @@ use sparselab_data::loader::Order;
 use sparselab_data::{Batch, Dataset, Split, batches};
 use sparselab_losses::LossTerm;
 use sparselab_metrics::accuracy::{top_k_correct, top_k_hits};
-use sparselab_metrics::group::{churn, group_report, identification_epoch, input_groups};
+use sparselab_metrics::group::{churn, group_report, input_groups};
 use sparselab_metrics::hoyer::network_hoyer;
 use sparselab_metrics::sparsity::report_table;
 use sparselab_models::{Architecture, InputShape, Model};
@@ -460,7 +460,6 @@ pub fn train(
         .map(|(_, e)| e);
     let trained_samples =
         (step.min(total_steps) as f64 / steps_per_epoch as f64) * data.train.len() as f64;
-    let churn: Vec<usize> = epochs.iter().map(|e| e.churn.unwrap_or(0)).collect();
     let outcome = FinalRecord {
         status: if diverged.is_some() {
             Status::Diverged
@@ -471,13 +470,7 @@ pub fn train(
         last: epochs.last().cloned(),
         best_val_epoch: best.map(|e| e.epoch),
         test_accuracy_at_best_val: best.map(|e| e.test_accuracy),
-        identification_epoch: identification_epoch(
-            &churn,
-            &epochs
-                .iter()
-                .map(|e| e.group_sparsity.unwrap_or(0.0))
-                .collect::<Vec<_>>(),
-        ),
+        identification_epoch: identification_from(&epochs),
         train_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
         samples_per_sec: trained_samples / train_seconds.max(1e-9),
