@@ -18,8 +18,7 @@
 
 use crate::record::{EpochRecord, FinalRecord, Status, identification_from};
 use crate::resolve::resolve;
-use crate::spec::PlannedRun;
-use crate::spec::RunConfig;
+use crate::spec::{PlannedRun, RunConfig};
 use anyhow::Context;
 use burn::module::{Module, ParamId};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
