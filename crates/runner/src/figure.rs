@@ -961,7 +961,7 @@ mod tests {
         let arms = vec![Arm {
             name: "dense".into(),
             label: "dense".into(),
-            compare: None,
+            compare: Vec::new(),
         }];
         let err = FigureSpec::parse(
             &serde_json::json!({"kind": "final", "file": "f", "x": "compresion", "y": "test_accuracy"}),

@@ -125,8 +125,8 @@ pub struct Arm {
     pub name: String,
     /// Legend label.
     pub label: String,
-    /// The arm this one is compared with (Welch's t-test at the same sweep point, in the table).
-    pub compare: Option<String>,
+    /// The arms this one is compared with (Welch's t-test at the same sweep point, in the table).
+    pub compare: Vec<String>,
 }
 
 /// A parsed, validated ablation.
@@ -193,12 +193,32 @@ struct TableSpec {
     columns: Vec<String>,
 }
 
+/// `"x"` or `["x", "y"]`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ArmSpec {
     label: Option<String>,
     #[serde(default)]
-    compare: Option<String>,
+    compare: OneOrMany,
     #[serde(default)]
     model: Value,
     optimizer: Value,
@@ -428,9 +448,8 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
                 });
             }
         }
-        if let Some(other) = &arm_spec.compare
-            && !arm_order.contains(other)
-        {
+        let compare = arm_spec.compare.clone().into_vec();
+        if let Some(other) = compare.iter().find(|c| !arm_order.contains(c)) {
             return Err(fail(ConfigError::new(
                 format!("arms.{name}.compare"),
                 format!("unknown arm `{other}` (allowed: {})", arm_order.join(", ")),
@@ -439,7 +458,7 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         arms.push(Arm {
             name: name.clone(),
             label,
-            compare: arm_spec.compare.clone(),
+            compare,
         });
     }
     let sweep_keys: Vec<String> = runs.iter().flat_map(|r| r.sweep.keys().cloned()).collect();

@@ -50,11 +50,11 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
         .iter()
         .map(|c| metric_info(c).map_or_else(|| c.clone(), |m| m.label.to_string()))
         .collect();
-    let compared = ablation.arms.iter().any(|a| a.compare.is_some());
+    let compared = ablation.arms.iter().any(|a| !a.compare.is_empty());
     let mut headers = headers;
     if compared {
         let metric = metric_info(COMPARED).map_or(COMPARED, |m| m.label);
-        headers.push(format!("Δ {metric} vs compared arm (Welch p)"));
+        headers.push(format!("Δ {metric} vs compared arms (Welch p)"));
     }
     let _ = writeln!(out, "| method | n | {} |", headers.join(" | "));
     let _ = writeln!(out, "|---|---|{}", "---|".repeat(headers.len()));
@@ -92,36 +92,42 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
 /// The metric arms are compared on.
 const COMPARED: &str = "test_accuracy";
 
-/// `Δmean (p = …) vs <label>` of `g` against its arm's `compare` arm at the same sweep point
-/// (Welch's t-test over seeds), or `–`.
+/// `Δmean (p = …) vs <label>` of `g` against each of its arm's `compare` arms at the same sweep
+/// point (Welch's t-test over seeds), `; `-separated, or `–`.
 fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>]) -> String {
-    let other = ablation
-        .arms
-        .iter()
-        .find(|a| a.name == g.arm)
-        .and_then(|a| a.compare.as_deref())
-        .and_then(|c| all.iter().find(|h| h.arm == c && h.sweep == g.sweep));
-    let Some(h) = other else {
+    let Some(arm) = ablation.arms.iter().find(|a| a.name == g.arm) else {
         return "–".into();
     };
-    let (a, b) = (g.values(COMPARED), h.values(COMPARED));
     let scale = metric_info(COMPARED).map_or(1.0, |m| m.scale);
-    let (Some(sa), Some(sb)) = (summarize(&a), summarize(&b)) else {
-        return "–".into();
-    };
-    let delta = (sa.mean - sb.mean) * scale;
-    match welch(&a, &b) {
-        Some((_, _, p)) => format!("{delta:+.2} (p = {}) vs {}", p_value(p), h.label),
-        None => format!("{delta:+.2} vs {}", h.label),
+    let a = g.values(COMPARED);
+    let cells: Vec<String> = arm
+        .compare
+        .iter()
+        .filter_map(|c| all.iter().find(|h| h.arm == *c && h.sweep == g.sweep))
+        .filter_map(|h| {
+            let b = h.values(COMPARED);
+            let delta = (summarize(&a)?.mean - summarize(&b)?.mean) * scale;
+            Some(match welch(&a, &b) {
+                Some((_, _, p)) => format!("{delta:+.2} (p = {}) vs {}", p_value(p), h.label),
+                None => format!("{delta:+.2} vs {}", h.label),
+            })
+        })
+        .collect();
+    if cells.is_empty() {
+        "–".into()
+    } else {
+        cells.join("; ")
     }
 }
 
-/// A p-value with two significant digits (`3e-5` below 0.001).
+/// A p-value to two significant digits (`0.34`, `0.0046`, `3e-5`).
 fn p_value(p: f64) -> String {
-    if p < 1e-3 {
-        format!("{p:.0e}")
-    } else {
+    if p >= 0.01 {
         format!("{p:.2}")
+    } else if p >= 1e-3 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.0e}")
     }
 }
 
@@ -221,6 +227,13 @@ pub fn epochs_csv(results: &[RunResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p_values_keep_two_significant_digits() {
+        assert_eq!(p_value(0.3412), "0.34");
+        assert_eq!(p_value(0.00456), "0.0046");
+        assert_eq!(p_value(0.00003), "3e-5");
+    }
 
     #[test]
     fn cells_and_csv_quoting() {
