@@ -7,7 +7,7 @@
 //! whether it belongs to the classifier, read off the module tree by a visitor, so no method
 //! ever matches parameter names by hand.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use serde::Serialize;
@@ -182,18 +182,6 @@ impl ParamTable {
     /// Total number of trainable scalars.
     pub fn numel(&self) -> usize {
         self.trainable().map(ParamInfo::numel).sum()
-    }
-
-    /// A burn parameter group of the parameters selected by `select` (for
-    /// `ModuleOptimizer::with_group`).
-    pub fn group(&self, select: impl Fn(&ParamInfo) -> bool) -> ParamGroup {
-        ParamGroup::from_ids(
-            self.params
-                .iter()
-                .filter(|p| select(p))
-                .map(|p| p.id)
-                .collect(),
-        )
     }
 }
 
