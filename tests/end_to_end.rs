@@ -224,6 +224,22 @@ fn experiment_errors_name_file_key_and_allowed_values() {
             vec!["arms.static.loss.name", "unknown loss term `cka`", "feature-l2"],
         ),
         (
+            "lp-p",
+            spec().replace(
+                "optimizer = { name = \"sgd\" }\ntopology = { name = \"static\", sparsity = 0.8 }",
+                "optimizer = { name = \"lpsgd\", p = 1.0 }",
+            ),
+            vec!["arms.static.optimizer.p", "finite p > 1"],
+        ),
+        (
+            "zip-lengths",
+            spec().replace(
+                "sweep = { \"topology.sparsity\" = [0.5, 0.9] }",
+                "zip = true\nsweep = { \"topology.sparsity\" = [0.5, 0.9], \"topology.every\" = [2] }",
+            ),
+            vec!["arms.gmp.sweep.topology.sparsity", "zip = true", "same length"],
+        ),
+        (
             "toml-syntax",
             spec().replace("[model]", "[model"),
             vec!["TOML"],

@@ -120,3 +120,81 @@ topology = { name = "gmp", sparsity = 0.8, start = 0.0, end = 0.5, every = 2 }
         assert!((sparsity - 0.8).abs() < 0.01, "{arm}: sparsity {sparsity}");
     }
 }
+
+/// LpSGD with semi-pruning end to end: rows stay on their spheres (so the Hoyer report is
+/// written with its predictions), semi-pruning records its walk after every update and moves
+/// towards the target, and a p list that does not fit the model fails naming the key.
+#[test]
+fn lp_sphere_with_semi_pruning() {
+    let text = common::synthetic_spec(
+        "description = \"Lp-sphere seams\"\nseeds = 1\n",
+        r#"[arms.lp-semi]
+optimizer = { name = "lpsgd", p = [1.3, 1.1] }
+topology = { name = "semi-prune", sparsity = 0.7, every = 2 }
+
+[[figures]]
+kind = "steps"
+file = "walk"
+
+[[figures]]
+kind = "hoyer"
+file = "hoyer"
+"#,
+    );
+    let s = Scratch::new("lp", "lp", &text);
+    let out = ablate("lp", &s.options()).unwrap();
+    assert_eq!(out.trained, 1);
+    let (_, fin) = &s.finals("lp")[0];
+    let spheres = fin["spheres"].as_array().unwrap();
+    let layers: Vec<(&str, f64)> = spheres
+        .iter()
+        .map(|l| (l["layer"].as_str().unwrap(), l["p"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        layers,
+        vec![("hidden.0.weight", 1.3), ("hidden.1.weight", 1.1)]
+    );
+    for l in spheres {
+        let h = l["hoyer"].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&h) && l["closed_form"].as_f64().is_some(),
+            "{l}"
+        );
+    }
+    let dir = s.0.join("results/lp");
+    for f in ["hoyer.md", "walk.svg", "hoyer.png"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let epochs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.join("epochs.json").is_file())
+                .unwrap()
+                .join("epochs.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let trace: Vec<f64> = epochs
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["sparsity_trace"].as_array().cloned().unwrap_or_default())
+        .map(|pair| pair[1].as_f64().unwrap())
+        .collect();
+    assert!(trace.len() >= 3, "{trace:?}");
+    assert!(
+        (trace[trace.len() - 1] - 0.7).abs() < (0.2f64 - 0.7).abs(),
+        "semi-pruning moved from s0 = 0.2 towards 0.7: {trace:?}"
+    );
+
+    let wrong = text.replace("p = [1.3, 1.1]", "p = [1.3, 1.1, 1.05]");
+    let s = Scratch::new("lp-wrong", "lp", &wrong);
+    let msg = format!("{:#}", ablate("lp", &s.options()).unwrap_err());
+    assert!(
+        msg.contains("optimizer.p") && msg.contains("2 sphere-constrained layers"),
+        "{msg}"
+    );
+}

@@ -58,7 +58,7 @@ fn model(device: &Device) -> Model {
 
 fn build(o: &str, r: Option<&str>, table: &ParamTable) -> Built {
     let (_, parts) = resolve(&plain(o, r), "").unwrap();
-    parts.optimizer.build(table, parts.regularizer)
+    parts.optimizer.build(table, parts.regularizer).unwrap()
 }
 
 /// A fixed pseudo-random gradient for every parameter (seeded by step).

@@ -5,7 +5,8 @@
 //! - masked entries of a topology that zeroes them stay exactly 0.0 after every step;
 //! - a topology that promises monotone masks never regrows a pruned weight (with dual-averaging
 //!   optimisers too, whose state revives values under the mask);
-//! - the final sparsity of the masked tensors is the topology's target.
+//! - the final sparsity of the masked tensors is the topology's target (or, for a topology that
+//!   only steers towards it, closer to it than at the start).
 
 use burn::tensor::Device;
 use serde_json::{Value, json};
@@ -31,6 +32,15 @@ fn topology_table(name: &str) -> Value {
     }
     map.insert("name".into(), json!(name));
     t
+}
+
+/// Fraction of pruned entries over all masks (a dense start has no masks: sparsity 0).
+fn sparsity(masks: &[Vec<bool>]) -> f64 {
+    let (kept, total) = masks
+        .iter()
+        .flatten()
+        .fold((0, 0), |(k, n), m| (k + usize::from(*m), n + 1));
+    1.0 - kept as f64 / total.max(1) as f64
 }
 
 #[test]
@@ -75,10 +85,11 @@ fn every_topology_with_every_optimizer() {
             };
             let mut trainee = Trainee::new(&config, input, &device, ctx.clone()).unwrap();
             let t = trainee.topology().unwrap();
-            let (zeroed, monotone, target) = (
+            let (zeroed, monotone, target, exact) = (
                 t.masked_entries() == MaskedEntries::Zeroed,
                 t.monotone(),
                 t.target_sparsity(),
+                t.reaches_target_exactly(),
             );
             let ids: Vec<_> = trainee.masked().iter().map(|p| p.id).collect();
             let keep = |tr: &Trainee| -> Vec<Vec<bool>> {
@@ -86,7 +97,8 @@ fn every_topology_with_every_optimizer() {
                     .map(|id| tr.masks().get(*id).map_or_else(Vec::new, <[bool]>::to_vec))
                     .collect()
             };
-            let mut previous = keep(&trainee);
+            let initial = keep(&trainee);
+            let mut previous = initial.clone();
             let mut step = 0;
             for epoch in 0..train.epochs {
                 let order = Order::Shuffled {
@@ -127,15 +139,18 @@ fn every_topology_with_every_optimizer() {
                     previous = now;
                 }
             }
-            let (kept, total) = previous
-                .iter()
-                .flatten()
-                .fold((0, 0), |(k, n), m| (k + usize::from(*m), n + 1));
-            let sparsity = 1.0 - kept as f64 / total.max(1) as f64;
-            assert!(
-                (sparsity - target).abs() < 0.02,
-                "{what}: final sparsity {sparsity} vs target {target}"
-            );
+            let (final_sparsity, initial_sparsity) = (sparsity(&previous), sparsity(&initial));
+            if exact {
+                assert!(
+                    (final_sparsity - target).abs() < 0.02,
+                    "{what}: final sparsity {final_sparsity} vs target {target}"
+                );
+            } else {
+                assert!(
+                    (final_sparsity - target).abs() < (initial_sparsity - target).abs(),
+                    "{what}: sparsity went from {initial_sparsity} to {final_sparsity}, not towards {target}"
+                );
+            }
         }
     }
 }

@@ -110,6 +110,28 @@ impl ParamInfo {
     }
 }
 
+impl ParamInfo {
+    /// Number of output units (neurons of a linear layer, filters of a conv layer): the rows of
+    /// SPEC's `[out, in]` view. 1 for anything that is not a weight tensor.
+    pub fn units(&self) -> usize {
+        match (self.weight_kind(), self.shape.as_slice()) {
+            (Some(WeightKind::Linear), [_, d_out]) => *d_out,
+            (Some(WeightKind::Conv), [c_out, ..]) => *c_out,
+            _ => 1,
+        }
+    }
+
+    /// The output unit that element `i` (flattened in burn's memory order) feeds: `i mod d_out`
+    /// for a linear weight `[d_in, d_out]`, `i / fan_in` for a conv weight `[c_out, c_in, kh, kw]`.
+    pub fn unit_of(&self, i: usize) -> usize {
+        match (self.weight_kind(), self.shape.as_slice()) {
+            (Some(WeightKind::Linear), [_, d_out]) => i % d_out,
+            (Some(WeightKind::Conv), [c_out, ..]) => i / (self.numel() / c_out).max(1),
+            _ => 0,
+        }
+    }
+}
+
 /// Every float parameter of a model, in module order.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ParamTable {
@@ -352,6 +374,21 @@ mod tests {
             blocks: vec![LinearConfig::new(8, 8).init(&device)],
             head: LinearConfig::new(8, 10).init(&device),
         }
+    }
+
+    /// Element i of a linear `[d_in, d_out]` weight sits at row i / d_out, column i mod d_out
+    /// and feeds output unit i mod d_out; a conv filter owns a contiguous block of c_in·kh·kw.
+    #[test]
+    fn unit_of_follows_burn_layouts() {
+        let lin = ParamInfo::weight(WeightKind::Linear, vec![3, 2]);
+        assert_eq!(lin.units(), 2);
+        let units: Vec<usize> = (0..6).map(|i| lin.unit_of(i)).collect();
+        assert_eq!(units, vec![0, 1, 0, 1, 0, 1]);
+        let conv = ParamInfo::weight(WeightKind::Conv, vec![2, 3, 1, 2]);
+        assert_eq!(conv.units(), 2);
+        let units: Vec<usize> = (0..12).map(|i| conv.unit_of(i)).collect();
+        assert_eq!(units, vec![0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(ParamInfo::new("b", ParamRole::Bias, vec![4]).units(), 1);
     }
 
     #[test]

@@ -22,9 +22,14 @@ pub fn stream(seed: u64, stream: &str) -> ChaCha8Rng {
 
 /// A standard normal sample (Box–Muller).
 pub fn normal(rng: &mut impl Rng) -> f32 {
+    normal_f64(rng) as f32
+}
+
+/// A standard normal sample in double precision (Box–Muller).
+pub fn normal_f64(rng: &mut impl Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
     let u2: f64 = rng.random();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 #[cfg(test)]

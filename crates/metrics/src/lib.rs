@@ -7,10 +7,13 @@
 //!   compression ratio, theoretical speedup from non-zero FLOPs.
 //! - [`group`]: group sparsity over input units, structure churn and identification epoch.
 //! - [`hoyer`]: Hoyer sparsity per row, layer and network.
+//! - [`gamma_hoyer`]: the expected Hoyer sparsity under the gamma hypothesis (closed form, Monte
+//!   Carlo) and the maximum-likelihood gamma shape (SPEC §1.2).
 //! - [`accuracy`]: top-k correct counts from logits.
 //! - [`stats`]: mean, standard deviation, Student-t intervals and Welch's test over seeds.
 
 pub mod accuracy;
+pub mod gamma_hoyer;
 pub mod group;
 pub mod hoyer;
 pub mod sparsity;

@@ -1,6 +1,8 @@
 //! `resnet-cifar`: the CIFAR ResNet family of He et al. 2016 (ResNet-20/32/44/56/110; SPEC.md §4).
 //!
 //! A 3×3 stem conv (width w) with batch norm, three stages of `n = (depth − 2)/6` basic blocks
+//! (or the per-stage counts `blocks`, e.g. `[2, 3, 3]` for the Lp-sphere paper's Fashion-MNIST
+//! model, SPEC §1.2)
 //! (`conv3×3-BN-ReLU-conv3×3-BN` plus shortcut, then ReLU) at widths w, 2w, 4w, the first block of
 //! stages 2 and 3 down-sampling by stride 2 with a 1×1 conv + BN shortcut (option B), global
 //! average pooling and a linear classifier. Convs have no bias (batch norm follows). Feature taps:
@@ -24,6 +26,9 @@ pub struct ResNetConfig {
     pub depth: usize,
     /// Width of the first stage (16 in the paper).
     pub width: usize,
+    /// Blocks per stage, three counts (empty: `(depth − 2)/6` each; when given, `depth` is
+    /// ignored).
+    pub blocks: Vec<usize>,
 }
 
 impl Default for ResNetConfig {
@@ -31,13 +36,32 @@ impl Default for ResNetConfig {
         Self {
             depth: 20,
             width: 16,
+            blocks: Vec::new(),
+        }
+    }
+}
+
+impl ResNetConfig {
+    /// Blocks in each of the three stages.
+    pub fn stage_blocks(&self) -> [usize; 3] {
+        match self.blocks.as_slice() {
+            [a, b, c] => [*a, *b, *c],
+            _ => [(self.depth - 2) / 6; 3],
         }
     }
 }
 
 impl Validate for ResNetConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
+        if !self.blocks.is_empty() {
+            if self.blocks.len() != 3 || self.blocks.contains(&0) {
+                return Err(ConfigError::out_of_range(
+                    "blocks",
+                    format!("{:?}", self.blocks),
+                    "three block counts >= 1, one per stage (e.g. [2, 3, 3]), or [] to use depth",
+                ));
+            }
+        } else if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
             return Err(ConfigError::out_of_range(
                 "depth",
                 self.depth,
@@ -129,7 +153,7 @@ impl Buildable for ResNet {
         input: InputShape,
         device: &Device,
     ) -> Result<Model, ConfigError> {
-        let n = (config.depth - 2) / 6;
+        let blocks = config.stage_blocks();
         let widths = [config.width, 2 * config.width, 4 * config.width];
         let (h, w) = (input.height, input.width);
         if h < 4 || w < 4 {
@@ -151,7 +175,7 @@ impl Buildable for ResNet {
                     (sh, sw) = (sh.div_ceil(2), sw.div_ceil(2));
                 }
                 positions.push(sh * sw);
-                (0..n)
+                (0..blocks[s])
                     .map(|b| {
                         let block =
                             BasicBlock::new(c_in, c_out, if b == 0 { stride } else { 1 }, device);

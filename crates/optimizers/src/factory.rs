@@ -5,7 +5,7 @@ use burn::module::ParamGroup;
 use burn::optim::{ModuleOptimizer, Optimizer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sparselab_core::{Entry, FromConfig, ParamTable, Registry, Validate};
+use sparselab_core::{ConfigError, Entry, FromConfig, ParamInfo, ParamTable, Registry, Validate};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -34,6 +34,35 @@ pub trait SparseOptimizer: Optimizer {
         let _ = regularizer;
         None
     }
+
+    /// The optimiser for parameter `param` of the model described by `params`, or why the
+    /// config does not fit the model (a key of the config and the allowed values). Default:
+    /// [`new`](SparseOptimizer::new). Optimisers whose update depends on the parameter's place
+    /// in the model (LpSGD: which weights lie on a sphere, and its p) override it.
+    fn for_param(
+        config: &Self::Config,
+        regularizer: Option<Arc<dyn Regularizer>>,
+        param: &ParamInfo,
+        params: &ParamTable,
+    ) -> Result<Self, ConfigError>
+    where
+        Self: Sized,
+    {
+        let _ = (param, params);
+        Ok(Self::new(config, regularizer))
+    }
+
+    /// The exponent p of the unit Lp sphere the optimiser holds `param` on (`None`: the
+    /// parameter is unconstrained). Recorded per layer so Hoyer predictions (SPEC §1.2) can be
+    /// made for any run. Default: no constraint.
+    fn sphere(
+        config: &Self::Config,
+        param: &ParamInfo,
+        params: &ParamTable,
+    ) -> Result<Option<f64>, ConfigError> {
+        let _ = (config, param, params);
+        Ok(None)
+    }
 }
 
 /// A configured optimiser, ready to be built for a model.
@@ -53,8 +82,17 @@ pub trait OptimizerFactory: Send + Sync {
     /// A `ModuleOptimizer` for a model described by `params`: parameters the regularizer acts
     /// on take the update with the prox, all others the plain update. Every parameter gets its
     /// own instance, wrapped in [`Resettable`], so the returned [`StateResets`] can reset the
-    /// state of chosen entries of any parameter.
-    fn build(&self, params: &ParamTable, regularizer: Option<Arc<dyn Regularizer>>) -> Built;
+    /// state of chosen entries of any parameter. Fails when the config does not fit the model
+    /// (the error's key is a key of the optimiser's table).
+    fn build(
+        &self,
+        params: &ParamTable,
+        regularizer: Option<Arc<dyn Regularizer>>,
+    ) -> Result<Built, ConfigError>;
+
+    /// The sphere exponent of every parameter of `params`, in table order (see
+    /// [`SparseOptimizer::sphere`]).
+    fn spheres(&self, params: &ParamTable) -> Result<Vec<Option<f64>>, ConfigError>;
 }
 
 /// A `ModuleOptimizer` and the handle that resets entries of its state.
@@ -103,7 +141,11 @@ impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
         }
     }
 
-    fn build(&self, params: &ParamTable, regularizer: Option<Arc<dyn Regularizer>>) -> Built {
+    fn build(
+        &self,
+        params: &ParamTable,
+        regularizer: Option<Arc<dyn Regularizer>>,
+    ) -> Result<Built, ConfigError> {
         assert!(
             O::PROXIMAL || regularizer.is_none(),
             "{} has no prox; experiments are validated before a run starts",
@@ -114,10 +156,17 @@ impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
         let mut optim = ModuleOptimizer::from(O::new(&self.0, None));
         for p in params.iter() {
             let reg = regularizer.clone().filter(|r| r.applies_to(p));
-            let one = Resettable::new(O::new(&self.0, reg), p.id, resets.clone());
+            let one = Resettable::new(O::for_param(&self.0, reg, p, params)?, p.id, resets.clone());
             optim = optim.with_group(ParamGroup::from_ids(vec![p.id]), one, None);
         }
-        Built { optim, resets }
+        Ok(Built { optim, resets })
+    }
+
+    fn spheres(&self, params: &ParamTable) -> Result<Vec<Option<f64>>, ConfigError> {
+        params
+            .iter()
+            .map(|p| O::sphere(&self.0, p, params))
+            .collect()
     }
 }
 
@@ -134,6 +183,7 @@ pub fn registry() -> Registry<dyn OptimizerFactory> {
             Entry::of::<Factory<crate::xrda::Xrda>>(),
             Entry::of::<Factory<crate::rmda::Rmda>>(),
             Entry::of::<Factory<crate::proxssi::ProxSsi>>(),
+            Entry::of::<Factory<crate::lpsgd::LpSgd>>(),
         ],
     )
 }

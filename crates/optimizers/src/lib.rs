@@ -7,7 +7,7 @@
 //! on (biases, norm parameters, anything its `applies_to` rejects) take the same update without
 //! a prox.
 //!
-//! Members: [`sgd`], [`proxsgd`], [`rda`], [`grda`], [`xrda`], [`rmda`], [`proxssi`]. Shared
+//! Members: [`sgd`], [`proxsgd`], [`rda`], [`grda`], [`xrda`], [`rmda`], [`proxssi`], [`lpsgd`]. Shared
 //! pieces: [`prox`] (the regularizer component and its state, composed into every proximal
 //! optimiser) and [`state_reset`] (resetting chosen state entries, for every optimiser alike).
 
@@ -21,6 +21,7 @@ pub use burn::optim::{StateSink, StateSource, join_index, join_path};
 
 mod factory;
 pub mod grda;
+pub mod lpsgd;
 pub mod prox;
 pub mod proxsgd;
 pub mod proxssi;

@@ -211,7 +211,8 @@ fn provenance(store: &Store, results: &[RunResult]) -> String {
     lines.into_iter().collect::<Vec<_>>().join("\n")
 }
 
-/// Writes `table.md`, `runs.csv`, `epochs.csv` and every figure of `ablation`.
+/// Writes `table.md`, `runs.csv`, `epochs.csv`, `hoyer.md` (runs with Lp-sphere layers) and
+/// every figure of `ablation`.
 pub fn render(
     ablation: &Ablation,
     store: &Store,
@@ -232,6 +233,9 @@ pub fn render(
     )?;
     write("runs.csv", table::runs_csv(results))?;
     write("epochs.csv", table::epochs_csv(results))?;
+    if let Some(hoyer) = crate::sphere_report::markdown(results) {
+        write("hoyer.md", hoyer)?;
+    }
     for spec in &ablation.figures {
         files.extend(figure::render(spec, results, store.dir())?);
     }

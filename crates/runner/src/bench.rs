@@ -7,6 +7,10 @@
 //! - `optimizer_step/<optimizer>`: the optimiser step alone (gradients computed outside the
 //!   timed region) → step time relative to plain SGD.
 //!
+//! - `topology_update/<topology>`: one mask update of every registered topology (host side: the
+//!   ranking, drop and regrowth on copies of the weights and of the dense gradient), reported
+//!   per update and amortised over its default update interval, relative to SGD's train step.
+//!
 //! Every registered optimiser is measured, proximal ones once with each regularizer they accept
 //! (the prox, and any reweighting or Newton solve, is part of their step). Results are
 //! criterion's mean estimates with 95% intervals, written to `bench.json` and `bench.md`. Timings are never asserted in tests: this is where they live.
@@ -71,6 +75,19 @@ pub struct OptimizerBench {
     pub step_ratio_vs_sgd: f64,
     /// Full training step time ÷ SGD's.
     pub train_ratio_vs_sgd: f64,
+}
+
+/// One topology's update cost.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopologyBench {
+    /// Registered name.
+    pub topology: String,
+    /// One mask update.
+    pub update: Estimate,
+    /// Steps between updates (its default config).
+    pub every: Option<u64>,
+    /// Update time ÷ interval ÷ SGD's train step (the amortised overhead per step).
+    pub amortised_vs_sgd_step: Option<f64>,
 }
 
 /// Criterion's estimate for the benchmark named `{group}/{id}`: criterion stores it under
@@ -159,7 +176,7 @@ fn optimizer_for(
     let (_, parts) = resolve(&plain(name, regularizer), "")?;
     Ok(parts
         .optimizer
-        .build(&model.describe(), parts.regularizer)
+        .build(&model.describe(), parts.regularizer)?
         .optim)
 }
 
@@ -216,6 +233,41 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             })
         });
     }
+    let topologies = sparselab_topology::registry().names();
+    for name in &topologies {
+        let s = setup(&selected.device, opts.batch)?;
+        let (_, parts) = resolve(
+            &Plain {
+                topology: json!({ "name": name }),
+                ..Plain::named(MODEL, BASELINE)
+            },
+            "",
+        )?;
+        let mut topology = parts.topology.context("a registered topology resolves")?;
+        let table = s.model.describe();
+        let masked: Vec<sparselab_core::ParamInfo> = table
+            .iter()
+            .filter(|p| topology.applies_to(p))
+            .cloned()
+            .collect();
+        let ids: Vec<_> = masked.iter().map(|p| p.id).collect();
+        let values = sparselab_core::param::host_values(&s.model, &ids);
+        let g = sparselab_core::param::host_grads(&s.model, &grads(&s, &s.model), &ids);
+        let weights: Vec<sparselab_topology::HostWeight<'_>> = masked
+            .iter()
+            .zip(&values)
+            .map(|(info, v)| sparselab_topology::HostWeight { info, values: v })
+            .collect();
+        let ctx = sparselab_topology::TopologyContext {
+            total_steps: 10_000,
+            steps_per_epoch: 430,
+            seed: 0,
+        };
+        topology.init(&ctx, &weights);
+        c.bench_function(&format!("topology_update/{name}"), |b| {
+            b.iter(|| topology.update(4_000, &weights, Some(&g)))
+        });
+    }
     let mut rows = Vec::new();
     for (name, reg) in &cases {
         let id = case_id(name, reg.as_deref());
@@ -240,6 +292,20 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         r.step_ratio_vs_sgd = r.optimizer_step.mean / sgd_step;
         r.train_ratio_vs_sgd = r.train_step.mean / sgd_train;
     }
+    let mut topology_rows = Vec::new();
+    for name in &topologies {
+        let update = read_estimate(&criterion_dir, "topology_update", name)?;
+        let every = sparselab_topology::registry()
+            .get(name)
+            .ok()
+            .and_then(|e| e.defaults().get("every")?.as_u64());
+        topology_rows.push(TopologyBench {
+            topology: name.to_string(),
+            amortised_vs_sgd_step: every.map(|e| update.mean / e as f64 / sgd_train),
+            update,
+            every,
+        });
+    }
     let env = Env::capture(&selected.description, selected.backend);
     let summary = json!({
         "model": MODEL,
@@ -247,6 +313,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         "batch": opts.batch,
         "env": env,
         "optimizers": rows,
+        "topologies": topology_rows,
     });
     std::fs::create_dir_all(&opts.out)?;
     let json_path = opts.out.join("bench.json");
@@ -275,6 +342,23 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             r.optimizer_step.ci95.0 * 1e6,
             r.optimizer_step.ci95.1 * 1e6,
             r.step_ratio_vs_sgd
+        ));
+    }
+    md.push_str(
+        "\nTopology updates (host side, LeNet-300-100 weights and dense gradient): one update, and \
+         amortised over the default update interval relative to SGD's train step.\n\n\
+         | topology | update (ms) | every (steps) | amortised per step / SGD's train step |\n|---|---|---|---|\n",
+    );
+    for t in &topology_rows {
+        md.push_str(&format!(
+            "| {} | {:.2} [{:.2}, {:.2}] | {} | {} |\n",
+            t.topology,
+            t.update.mean * 1e3,
+            t.update.ci95.0 * 1e3,
+            t.update.ci95.1 * 1e3,
+            t.every.map_or("–".into(), |e| e.to_string()),
+            t.amortised_vs_sgd_step
+                .map_or("–".into(), |r| format!("{:.3}×", r))
         ));
     }
     let md_path = opts.out.join("bench.md");

@@ -80,6 +80,30 @@ pub enum FigureSpec {
         #[serde(default)]
         arms: Vec<String>,
     },
+    /// Sparsity of the masked tensors after every topology update against the step, one line
+    /// per arm and sweep point (mean over seeds with a ±1 std band), each run's target sparsity
+    /// (its topology's `sparsity`) as a dashed line.
+    Steps {
+        /// Output file stem.
+        file: String,
+        /// Title (default: "sparsity over training steps").
+        title: Option<String>,
+        /// Arms to draw (default: all).
+        #[serde(default)]
+        arms: Vec<String>,
+    },
+    /// Measured Hoyer sparsity of every sphere-constrained layer against its p (mean ± std over
+    /// seeds), with the gamma hypothesis' predictions (closed form, Monte Carlo, fitted k;
+    /// SPEC §1.2) as dashed lines in the layer's colour.
+    Hoyer {
+        /// Output file stem.
+        file: String,
+        /// Title (default: "Hoyer sparsity vs p").
+        title: Option<String>,
+        /// Arms to draw (default: all).
+        #[serde(default)]
+        arms: Vec<String>,
+    },
     /// Per-epoch `y`.
     Epochs {
         /// Output file stem.
@@ -167,6 +191,9 @@ impl FigureSpec {
                 sparselab_core::config::check_closed("target", *target, 0.0, 1.0)?;
                 known_arms(selected, "arms")?;
             }
+            FigureSpec::Steps { arms: selected, .. } | FigureSpec::Hoyer { arms: selected, .. } => {
+                known_arms(selected, "arms")?
+            }
         }
         Ok(spec)
     }
@@ -176,7 +203,9 @@ impl FigureSpec {
         match self {
             FigureSpec::Final { file, .. }
             | FigureSpec::Epochs { file, .. }
-            | FigureSpec::Layers { file, .. } => file,
+            | FigureSpec::Layers { file, .. }
+            | FigureSpec::Steps { file, .. }
+            | FigureSpec::Hoyer { file, .. } => file,
         }
     }
 }
@@ -216,6 +245,13 @@ enum Series {
         label: String,
         color: RGBColor,
         points: Vec<Point>,
+    },
+    /// A prediction: a dashed line without markers (`dash`: dash and gap lengths in pixels).
+    Predicted {
+        label: String,
+        color: RGBColor,
+        points: Vec<Point>,
+        dash: (u32, u32),
     },
     /// A horizontal reference: mean ± std over the whole x range.
     Reference {
@@ -394,7 +430,9 @@ fn prepare(spec: &FigureSpec, results: &[RunResult]) -> Chart {
 /// positive value (½ of it, or ½ for counts ≥ 1). Returns whether any value was moved.
 fn floor_non_positive(series: &mut [Series]) -> bool {
     let points = |s: &Series| match s {
-        Series::Line { points, .. } | Series::Band { points, .. } => points.clone(),
+        Series::Line { points, .. }
+        | Series::Band { points, .. }
+        | Series::Predicted { points, .. } => points.clone(),
         Series::Reference { mean, std, .. } => vec![Point {
             x: 0.0,
             y: *mean,
@@ -415,7 +453,10 @@ fn floor_non_positive(series: &mut [Series]) -> bool {
     };
     let mut moved = false;
     for s in series.iter_mut() {
-        if let Series::Line { points, .. } | Series::Band { points, .. } = s {
+        if let Series::Line { points, .. }
+        | Series::Band { points, .. }
+        | Series::Predicted { points, .. } = s
+        {
             for p in points.iter_mut() {
                 if p.y <= 0.0 {
                     p.y = floor;
@@ -541,7 +582,147 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
                 series,
             }
         }
+        FigureSpec::Steps { title, arms, .. } => steps_chart(title, arms, results),
+        FigureSpec::Hoyer { title, arms, .. } => hoyer_chart(title, arms, results),
         FigureSpec::Layers { .. } => unreachable!("bars are prepared by layer_bars"),
+    }
+}
+
+/// Mean ± std over seeds of per-run `(x, y)` values that share x (to 1e-9).
+fn mean_by_x(values: &[(f64, f64)]) -> Vec<Point> {
+    let mut xs: Vec<f64> = values.iter().map(|(x, _)| *x).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    xs.into_iter()
+        .filter_map(|x| {
+            let ys: Vec<f64> = values
+                .iter()
+                .filter(|(vx, _)| (vx - x).abs() < 1e-9)
+                .map(|(_, y)| *y)
+                .collect();
+            let s = sparselab_metrics::stats::summarize(&ys)?;
+            Some(Point {
+                x,
+                y: s.mean,
+                x_err: 0.0,
+                y_err: s.std,
+            })
+        })
+        .collect()
+}
+
+/// The `steps` kind: sparsity traces and target lines.
+fn steps_chart(title: &Option<String>, arms: &[String], results: &[RunResult]) -> Prepared {
+    let groups = selected(groups(results), arms);
+    let arm_names = arms_in_order(&groups);
+    let mut series = Vec::new();
+    for g in &groups {
+        let arm = arm_names.iter().position(|(a, _)| *a == g.arm).unwrap_or(0);
+        let of_arm: Vec<&Group<'_>> = groups.iter().filter(|o| o.arm == g.arm).collect();
+        let k = of_arm.iter().position(|o| o.sweep == g.sweep).unwrap_or(0);
+        let color = shade(arm, k, of_arm.len());
+        let trace: Vec<(f64, f64)> = g
+            .runs
+            .iter()
+            .flat_map(|r| r.epochs.iter().flat_map(|e| e.sparsity_trace.iter()))
+            .map(|(step, s)| (*step as f64, 100.0 * s))
+            .collect();
+        let points = mean_by_x(&trace);
+        if points.is_empty() {
+            continue;
+        }
+        let target = g.runs[0]
+            .run
+            .config
+            .method
+            .topology
+            .as_ref()
+            .and_then(|t| t.params.get("sparsity")?.as_f64());
+        if let Some(target) = target {
+            series.push(Series::Reference {
+                label: format!("target S* = {target}"),
+                color,
+                mean: 100.0 * target,
+                std: 0.0,
+            });
+        }
+        series.push(Series::Band {
+            label: g.display(),
+            color,
+            points,
+        });
+    }
+    Prepared {
+        title: title
+            .clone()
+            .unwrap_or_else(|| "sparsity over training steps".into()),
+        x_label: "step".into(),
+        y_label: "sparsity of masked weights (%)".into(),
+        log_x: false,
+        log_y: false,
+        integer_x: true,
+        series,
+    }
+}
+
+/// The `hoyer` kind: measured and predicted Hoyer sparsity per sphere-constrained layer vs p.
+fn hoyer_chart(title: &Option<String>, arms: &[String], results: &[RunResult]) -> Prepared {
+    let groups = selected(groups(results), arms);
+    let layers: Vec<&crate::record::SphereLayer> = groups
+        .iter()
+        .flat_map(|g| g.runs.iter())
+        .filter(|r| r.outcome.status == crate::record::Status::Finished)
+        .flat_map(|r| r.outcome.spheres.iter())
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for l in &layers {
+        if !names.contains(&l.layer) {
+            names.push(l.layer.clone());
+        }
+    }
+    names.sort_by_key(|l| layer_order(l));
+    let mut series = Vec::new();
+    type Pick = fn(&crate::record::SphereLayer) -> Option<f64>;
+    let predictions: [(&str, Pick, (u32, u32)); 3] = [
+        ("closed form, k = ½", |l| Some(l.closed_form), (10, 5)),
+        ("Monte Carlo, k = ½", |l| Some(l.monte_carlo), (3, 4)),
+        ("fitted k", |l| l.fitted, (14, 3)),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let of_layer: Vec<&&crate::record::SphereLayer> =
+            layers.iter().filter(|l| &l.layer == name).collect();
+        let measured: Vec<(f64, f64)> = of_layer.iter().map(|l| (l.p, l.hoyer)).collect();
+        series.push(Series::Line {
+            label: format!("{name}: measured"),
+            color,
+            points: mean_by_x(&measured),
+        });
+        for (what, pick, dash) in predictions {
+            let values: Vec<(f64, f64)> = of_layer
+                .iter()
+                .filter_map(|l| Some((l.p, pick(l)?)))
+                .collect();
+            if !values.is_empty() {
+                series.push(Series::Predicted {
+                    label: format!("{name}: {what}"),
+                    color,
+                    points: mean_by_x(&values),
+                    dash,
+                });
+            }
+        }
+    }
+    Prepared {
+        title: title
+            .clone()
+            .unwrap_or_else(|| "Hoyer sparsity vs p".into()),
+        x_label: "p".into(),
+        y_label: "Hoyer sparsity".into(),
+        log_x: true,
+        log_y: false,
+        integer_x: false,
+        series,
     }
 }
 
@@ -594,7 +775,9 @@ fn ranges(p: &Prepared) -> ((f64, f64), (f64, f64)) {
     let mut ys = Vec::new();
     for s in &p.series {
         match s {
-            Series::Line { points, .. } | Series::Band { points, .. } => {
+            Series::Line { points, .. }
+            | Series::Band { points, .. }
+            | Series::Predicted { points, .. } => {
                 for pt in points {
                     xs.extend([pt.x - pt.x_err, pt.x + pt.x_err]);
                     ys.extend([pt.y - pt.y_err, pt.y + pt.y_err]);
@@ -625,7 +808,9 @@ fn legend_corner(p: &Prepared, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> Se
     let mut points: Vec<(f64, f64)> = Vec::new();
     for s in &p.series {
         match s {
-            Series::Line { points: ps, .. } | Series::Band { points: ps, .. } => {
+            Series::Line { points: ps, .. }
+            | Series::Band { points: ps, .. }
+            | Series::Predicted { points: ps, .. } => {
                 points.extend(
                     ps.iter()
                         .map(|pt| (scale(pt.x, x0, x1, p.log_x), scale(pt.y, y0, y1, p.log_y))),
@@ -699,6 +884,7 @@ where
     for s in &p.series {
         let (Series::Line { color, .. }
         | Series::Band { color, .. }
+        | Series::Predicted { color, .. }
         | Series::Reference { color, .. }) = s;
         let color = *color;
         let line = color.stroke_width(2);
@@ -720,6 +906,27 @@ where
                     ))?
                     .label(format!("{label} (mean ± std)"))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
+            }
+            Series::Predicted {
+                label,
+                points,
+                dash: (size, gap),
+                ..
+            } => {
+                let (size, gap) = (*size, *gap);
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        points.iter().map(|pt| (pt.x, pt.y)),
+                        size,
+                        gap,
+                        line,
+                    ))?
+                    .label(label.clone())
+                    .legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (6, 0)], line)
+                            + PathElement::new(vec![(10, 0), (16, 0)], line)
+                    });
             }
             Series::Line { label, points, .. } => {
                 chart.draw_series(points.iter().map(|pt| {

@@ -57,6 +57,12 @@ pub struct EpochRecord {
     /// Mean value of each loss term over the epoch's steps where it was due, by term name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub loss_terms: BTreeMap<String, f64>,
+    /// Hoyer sparsity of each weight tensor (mean over its units), by path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layer_hoyer: BTreeMap<String, f64>,
+    /// `(step, sparsity of the masked tensors)` after every topology update in this epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sparsity_trace: Vec<(usize, f64)>,
     /// Training wall time of the epoch (seconds, evaluation excluded).
     pub epoch_seconds: f64,
     /// Training samples per second in this epoch.
@@ -98,6 +104,33 @@ pub struct FinalRecord {
     pub samples_per_sec: f64,
     /// What went wrong, for a diverged run.
     pub note: Option<String>,
+    /// For optimisers that hold weights on unit Lp spheres: each constrained layer's measured
+    /// and predicted Hoyer sparsity at the end of training (SPEC §1.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spheres: Vec<SphereLayer>,
+}
+
+/// One sphere-constrained layer at the end of training: measured Hoyer sparsity and the gamma
+/// hypothesis' predictions (SPEC §1.2; see `sparselab_metrics::gamma_hoyer`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SphereLayer {
+    /// Parameter path.
+    pub layer: String,
+    /// The sphere's exponent p.
+    pub p: f64,
+    /// Weights per unit `n`.
+    pub fan_in: usize,
+    /// Measured Hoyer sparsity (mean over units).
+    pub hoyer: f64,
+    /// Closed form with Gaussian gradients (`k = ½`, `a = 1/(2(p−1))`), clipped at 1.
+    pub closed_form: f64,
+    /// Monte Carlo estimate with the same `k`, `a` and `n`.
+    pub monte_carlo: f64,
+    /// Gamma shape `k` fitted by maximum likelihood to the layer's dual magnitudes
+    /// `|v| = |w|^{p−1}` (non-zero entries).
+    pub fitted_k: Option<f64>,
+    /// Monte Carlo estimate with the fitted `k` and `a = 1/(p−1)`.
+    pub fitted: Option<f64>,
 }
 
 impl FinalRecord {
@@ -317,6 +350,7 @@ mod tests {
             wall_seconds: 2.0,
             samples_per_sec: 5.0,
             note: None,
+            spheres: Vec::new(),
         };
         assert_eq!(f.metric("test_accuracy"), Some(0.9));
         assert_eq!(f.metric("compression"), Some(10.0));
@@ -339,6 +373,7 @@ mod tests {
             wall_seconds: 0.0,
             samples_per_sec: 0.0,
             note: None,
+            spheres: Vec::new(),
         })
         .unwrap();
         for m in METRICS {

@@ -3,8 +3,9 @@
 //! An experiment file (`experiments/<name>.toml`) names a dataset, a model, training settings,
 //! seeds and *arms* (a method = optimiser + optional regularizer + optional topology, with their
 //! hyperparameters). `sweep = { "regularizer.lambda" = [...] }` in an arm makes one run per value
-//! (several keys: their Cartesian product). `[quick]` is a partial copy of the document merged
-//! over it by `--quick`. Every error names the file, the key path and what is allowed.
+//! (several keys: their Cartesian product, or with `zip = true` their i-th values together).
+//! `[quick]` is a partial copy of the document merged over it by `--quick`. Every error names the
+//! file, the key path and what is allowed.
 
 use crate::figure::FigureSpec;
 use crate::record::metric_info;
@@ -232,6 +233,9 @@ struct ArmSpec {
     train: Value,
     #[serde(default)]
     sweep: Map<String, Value>,
+    /// Pair the sweep lists element by element instead of taking every combination.
+    #[serde(default)]
+    zip: bool,
 }
 
 /// Recursively merges `overlay` into `base` (tables merge, anything else replaces).
@@ -270,12 +274,15 @@ fn overlay(base: &Value, overrides: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The sweep points of an arm: every combination of the listed values, keys in sorted order.
+/// The sweep points of an arm: every combination of the listed values, keys in sorted order, or
+/// with `zip` the i-th value of every list together (paired hyperparameters, such as a target
+/// sparsity and the p that goes with it).
 fn sweep_points(
     sweep: &Map<String, Value>,
     arm: &str,
+    zip: bool,
 ) -> Result<Vec<BTreeMap<String, Value>>, ConfigError> {
-    let mut points = vec![BTreeMap::new()];
+    let mut lists: Vec<(&String, &Vec<Value>)> = Vec::new();
     let keys: BTreeMap<&String, &Value> = sweep.iter().collect();
     for (key, values) in keys {
         let at = format!("arms.{arm}.sweep.{key}");
@@ -305,6 +312,31 @@ fn sweep_points(
                 "a sweep is a non-empty list of values",
             ));
         };
+        lists.push((key, values));
+    }
+    if zip {
+        let len = lists.first().map_or(1, |(_, v)| v.len());
+        if let Some((key, values)) = lists.iter().find(|(_, v)| v.len() != len) {
+            return Err(ConfigError::new(
+                format!("arms.{arm}.sweep.{key}"),
+                format!(
+                    "with `zip = true` every sweep list has the same length ({} values here, {len} in `{}`)",
+                    values.len(),
+                    lists[0].0
+                ),
+            ));
+        }
+        return Ok((0..len)
+            .map(|i| {
+                lists
+                    .iter()
+                    .map(|(k, v)| ((*k).clone(), v[i].clone()))
+                    .collect()
+            })
+            .collect());
+    }
+    let mut points = vec![BTreeMap::new()];
+    for (key, values) in lists {
         points = points
             .into_iter()
             .flat_map(|p| {
@@ -432,7 +464,7 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         let arm_spec: ArmSpec =
             typed(spec.arms[name].clone(), &format!("arms.{name}")).map_err(fail)?;
         let label = arm_spec.label.clone().unwrap_or_else(|| name.clone());
-        for point in sweep_points(&arm_spec.sweep, name).map_err(fail)? {
+        for point in sweep_points(&arm_spec.sweep, name, arm_spec.zip).map_err(fail)? {
             let config = resolve_run(name, &arm_spec, &base, &point).map_err(fail)?;
             for seed in 0..seeds as u64 {
                 let config = RunConfig {

@@ -93,7 +93,9 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
 const COMPARED: &str = "test_accuracy";
 
 /// `Δmean (p = …) vs <label>` of `g` against each of its arm's `compare` arms at the same sweep
-/// point (Welch's t-test over seeds), `; `-separated, or `–`.
+/// point (Welch's t-test over seeds), `; `-separated, or `–`. "The same point": the compared
+/// arm's swept keys all take the values `g` has (so an arm that also sweeps a paired key, such as
+/// LpSGD's p next to the target sparsity, is compared at its target sparsity).
 fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>]) -> String {
     let Some(arm) = ablation.arms.iter().find(|a| a.name == g.arm) else {
         return "–".into();
@@ -103,7 +105,10 @@ fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>]) -> String {
     let cells: Vec<String> = arm
         .compare
         .iter()
-        .filter_map(|c| all.iter().find(|h| h.arm == *c && h.sweep == g.sweep))
+        .filter_map(|c| {
+            all.iter()
+                .find(|h| h.arm == *c && h.sweep.iter().all(|(k, v)| g.sweep.get(k) == Some(v)))
+        })
         .filter_map(|h| {
             let b = h.values(COMPARED);
             let delta = (summarize(&a)?.mean - summarize(&b)?.mean) * scale;

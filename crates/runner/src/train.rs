@@ -16,9 +16,10 @@
 //! speedup and Hoyer sparsity, and hand the records to the observer (which persists them). A run
 //! whose training loss becomes NaN or infinite stops and is recorded as diverged.
 
-use crate::record::{EpochRecord, FinalRecord, Status, identification_from};
+use crate::record::{EpochRecord, FinalRecord, SphereLayer, Status, identification_from};
 use crate::resolve::resolve;
 use crate::spec::{PlannedRun, RunConfig};
+use crate::sphere_report::sphere_report;
 use anyhow::Context;
 use burn::module::{Module, ParamId};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -31,7 +32,7 @@ use sparselab_data::{Batch, Dataset, Split, batches};
 use sparselab_losses::LossTerm;
 use sparselab_metrics::accuracy::{top_k_correct, top_k_hits};
 use sparselab_metrics::group::{churn, group_report, input_groups};
-use sparselab_metrics::hoyer::network_hoyer;
+use sparselab_metrics::hoyer::{layer_hoyer, network_hoyer};
 use sparselab_metrics::sparsity::report_table;
 use sparselab_models::{Architecture, InputShape, Model};
 use sparselab_optimizers::StateResets;
@@ -143,6 +144,10 @@ fn weight_metrics(
         .collect();
     let pairs = || params.iter().copied().zip(values.iter().map(Vec::as_slice));
     record.hoyer = network_hoyer(pairs());
+    record.layer_hoyer = pairs()
+        .filter(|(info, _)| info.is_weight())
+        .map(|(info, v)| (info.path.clone(), layer_hoyer(info, v)))
+        .collect();
     let groups = group_report(pairs());
     record.group_sparsity = Some(groups.sparsity);
     record.group_sparsity_weighted = Some(groups.weighted_sparsity);
@@ -201,6 +206,11 @@ pub struct Trainee {
     masked: Vec<ParamInfo>,
     masks: DeviceMasks,
     losses: Vec<Box<dyn LossTerm>>,
+    /// The Lp-sphere exponent of every parameter (table order; `None`: unconstrained).
+    spheres: Vec<Option<f64>>,
+    /// `(step, sparsity of the masked tensors)` after each topology update, since the last
+    /// epoch record.
+    trace: Vec<(usize, f64)>,
     /// Each loss term's values over the steps it was due, since the last epoch record.
     loss_values: Vec<DeviceSum>,
     loss_fn: CrossEntropyLoss,
@@ -222,7 +232,14 @@ impl Trainee {
         device.seed(config.seed);
         let model = parts.model.build(input, &device)?;
         let table = model.describe();
-        let built = parts.optimizer.build(&table, parts.regularizer.clone());
+        let built = parts
+            .optimizer
+            .build(&table, parts.regularizer.clone())
+            .map_err(|e| e.under("optimizer"))?;
+        let spheres = parts
+            .optimizer
+            .spheres(&table)
+            .map_err(|e| e.under("optimizer"))?;
         let masked: Vec<ParamInfo> = match &parts.topology {
             Some(t) => table.iter().filter(|p| t.applies_to(p)).cloned().collect(),
             None => Vec::new(),
@@ -242,6 +259,8 @@ impl Trainee {
             masks,
             loss_values: parts.losses.iter().map(|_| DeviceSum::default()).collect(),
             losses: parts.losses,
+            spheres,
+            trace: Vec::new(),
             loss_fn: CrossEntropyLossConfig::new().init(&device),
             device,
         };
@@ -282,6 +301,28 @@ impl Trainee {
     /// Host copies of the masked parameters (`w ⊙ m`).
     pub fn masked_values(&self) -> Vec<Vec<f32>> {
         host_values(&self.model, &self.masked_ids())
+    }
+
+    /// Measured and predicted Hoyer sparsity of every sphere-constrained layer (empty when the
+    /// optimiser constrains none).
+    fn sphere_report(&self, seed: u64) -> Vec<SphereLayer> {
+        let constrained: Vec<(&ParamInfo, f64)> = self
+            .table
+            .iter()
+            .zip(&self.spheres)
+            .filter_map(|(info, p)| p.map(|p| (info, p)))
+            .collect();
+        if constrained.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<ParamId> = constrained.iter().map(|(i, _)| i.id).collect();
+        let values = host_values(&self.model, &ids);
+        let layers: Vec<(&ParamInfo, f64, &[f32])> = constrained
+            .iter()
+            .zip(&values)
+            .map(|((info, p), v)| (*info, *p, v.as_slice()))
+            .collect();
+        sphere_report(&layers, seed)
     }
 
     /// New masks: latent values (if kept) come back, masks change, `w ⊙ m` again; entries the
@@ -347,6 +388,13 @@ impl Trainee {
                 )
             {
                 self.set_masks(&m);
+                let (pruned, total) = m.iter().fold((0, 0), |(p, n), mask| {
+                    (
+                        p + mask.keep.iter().filter(|k| !**k).count(),
+                        n + mask.keep.len(),
+                    )
+                });
+                self.trace.push((step, pruned as f64 / total.max(1) as f64));
             }
         }
         (summed, hits)
@@ -437,6 +485,7 @@ pub fn train(
         (record.test_loss, record.test_accuracy, record.test_top5) =
             evaluate(&valid, &data.test, data, base);
         record.loss_terms = trainee.take_loss_values();
+        record.sparsity_trace = std::mem::take(&mut trainee.trace);
         record.penalty = trainee
             .regularizer
             .as_deref()
@@ -474,6 +523,7 @@ pub fn train(
         wall_seconds: started.elapsed().as_secs_f64(),
         samples_per_sec: trained_samples / train_seconds.max(1e-9),
         note: diverged,
+        spheres: trainee.sphere_report(cfg.seed),
     };
     Ok((outcome, epochs))
 }

@@ -8,7 +8,8 @@
 //!
 //! Members (one file each): [`gmp`] (gradual magnitude pruning), [`static_mask`] (random mask at
 //! init, uniform or ERK densities), [`set`] and [`rigl`] (dynamic sparse training: drop by
-//! magnitude, regrow at random or by gradient). Helpers: [`density`] (ERK allocation),
+//! magnitude, regrow at random or by gradient), [`semi_prune`] (latent masks walked to a target
+//! by threshold adaptation, SPEC §1.2). Helpers: [`density`] (ERK allocation),
 //! [`select`] (exact top-k masks), [`drop_grow`] (the prune-and-regrow engine of SET and RigL).
 //! A topology says what masked entries hold ([`MaskedEntries`]): zeroed for good, or latent
 //! values that may regrow; [`DeviceMasks`] implements both.
@@ -19,6 +20,7 @@ pub mod gmp;
 mod masks;
 pub mod rigl;
 pub mod select;
+pub mod semi_prune;
 pub mod set;
 pub mod static_mask;
 mod topology;

@@ -56,7 +56,8 @@ pub enum MaskedEntries {
 ///
 /// Contract (checked for every registered topology by `tests/topology_contract.rs`): with any
 /// optimiser, masked entries of a [`MaskedEntries::Zeroed`] topology stay exactly 0.0; the final
-/// sparsity of the masked tensors is [`target_sparsity`](Topology::target_sparsity); a topology
+/// sparsity of the masked tensors is [`target_sparsity`](Topology::target_sparsity) (or closer to
+/// it than at the start, see [`reaches_target_exactly`](Topology::reaches_target_exactly)); a topology
 /// that says it is [`monotone`](Topology::monotone) never regrows a pruned weight. Whenever an
 /// update regrows entries, the training loop resets their optimiser state (one mechanism for
 /// every optimiser: `sparselab_optimizers::state_reset`).
@@ -81,6 +82,13 @@ pub trait Topology: Send {
 
     /// The sparsity of the masked tensors at the end of training.
     fn target_sparsity(&self) -> f64;
+
+    /// Whether the final sparsity is exactly the target (pruning schedules, constant-density
+    /// methods) or only steered towards it (`semi-prune`'s threshold adaptation: the contract
+    /// then asks that training ends closer to the target than it started). Default: exact.
+    fn reaches_target_exactly(&self) -> bool {
+        true
+    }
 
     /// Masks before the first step (`None`: start dense). `weights` holds exactly the tensors
     /// the topology applies to.
@@ -117,6 +125,7 @@ pub fn registry() -> Registry<dyn Topology> {
             Entry::of::<crate::static_mask::StaticMask>(),
             Entry::of::<crate::set::Set>(),
             Entry::of::<crate::rigl::Rigl>(),
+            Entry::of::<crate::semi_prune::SemiPrune>(),
         ],
     )
 }
