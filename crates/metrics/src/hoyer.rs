@@ -49,11 +49,19 @@ pub fn layer_hoyer(info: &ParamInfo, values: &[f32]) -> f64 {
 
 /// Network Hoyer sparsity: layer values weighted by parameter count, over weight tensors.
 pub fn network_hoyer<'a>(params: impl IntoIterator<Item = (&'a ParamInfo, &'a [f32])>) -> f64 {
-    let (mut sum, mut count) = (0.0, 0usize);
-    for (info, values) in params.into_iter().filter(|(i, _)| i.is_weight()) {
-        sum += layer_hoyer(info, values) * values.len() as f64;
-        count += values.len();
-    }
+    weighted_hoyer(
+        params
+            .into_iter()
+            .filter(|(i, _)| i.is_weight())
+            .map(|(info, values)| (layer_hoyer(info, values), values.len())),
+    )
+}
+
+/// Network Hoyer sparsity from `(layer value, parameter count)` pairs already computed.
+pub fn weighted_hoyer(layers: impl IntoIterator<Item = (f64, usize)>) -> f64 {
+    let (sum, count) = layers
+        .into_iter()
+        .fold((0.0, 0usize), |(s, c), (h, n)| (s + h * n as f64, c + n));
     sum / count.max(1) as f64
 }
 

@@ -44,10 +44,7 @@ pub trait SparseOptimizer: Optimizer {
         regularizer: Option<Arc<dyn Regularizer>>,
         param: &ParamInfo,
         params: &ParamTable,
-    ) -> Result<Self, ConfigError>
-    where
-        Self: Sized,
-    {
+    ) -> Result<Self, ConfigError> {
         let _ = (param, params);
         Ok(Self::new(config, regularizer))
     }

@@ -275,6 +275,15 @@ fn shade(arm: usize, k: usize, n: usize) -> RGBColor {
     RGBColor(mix(r), mix(g), mix(b))
 }
 
+/// The colour of group `g` among `groups`: its arm's hue (by position in `arm_names`), shaded
+/// by its sweep point's position within the arm.
+fn group_color(groups: &[Group<'_>], arm_names: &[(&str, &str)], g: &Group<'_>) -> RGBColor {
+    let arm = arm_names.iter().position(|(a, _)| *a == g.arm).unwrap_or(0);
+    let of_arm: Vec<&Group<'_>> = groups.iter().filter(|o| o.arm == g.arm).collect();
+    let k = of_arm.iter().position(|o| o.sweep == g.sweep).unwrap_or(0);
+    shade(arm, k, of_arm.len())
+}
+
 /// Grouped bars: one group per category (layer), one bar per series (arm).
 #[derive(Clone, Debug)]
 struct Bars {
@@ -548,11 +557,7 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
             let series = groups
                 .iter()
                 .filter_map(|g| {
-                    let arm = arm_names.iter().position(|(a, _)| *a == g.arm).unwrap_or(0);
-                    let of_arm: Vec<&Group<'_>> =
-                        groups.iter().filter(|o| o.arm == g.arm).collect();
-                    let k = of_arm.iter().position(|o| o.sweep == g.sweep).unwrap_or(0);
-                    let color = shade(arm, k, of_arm.len());
+                    let color = group_color(&groups, &arm_names, g);
                     let points: Vec<Point> = g
                         .epoch_summaries(y)
                         .into_iter()
@@ -617,10 +622,7 @@ fn steps_chart(title: &Option<String>, arms: &[String], results: &[RunResult]) -
     let arm_names = arms_in_order(&groups);
     let mut series = Vec::new();
     for g in &groups {
-        let arm = arm_names.iter().position(|(a, _)| *a == g.arm).unwrap_or(0);
-        let of_arm: Vec<&Group<'_>> = groups.iter().filter(|o| o.arm == g.arm).collect();
-        let k = of_arm.iter().position(|o| o.sweep == g.sweep).unwrap_or(0);
-        let color = shade(arm, k, of_arm.len());
+        let color = group_color(&groups, &arm_names, g);
         let trace: Vec<(f64, f64)> = g
             .runs
             .iter()

@@ -12,7 +12,7 @@ use crate::record::{SphereLayer, Status};
 use sparselab_core::ParamInfo;
 use sparselab_core::rng::stream;
 use sparselab_metrics::gamma_hoyer::{closed_form, fit_shape, monte_carlo};
-use sparselab_metrics::hoyer::{layer_hoyer, rows};
+use sparselab_metrics::hoyer::layer_hoyer;
 use sparselab_metrics::stats::summarize;
 
 /// Monte Carlo draws per estimate (each draw is one unit of n weights).
@@ -24,7 +24,7 @@ pub fn sphere_report(layers: &[(&ParamInfo, f64, &[f32])], seed: u64) -> Vec<Sph
     layers
         .iter()
         .map(|&(info, p, values)| {
-            let fan_in = rows(info, values).first().map_or(0, Vec::len);
+            let fan_in = info.numel() / info.units();
             let gaussian = 1.0 / (2.0 * (p - 1.0));
             let duals: Vec<f64> = values
                 .iter()

@@ -32,7 +32,7 @@ use sparselab_data::{Batch, Dataset, Split, batches};
 use sparselab_losses::LossTerm;
 use sparselab_metrics::accuracy::{top_k_correct, top_k_hits};
 use sparselab_metrics::group::{churn, group_report, input_groups};
-use sparselab_metrics::hoyer::{layer_hoyer, network_hoyer};
+use sparselab_metrics::hoyer::{layer_hoyer, weighted_hoyer};
 use sparselab_metrics::sparsity::report_table;
 use sparselab_models::{Architecture, InputShape, Model};
 use sparselab_optimizers::StateResets;
@@ -143,10 +143,14 @@ fn weight_metrics(
         .map(|l| (l.path.clone(), l.sparsity))
         .collect();
     let pairs = || params.iter().copied().zip(values.iter().map(Vec::as_slice));
-    record.hoyer = network_hoyer(pairs());
-    record.layer_hoyer = pairs()
+    let layer_hoyers: Vec<(&ParamInfo, f64, usize)> = pairs()
         .filter(|(info, _)| info.is_weight())
-        .map(|(info, v)| (info.path.clone(), layer_hoyer(info, v)))
+        .map(|(info, v)| (info, layer_hoyer(info, v), v.len()))
+        .collect();
+    record.hoyer = weighted_hoyer(layer_hoyers.iter().map(|&(_, h, n)| (h, n)));
+    record.layer_hoyer = layer_hoyers
+        .iter()
+        .map(|&(info, h, _)| (info.path.clone(), h))
         .collect();
     let groups = group_report(pairs());
     record.group_sparsity = Some(groups.sparsity);
@@ -388,13 +392,7 @@ impl Trainee {
                 )
             {
                 self.set_masks(&m);
-                let (pruned, total) = m.iter().fold((0, 0), |(p, n), mask| {
-                    (
-                        p + mask.keep.iter().filter(|k| !**k).count(),
-                        n + mask.keep.len(),
-                    )
-                });
-                self.trace.push((step, pruned as f64 / total.max(1) as f64));
+                self.trace.push((step, Mask::overall_sparsity(&m)));
             }
         }
         (summed, hits)

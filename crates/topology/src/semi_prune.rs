@@ -148,7 +148,7 @@ impl SemiPrune {
         self.gamma
     }
 
-    /// One layer's new mask at threshold factor `h`; returns it with the number dropped.
+    /// One layer's new mask at threshold factor `h`.
     fn evolve_layer(&self, keep: &[bool], w: &HostWeight<'_>, grad: &[f32], h: f64) -> Vec<bool> {
         let units = w.info.units();
         let unit = |i: usize| w.info.unit_of(i);
@@ -192,14 +192,6 @@ impl SemiPrune {
         }
         next
     }
-}
-
-/// Fraction of pruned entries over all masks.
-fn sparsity(masks: &[Mask]) -> f64 {
-    let (pruned, total) = masks.iter().fold((0, 0), |(p, n), m| {
-        (p + m.keep.iter().filter(|k| !**k).count(), n + m.keep.len())
-    });
-    pruned as f64 / total.max(1) as f64
 }
 
 impl Topology for SemiPrune {
@@ -261,7 +253,7 @@ impl Topology for SemiPrune {
             })
             .collect();
         if self.config.adapt {
-            let (s, target) = (sparsity(&next), self.config.sparsity);
+            let (s, target) = (Mask::overall_sparsity(&next), self.config.sparsity);
             let factor = if s < target * (1.0 - 0.5 * h) {
                 1.0 - self.config.d
             } else {
@@ -287,13 +279,9 @@ mod tests {
         }
     }
 
-    fn semi(config: SemiPruneConfig) -> SemiPrune {
-        SemiPrune::new(config)
-    }
-
     #[test]
     fn threshold_follows_the_cosine_from_h0_to_zero() {
-        let mut s = semi(SemiPruneConfig::default());
+        let mut s = SemiPrune::new(SemiPruneConfig::default());
         let info = ParamInfo::weight(WeightKind::Linear, vec![4, 2]);
         s.init(
             &ctx(1000),
@@ -311,7 +299,7 @@ mod tests {
 
     #[test]
     fn initial_mask_has_sparsity_s0_in_every_layer() {
-        let mut s = semi(SemiPruneConfig::default());
+        let mut s = SemiPrune::new(SemiPruneConfig::default());
         let a = ParamInfo::weight(WeightKind::Linear, vec![50, 10]);
         let b = ParamInfo::weight(WeightKind::Linear, vec![10, 10]);
         let masks = s
@@ -333,70 +321,61 @@ mod tests {
         assert_eq!(masks[1].sparsity(), 0.2);
     }
 
-    /// One hand-computed update of a `[d_in = 3, d_out = 2]` layer (unit j = column j).
+    /// One hand-computed update of a `[d_in = 3, d_out = 2]` layer (unit j = column j: entries
+    /// 0, 2, 4 feed unit 0, entries 1, 3, 5 unit 1), with h = 0.5, γ = 1 and entries 4, 5
+    /// inactive:
+    /// - unit 0 active |w| = 1.0, 0.1 → threshold 0.5·0.55 = 0.275: entry 2 drops;
+    /// - unit 1 active |w| = 2.0, 1.5 → threshold 0.875: nothing drops;
+    /// - one weight grows from {4, 5}, ranked by g/‖g_unit‖₂ (|·| for `abs`).
     #[test]
     fn drop_per_unit_and_grow_by_normalised_gradient() {
         let info = ParamInfo::weight(WeightKind::Linear, vec![3, 2]);
-        let mut s = semi(SemiPruneConfig {
-            h0: 0.5,
-            gamma0: 1.0,
-            adapt: false,
-            ..SemiPruneConfig::default()
-        });
-        s.window = (0, 1000);
-        // keep: unit 0 = entries 0, 2, 4; unit 1 = entries 1, 3, 5. Entry 4 and 5 inactive.
-        s.current = vec![Mask {
-            id: info.id,
-            keep: vec![true, true, true, true, false, false],
-        }];
-        // unit 0 active |w| = 1.0, 0.1 → mean 0.55, h = 0.5 → drop |w| < 0.275: entry 2.
-        // unit 1 active |w| = 2.0, 1.5 → mean 1.75 → threshold 0.875: nothing dropped.
         let values = [1.0, 2.0, 0.1, -1.5, 0.0, 0.0];
-        // Grow k = ⌊1·1⌋ = 1 of {4, 5}; normalised |g|: unit 0 norm √(0+0+9)=3 → |3|/3 = 1;
-        // unit 1 norm √(4·1+0+1)... entry 5: g = −2, unit 1 g = (1, 0, −2) → 2/√5 ≈ 0.89.
-        let grads = vec![vec![0.0, 1.0, 0.0, 0.0, 3.0, -2.0]];
-        let next = s
-            .update(
-                1,
-                &[HostWeight {
-                    info: &info,
-                    values: &values,
-                }],
-                Some(&grads),
-            )
-            .unwrap();
-        assert_eq!(next[0].keep, vec![true, true, false, true, true, false]);
-        // Signed ranking would prefer entry 4 too (3/3 = 1 > −0.89); flip the sign of entry 4.
-        let mut signed = semi(SemiPruneConfig {
-            h0: 0.5,
-            gamma0: 1.0,
-            adapt: false,
-            grow: GrowRank::Signed,
-            ..SemiPruneConfig::default()
-        });
-        signed.window = (0, 1000);
-        signed.current = vec![Mask {
-            id: info.id,
-            keep: vec![true, true, true, true, false, false],
-        }];
-        let grads = vec![vec![0.0, 1.0, 0.0, 0.0, -3.0, 2.0]];
-        let next = signed
-            .update(
-                1,
-                &[HostWeight {
-                    info: &info,
-                    values: &values,
-                }],
-                Some(&grads),
-            )
-            .unwrap();
-        assert_eq!(next[0].keep, vec![true, true, false, true, false, true]);
+        let update = |grow: GrowRank, grads: Vec<f32>| -> Vec<bool> {
+            let mut s = SemiPrune::new(SemiPruneConfig {
+                h0: 0.5,
+                gamma0: 1.0,
+                adapt: false,
+                grow,
+                ..SemiPruneConfig::default()
+            });
+            s.window = (0, 1000);
+            s.current = vec![Mask {
+                id: info.id,
+                keep: vec![true, true, true, true, false, false],
+            }];
+            let weights = [HostWeight {
+                info: &info,
+                values: &values,
+            }];
+            s.update(1, &weights, Some(&[grads]))
+                .unwrap()
+                .remove(0)
+                .keep
+        };
+        // Unit 0 gradient (0, 0, 3): entry 4 scores 3/3 = 1; unit 1 (1, 0, −2): entry 5 scores
+        // |−2|/√5 ≈ 0.89. |gradient| grows entry 4.
+        assert_eq!(
+            update(GrowRank::Abs, vec![0.0, 1.0, 0.0, 0.0, 3.0, -2.0]),
+            vec![true, true, false, true, true, false]
+        );
+        // Signs flipped: entry 4 scores −1, entry 5 +0.89. Signed ranking grows entry 5, where
+        // |gradient| would still pick entry 4.
+        let flipped = vec![0.0, 1.0, 0.0, 0.0, -3.0, 2.0];
+        assert_eq!(
+            update(GrowRank::Signed, flipped.clone()),
+            vec![true, true, false, true, false, true]
+        );
+        assert_eq!(
+            update(GrowRank::Abs, flipped),
+            vec![true, true, false, true, true, false]
+        );
     }
 
     #[test]
     fn adaptation_moves_gamma_towards_the_target() {
         let info = ParamInfo::weight(WeightKind::Linear, vec![100, 1]);
-        let mut s = semi(SemiPruneConfig {
+        let mut s = SemiPrune::new(SemiPruneConfig {
             sparsity: 0.5,
             ..SemiPruneConfig::default()
         });
@@ -409,7 +388,7 @@ mod tests {
             }],
         );
         let grads = vec![vec![1.0; 100]];
-        let before = sparsity(&s.current);
+        let before = Mask::overall_sparsity(&s.current);
         let next = s
             .update(
                 20,
@@ -420,7 +399,7 @@ mod tests {
                 Some(&grads),
             )
             .unwrap();
-        let after = sparsity(&next);
+        let after = Mask::overall_sparsity(&next);
         // Below target: γ = 0.9·s/S* < 1, so fewer weights grow than drop.
         assert!(after >= before);
         assert!((s.gamma() - 0.9 * after / 0.5).abs() < 1e-12);

@@ -35,8 +35,15 @@ pub struct Mask {
 impl Mask {
     /// Fraction of pruned elements.
     pub fn sparsity(&self) -> f64 {
-        let pruned = self.keep.iter().filter(|k| !**k).count();
-        pruned as f64 / self.keep.len().max(1) as f64
+        Self::overall_sparsity(std::slice::from_ref(self))
+    }
+
+    /// Fraction of pruned elements over all of `masks` together.
+    pub fn overall_sparsity(masks: &[Mask]) -> f64 {
+        let (pruned, total) = masks.iter().fold((0, 0), |(p, n), m| {
+            (p + m.keep.iter().filter(|k| !**k).count(), n + m.keep.len())
+        });
+        pruned as f64 / total.max(1) as f64
     }
 }
 
