@@ -1,5 +1,5 @@
 //! The engine seams new methods plug into, end to end through an experiment file: loss terms on
-//! block features (recorded per epoch, changing training), dynamic sparse training with regrowth
+//! block features (recorded per epoch, changing training; CKA-SR lowering inter-layer CKA), dynamic sparse training with regrowth
 //! (SET, RigL: constant density, masked weights exactly zero), and GMP driven by dual-averaging
 //! optimisers (pruned weights ranked by `|w ⊙ m|`, so they never come back).
 
@@ -88,6 +88,64 @@ loss = { name = "feature-l2", beta = 0.5, every = 2 }
         last("plain")["train_loss"],
         "the term changes training"
     );
+}
+
+/// CKA-SR end to end (SPEC §1.3): the term is recorded, every run of a model with a stage of
+/// ≥ 2 blocks records its mean inter-layer CKA per epoch, and a strong full CKA-SR ends with
+/// lower inter-layer CKA than the same run without it. The final record holds the histogram of
+/// every weight entry.
+#[test]
+fn cka_sr_lowers_inter_layer_cka_and_is_recorded() {
+    let text = common::synthetic_spec(
+        "description = \"cka-sr seam\"\nseeds = 1\n",
+        r#"[arms.plain]
+model = { name = "resmlp", width = 16, depth = 3 }
+optimizer = { name = "sgd", momentum = 0.9 }
+
+[arms.cka]
+model = { name = "resmlp", width = 16, depth = 3 }
+optimizer = { name = "sgd", momentum = 0.9 }
+loss = { name = "cka-sr", beta = 1.0, samples = 0, every = 1 }
+"#,
+    )
+    .replace("hidden = [32, 16]\n", "");
+    let s = Scratch::new("cka", "cka", &text);
+    let out = ablate("cka", &s.options()).unwrap();
+    assert_eq!(out.trained, 2);
+    let finals = s.finals("cka");
+    let fin = |arm: &str| {
+        finals
+            .iter()
+            .find(|(a, _)| a == arm)
+            .map(|(_, f)| f.clone())
+            .unwrap()
+    };
+    let (plain, cka) = (fin("plain"), fin("cka"));
+    let term = cka["last"]["loss_terms"]["cka-sr"].as_f64().unwrap();
+    assert!(term.is_finite() && term > 0.0, "{cka}");
+    let similarity = |f: &serde_json::Value| f["last"]["cka"].as_f64().unwrap();
+    assert!(
+        (-1.0..=1.0).contains(&similarity(&plain)),
+        "{}",
+        plain["last"]
+    );
+    assert!(plain["last"]["stage_cka"]["stage 1"].is_f64());
+    assert!(
+        similarity(&cka) < similarity(&plain) - 0.05,
+        "CKA-SR lowers inter-layer CKA: {} vs {}",
+        similarity(&cka),
+        similarity(&plain)
+    );
+    // resmlp 36→16, 3 blocks of 16×16 twice, 16→4.
+    let h = &plain["weight_histogram"];
+    let counted: u64 = h["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum::<u64>()
+        + h["zeros"].as_u64().unwrap();
+    assert_eq!(counted, 36 * 16 + 6 * 16 * 16 + 16 * 4);
 }
 
 #[test]

@@ -33,6 +33,10 @@ pub trait LossTerm: Send + Sync {
 pub fn registry() -> Registry<dyn LossTerm> {
     Registry::new(
         "loss term",
-        vec![Entry::of::<crate::feature_l2::FeatureL2>()],
+        vec![
+            Entry::of::<crate::cka_sr::CkaSr>(),
+            Entry::of::<crate::aug_cka_sr::AugCkaSr>(),
+            Entry::of::<crate::feature_l2::FeatureL2>(),
+        ],
     )
 }

@@ -2,7 +2,8 @@
 //!
 //! Tables report `mean ± std` with the sample standard deviation (`n − 1`), and a 95% Student-t
 //! interval `mean ± t_{0.975, n−1}·std/√n`. Comparisons between two arms use Welch's t-test
-//! (unequal variances, Welch–Satterthwaite degrees of freedom).
+//! (unequal variances, Welch–Satterthwaite degrees of freedom); differences of means get the
+//! matching 95% Welch interval.
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -44,18 +45,46 @@ pub fn summarize(xs: &[f64]) -> Option<Summary> {
 /// Welch's two-sided t-test of equal means: `(t, degrees of freedom, p-value)`; `None` if either
 /// sample has fewer than 2 values or both have zero variance.
 pub fn welch(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
-    let (sa, sb) = (summarize(a)?, summarize(b)?);
-    if sa.n < 2 || sb.n < 2 {
-        return None;
+    let w = Welch::of(a, b)?;
+    let t = w.delta / w.se;
+    let p = 2.0 * (1.0 - StudentsT::new(0.0, 1.0, w.df).ok()?.cdf(t.abs()));
+    Some((t, w.df, p))
+}
+
+/// The difference of means `mean(a) − mean(b)` with the half-width of its 95% Welch interval,
+/// `t_{0.975, df}·√(s_a²/n_a + s_b²/n_b)`; `None` where [`welch`] is `None`.
+pub fn welch_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    let w = Welch::of(a, b)?;
+    let t = StudentsT::new(0.0, 1.0, w.df).ok()?.inverse_cdf(0.975);
+    Some((w.delta, t * w.se))
+}
+
+/// The pieces of Welch's test: difference of means, its standard error and the
+/// Welch–Satterthwaite degrees of freedom.
+struct Welch {
+    delta: f64,
+    se: f64,
+    df: f64,
+}
+
+impl Welch {
+    fn of(a: &[f64], b: &[f64]) -> Option<Self> {
+        let (sa, sb) = (summarize(a)?, summarize(b)?);
+        if sa.n < 2 || sb.n < 2 {
+            return None;
+        }
+        let (va, vb) = (sa.std.powi(2) / sa.n as f64, sb.std.powi(2) / sb.n as f64);
+        if va + vb == 0.0 {
+            return None;
+        }
+        let df =
+            (va + vb).powi(2) / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64);
+        Some(Self {
+            delta: sa.mean - sb.mean,
+            se: (va + vb).sqrt(),
+            df,
+        })
     }
-    let (va, vb) = (sa.std.powi(2) / sa.n as f64, sb.std.powi(2) / sb.n as f64);
-    if va + vb == 0.0 {
-        return None;
-    }
-    let t = (sa.mean - sb.mean) / (va + vb).sqrt();
-    let df = (va + vb).powi(2) / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64);
-    let p = 2.0 * (1.0 - StudentsT::new(0.0, 1.0, df).ok()?.cdf(t.abs()));
-    Some((t, df, p))
 }
 
 #[cfg(test)]
@@ -82,5 +111,17 @@ mod tests {
         // two-sided p for |t| = 3.674 with 4 df ≈ 0.0213
         assert!((p - 0.0213).abs() < 5e-4, "{p}");
         assert!(welch(&[1.0], &[2.0, 3.0]).is_none());
+    }
+
+    #[test]
+    fn welch_interval_hand_computed() {
+        // Same samples: Δ = −3, se = √(2/3), df = 4, t_{0.975, 4} = 2.776445.
+        let (delta, half) = welch_interval(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]).unwrap();
+        assert!((delta + 3.0).abs() < 1e-12);
+        assert!(
+            (half - 2.776_445 * (2.0f64 / 3.0).sqrt()).abs() < 1e-5,
+            "{half}"
+        );
+        assert!(welch_interval(&[1.0, 1.0], &[2.0, 2.0]).is_none());
     }
 }

@@ -66,6 +66,15 @@ impl Group<'_> {
         summarize(&self.values(key))
     }
 
+    /// Whether this group is at the sweep point of `other`: every key this group sweeps takes
+    /// the value `other` has (so an arm that sweeps fewer keys, such as a baseline without the
+    /// β sweep, matches each of `other`'s points at its shared keys).
+    pub fn at_point_of(&self, other: &Group<'_>) -> bool {
+        self.sweep
+            .iter()
+            .all(|(k, v)| other.sweep.get(k) == Some(v))
+    }
+
     /// Runs that diverged.
     pub fn diverged(&self) -> usize {
         self.runs

@@ -7,6 +7,13 @@
 //! - `optimizer_step/<optimizer>`: the optimiser step alone (gradients computed outside the
 //!   timed region) → step time relative to plain SGD.
 //!
+//! - `loss_step/<case>`: the whole training step of the engine (`Trainee::step`: forward with
+//!   feature taps when a term is due, loss terms, backward, SGD) on the CKA-SR CPU model
+//!   ([`LOSS_MODEL`]) without a loss term, with `cka-sr` at its defaults (8 samples every 5 steps)
+//!   and with full CKA-SR (the whole batch every step), reported relative to the step without
+//!   (SPEC §1.3's cost controls; successive iterations are successive steps, so a term due every
+//!   b steps is averaged over its cycle).
+//!
 //! - `topology_update/<topology>`: one mask update of every registered topology (host side: the
 //!   ranking, drop and regrowth on copies of the weights and of the dense gradient), reported
 //!   per update and amortised over its default update interval, relative to SGD's train step.
@@ -33,6 +40,11 @@ use std::time::{Duration, Instant};
 
 /// The benchmarked model.
 const MODEL: &str = "mlp-300-100";
+/// The model of the loss-term benchmarks: the residual MLP of `experiments/cka-*.toml`.
+pub const LOSS_MODEL: &str = "resmlp";
+/// Its width and depth (those of the CKA-SR ablations).
+pub const LOSS_MODEL_SIZE: (usize, usize) = (128, 4);
+
 /// The optimiser every ratio is relative to (plain momentum SGD).
 const BASELINE: &str = sparselab_optimizers::sgd::Sgd::NAME;
 
@@ -90,6 +102,77 @@ pub struct TopologyBench {
     pub amortised_vs_sgd_step: Option<f64>,
 }
 
+/// The training step with one set of loss terms.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LossBench {
+    /// Case name (`none`, `cka-sr`, `cka-sr-full`).
+    pub case: String,
+    /// The loss-term tables.
+    pub losses: Vec<Value>,
+    /// Mean training step.
+    pub train_step: Estimate,
+    /// Step time ÷ the step without loss terms.
+    pub ratio_vs_none: f64,
+}
+
+/// The loss-term cases: none, CKA-SR at its defaults, full CKA-SR.
+fn loss_cases() -> Vec<(&'static str, Vec<Value>)> {
+    vec![
+        ("none", Vec::new()),
+        ("cka-sr", vec![json!({ "name": "cka-sr" })]),
+        (
+            "cka-sr-full",
+            vec![json!({ "name": "cka-sr", "samples": 0, "every": 1 })],
+        ),
+    ]
+}
+
+/// Times `Trainee::step` of SGD on [`LOSS_MODEL`] with `losses` as `loss_step/<case>`.
+fn bench_loss_step(
+    c: &mut Criterion,
+    base: &Device,
+    batch: usize,
+    case: &str,
+    losses: &[Value],
+) -> anyhow::Result<()> {
+    let (width, depth) = LOSS_MODEL_SIZE;
+    let plain = Plain {
+        model: json!({ "name": LOSS_MODEL, "width": width, "depth": depth }),
+        losses: losses.to_vec(),
+        ..Plain::named(LOSS_MODEL, BASELINE)
+    };
+    let config = crate::spec::RunConfig {
+        data: sparselab_data::DataConfig::default(),
+        train: crate::schedule::TrainConfig {
+            batch,
+            ..Default::default()
+        },
+        method: resolve(&plain, "")?.0,
+        seed: 0,
+    };
+    let ctx = sparselab_topology::TopologyContext {
+        total_steps: 10_000,
+        steps_per_epoch: 430,
+        seed: 0,
+    };
+    let mut trainee = crate::train::Trainee::new(&config, INPUT, base, ctx)?;
+    let s = setup(base, batch)?;
+    let data = sparselab_data::Batch {
+        images: s.x,
+        labels: s.y,
+        len: batch,
+    };
+    let mut step = 0usize;
+    c.bench_function(&format!("loss_step/{case}"), |b| {
+        b.iter(|| {
+            step += 1;
+            let (loss, _) = trainee.step(data.clone(), 0.01, step);
+            loss.into_scalar::<f64>()
+        })
+    });
+    Ok(())
+}
+
 /// Criterion's estimate for the benchmark named `{group}/{id}`: criterion stores it under
 /// `{group}_{id}/new/estimates.json` (a `/` in a benchmark name becomes `_`).
 fn read_estimate(dir: &Path, group: &str, id: &str) -> anyhow::Result<Estimate> {
@@ -117,17 +200,19 @@ struct Setup {
     device: Device,
 }
 
+/// Fashion-MNIST-shaped input.
+const INPUT: InputShape = InputShape {
+    channels: 1,
+    height: 28,
+    width: 28,
+    classes: 10,
+};
+
 fn setup(base: &Device, batch: usize) -> anyhow::Result<Setup> {
     let device = base.clone().autodiff();
     device.seed(0);
-    let input = InputShape {
-        channels: 1,
-        height: 28,
-        width: 28,
-        classes: 10,
-    };
     let (_, parts) = resolve(&Plain::named(MODEL, BASELINE), "")?;
-    let model = parts.model.build(input, &device)?;
+    let model = parts.model.build(INPUT, &device)?;
     let x = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
@@ -233,6 +318,9 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             })
         });
     }
+    for (case, losses) in loss_cases() {
+        bench_loss_step(&mut c, &selected.device, opts.batch, case, &losses)?;
+    }
     let topologies = sparselab_topology::registry().names();
     for name in &topologies {
         let s = setup(&selected.device, opts.batch)?;
@@ -306,6 +394,23 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             every,
         });
     }
+    let mut loss_rows = Vec::new();
+    for (case, losses) in loss_cases() {
+        let train_step = read_estimate(&criterion_dir, "loss_step", case)?;
+        loss_rows.push(LossBench {
+            case: case.to_string(),
+            losses,
+            train_step,
+            ratio_vs_none: f64::NAN,
+        });
+    }
+    let none = loss_rows
+        .first()
+        .map(|r| r.train_step.mean)
+        .unwrap_or(f64::NAN);
+    for r in &mut loss_rows {
+        r.ratio_vs_none = r.train_step.mean / none;
+    }
     let env = Env::capture(&selected.description, selected.backend);
     let summary = json!({
         "model": MODEL,
@@ -314,6 +419,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         "env": env,
         "optimizers": rows,
         "topologies": topology_rows,
+        "loss_terms": loss_rows,
     });
     std::fs::create_dir_all(&opts.out)?;
     let json_path = opts.out.join("bench.json");
@@ -359,6 +465,33 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             t.every.map_or("–".into(), |e| e.to_string()),
             t.amortised_vs_sgd_step
                 .map_or("–".into(), |r| format!("{:.3}×", r))
+        ));
+    }
+    let (width, depth) = LOSS_MODEL_SIZE;
+    md.push_str(&format!(
+        "\nLoss terms: the engine's whole training step (`Trainee::step`, SGD) on `{LOSS_MODEL}` \
+         (width {width}, depth {depth}: one stage of {depth} blocks, {} pairs), relative to the \
+         same step without a loss term.\n\n\
+         | case | loss terms | train step (ms) | step / step without |\n|---|---|---|---|\n",
+        depth * (depth - 1) / 2
+    ));
+    for r in &loss_rows {
+        md.push_str(&format!(
+            "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.2}× |\n",
+            r.case,
+            if r.losses.is_empty() {
+                "–".to_string()
+            } else {
+                r.losses
+                    .iter()
+                    .map(|l| format!("`{l}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            r.train_step.mean * 1e3,
+            r.train_step.ci95.0 * 1e3,
+            r.train_step.ci95.1 * 1e3,
+            r.ratio_vs_none
         ));
     }
     let md_path = opts.out.join("bench.md");

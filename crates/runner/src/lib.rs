@@ -6,7 +6,8 @@
 //! - [`train`]: one run, step by step (see the module docs for the data flow of a step).
 //! - [`store`]: `results/<ablation>/<run-id>/`, atomic writes, resume.
 //! - [`figure`], [`table`]: paper-style figures (SVG + PNG) and Markdown/CSV tables;
-//!   [`sphere_report`]: measured vs predicted Hoyer sparsity of Lp-sphere layers.
+//!   [`sphere_report`]: measured vs predicted Hoyer sparsity of Lp-sphere layers;
+//!   [`similarity`]: mean inter-layer CKA per stage after every epoch.
 //! - [`ablate`]: all of it for one named ablation; [`bench`]: throughput benchmarks.
 
 pub mod ablate;
@@ -20,6 +21,7 @@ pub mod record;
 pub mod resolve;
 pub mod run_id;
 pub mod schedule;
+pub mod similarity;
 pub mod spec;
 pub mod sphere_report;
 pub mod store;

@@ -2,6 +2,7 @@
 //! figures and tables may use.
 
 use serde::{Deserialize, Serialize};
+use sparselab_metrics::magnitude::MagnitudeHistogram;
 use std::collections::BTreeMap;
 
 /// Metrics at the end of one epoch (SPEC.md §3).
@@ -60,6 +61,13 @@ pub struct EpochRecord {
     /// Hoyer sparsity of each weight tensor (mean over its units), by path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layer_hoyer: BTreeMap<String, f64>,
+    /// Mean inter-layer CKA of each stage with ≥ 2 blocks, by stage (`"stage 1"`, …), on a fixed
+    /// validation subset (SPEC §1.3, §3; see `similarity`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_cka: BTreeMap<String, f64>,
+    /// Mean of `stage_cka` over stages (absent for models without a stage of ≥ 2 blocks).
+    #[serde(default)]
+    pub cka: Option<f64>,
     /// `(step, sparsity of the masked tensors)` after every topology update in this epoch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sparsity_trace: Vec<(usize, f64)>,
@@ -108,6 +116,10 @@ pub struct FinalRecord {
     /// and predicted Hoyer sparsity at the end of training (SPEC §1.2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spheres: Vec<SphereLayer>,
+    /// Magnitudes of all weight-tensor entries at the end of training (log bins, exact zeros
+    /// apart; absent in runs older than the metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_histogram: Option<MagnitudeHistogram>,
 }
 
 /// One sphere-constrained layer at the end of training: measured Hoyer sparsity and the gamma
@@ -273,6 +285,11 @@ pub const METRICS: &[MetricInfo] = &[
         scale: 1.0,
     },
     MetricInfo {
+        key: "cka",
+        label: "mean inter-layer CKA (within stages)",
+        scale: 1.0,
+    },
+    MetricInfo {
         key: "penalty",
         label: "penalty λψ(w)",
         scale: 1.0,
@@ -351,6 +368,7 @@ mod tests {
             samples_per_sec: 5.0,
             note: None,
             spheres: Vec::new(),
+            weight_histogram: None,
         };
         assert_eq!(f.metric("test_accuracy"), Some(0.9));
         assert_eq!(f.metric("compression"), Some(10.0));
@@ -374,6 +392,7 @@ mod tests {
             samples_per_sec: 0.0,
             note: None,
             spheres: Vec::new(),
+            weight_histogram: None,
         })
         .unwrap();
         for m in METRICS {

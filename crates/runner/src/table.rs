@@ -105,10 +105,7 @@ fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>]) -> String {
     let cells: Vec<String> = arm
         .compare
         .iter()
-        .filter_map(|c| {
-            all.iter()
-                .find(|h| h.arm == *c && h.sweep.iter().all(|(k, v)| g.sweep.get(k) == Some(v)))
-        })
+        .filter_map(|c| all.iter().find(|h| h.arm == *c && h.at_point_of(g)))
         .filter_map(|h| {
             let b = h.values(COMPARED);
             let delta = (summarize(&a)?.mean - summarize(&b)?.mean) * scale;

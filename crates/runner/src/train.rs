@@ -13,11 +13,12 @@
 //!    under the mask); entries it regrows get their optimiser state reset.
 //!
 //! After every epoch: evaluate on the validation and test splits, measure sparsity, compression,
-//! speedup and Hoyer sparsity, and hand the records to the observer (which persists them). A run
+//! speedup, Hoyer sparsity and the mean inter-layer CKA of each stage, and hand the records to the observer (which persists them). A run
 //! whose training loss becomes NaN or infinite stops and is recorded as diverged.
 
 use crate::record::{EpochRecord, FinalRecord, SphereLayer, Status, identification_from};
 use crate::resolve::resolve;
+use crate::similarity::{mean_cka, stage_cka};
 use crate::spec::{PlannedRun, RunConfig};
 use crate::sphere_report::sphere_report;
 use anyhow::Context;
@@ -33,6 +34,7 @@ use sparselab_losses::LossTerm;
 use sparselab_metrics::accuracy::{top_k_correct, top_k_hits};
 use sparselab_metrics::group::{churn, group_report, input_groups};
 use sparselab_metrics::hoyer::{layer_hoyer, weighted_hoyer};
+use sparselab_metrics::magnitude::MagnitudeHistogram;
 use sparselab_metrics::sparsity::report_table;
 use sparselab_models::{Architecture, InputShape, Model};
 use sparselab_optimizers::StateResets;
@@ -114,6 +116,13 @@ fn trainable_values<'a>(
     let params: Vec<&ParamInfo> = table.trainable().collect();
     let values = host_values(model, &params.iter().map(|p| p.id).collect::<Vec<_>>());
     (params, values)
+}
+
+/// Magnitudes of every weight-tensor entry.
+fn weight_histogram(model: &Model, table: &ParamTable) -> MagnitudeHistogram {
+    let ids: Vec<ParamId> = table.weights().map(|p| p.id).collect();
+    let values = host_values(model, &ids);
+    MagnitudeHistogram::of(values.iter().map(Vec::as_slice))
 }
 
 /// The zero pattern of every input group (SPEC §1.4), in table order.
@@ -482,6 +491,8 @@ pub fn train(
         }
         (record.test_loss, record.test_accuracy, record.test_top5) =
             evaluate(&valid, &data.test, data, base);
+        record.stage_cka = stage_cka(&valid, data, base);
+        record.cka = mean_cka(&record.stage_cka);
         record.loss_terms = trainee.take_loss_values();
         record.sparsity_trace = std::mem::take(&mut trainee.trace);
         record.penalty = trainee
@@ -522,6 +533,7 @@ pub fn train(
         samples_per_sec: trained_samples / train_seconds.max(1e-9),
         note: diverged,
         spheres: trainee.sphere_report(cfg.seed),
+        weight_histogram: Some(weight_histogram(&trainee.model, &trainee.table)),
     };
     Ok((outcome, epochs))
 }

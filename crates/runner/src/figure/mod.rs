@@ -1,6 +1,6 @@
 //! Paper-style figures with plotters, written as SVG and PNG.
 //!
-//! Two kinds, chosen per experiment file (`[[figures]]`):
+//! Kinds, chosen per experiment file (`[[figures]]`):
 //!
 //! - `final`: a final metric `y` against a final metric or swept hyperparameter `x`, one line per
 //!   arm through its sweep points; each point is the mean over seeds with ±1 std error bars (in y,
@@ -8,6 +8,10 @@
 //!   as a horizontal mean line with a ±1 std band.
 //! - `epochs`: a per-epoch metric `y` against the epoch, one line per arm and sweep point, mean
 //!   over seeds with a ±1 std band.
+//! - `layers`, `steps`, `hoyer`: per-layer sparsity bars, sparsity after each topology update,
+//!   measured vs predicted Hoyer sparsity (see [`FigureSpec`]).
+//! - `gain` ([`gain`]): with − without a method, per pair of arms, with 95% Welch intervals.
+//! - `histogram` ([`histogram`]): the distribution of non-zero weight magnitudes.
 //!
 //! PNG text is rendered with the DejaVu Sans font embedded in the binary (no system fonts
 //! needed); SVG text names the same family.
@@ -21,11 +25,15 @@ use plotters::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
 use sparselab_core::ConfigError;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+mod gain;
+mod histogram;
+
 /// Font for PNG output (DejaVu Sans, see `assets/LICENSE-DejaVu`).
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "DejaVu Sans";
 
 /// Okabe–Ito colour-blind-safe palette.
@@ -103,6 +111,38 @@ pub enum FigureSpec {
         /// Arms to draw (default: all).
         #[serde(default)]
         arms: Vec<String>,
+    },
+    /// `mean(with) − mean(without)` of final `y` for each `[with, without]` pair of arms, at
+    /// every sweep point of `with`, with 95% Welch intervals, against `x`.
+    Gain {
+        /// Output file stem.
+        file: String,
+        /// Title (default: "gain in y vs x").
+        title: Option<String>,
+        /// X metric or sweep key.
+        x: String,
+        /// Y metric (default: test accuracy).
+        #[serde(default = "test_accuracy")]
+        y: String,
+        /// Logarithmic x axis.
+        #[serde(default)]
+        log_x: bool,
+        /// `[with, without]` arm pairs, one line each.
+        pairs: Vec<[String; 2]>,
+    },
+    /// Distribution of non-zero weight magnitudes at the end of training, one line per arm and
+    /// sweep point.
+    Histogram {
+        /// Output file stem.
+        file: String,
+        /// Title (default: "magnitudes of non-zero weights").
+        title: Option<String>,
+        /// Arms to draw (default: all).
+        #[serde(default)]
+        arms: Vec<String>,
+        /// Sweep points to keep: key → values (default: all).
+        #[serde(default)]
+        at: BTreeMap<String, Vec<Value>>,
     },
     /// Per-epoch `y`.
     Epochs {
@@ -194,6 +234,28 @@ impl FigureSpec {
             FigureSpec::Steps { arms: selected, .. } | FigureSpec::Hoyer { arms: selected, .. } => {
                 known_arms(selected, "arms")?
             }
+            FigureSpec::Gain { x, y, pairs, .. } => {
+                metric(x, "x", true)?;
+                metric(y, "y", false)?;
+                if pairs.is_empty() {
+                    return Err(ConfigError::new(
+                        "pairs",
+                        "at least one [with, without] pair of arms",
+                    ));
+                }
+                known_arms(&pairs.concat(), "pairs")?;
+            }
+            FigureSpec::Histogram {
+                arms: selected, at, ..
+            } => {
+                known_arms(selected, "arms")?;
+                if let Some(bad) = at.keys().find(|k| !sweep_keys.contains(k)) {
+                    return Err(ConfigError::new(
+                        "at",
+                        format!("`{bad}` is not swept (allowed: {})", sweep_keys.join(", ")),
+                    ));
+                }
+            }
         }
         Ok(spec)
     }
@@ -205,9 +267,15 @@ impl FigureSpec {
             | FigureSpec::Epochs { file, .. }
             | FigureSpec::Layers { file, .. }
             | FigureSpec::Steps { file, .. }
-            | FigureSpec::Hoyer { file, .. } => file,
+            | FigureSpec::Hoyer { file, .. }
+            | FigureSpec::Gain { file, .. }
+            | FigureSpec::Histogram { file, .. } => file,
         }
     }
+}
+
+fn test_accuracy() -> String {
+    "test_accuracy".into()
 }
 
 /// Axis label of a metric or sweep key, and the factor values are displayed with.
@@ -589,6 +657,17 @@ fn prepare_xy(spec: &FigureSpec, results: &[RunResult]) -> Prepared {
         }
         FigureSpec::Steps { title, arms, .. } => steps_chart(title, arms, results),
         FigureSpec::Hoyer { title, arms, .. } => hoyer_chart(title, arms, results),
+        FigureSpec::Gain {
+            title,
+            x,
+            y,
+            log_x,
+            pairs,
+            ..
+        } => gain::gain_chart(title, x, y, *log_x, pairs, results),
+        FigureSpec::Histogram {
+            title, arms, at, ..
+        } => histogram::histogram_chart(title, arms, at, results),
         FigureSpec::Layers { .. } => unreachable!("bars are prepared by layer_bars"),
     }
 }
@@ -728,21 +807,32 @@ fn hoyer_chart(title: &Option<String>, arms: &[String], results: &[RunResult]) -
     }
 }
 
-/// Tick label: integers without decimals, other values with at most three significant decimals.
-fn tick(v: f64) -> String {
+/// Tick label: integers without decimals; magnitudes below 10⁻³ in scientific notation (`1e-5`);
+/// other values with at most three significant decimals, or more where the axis spans less than
+/// `span` needs to tell neighbouring ticks apart (a tenth of the span must show).
+fn tick(v: f64, span: f64) -> String {
     if (v - v.round()).abs() < 1e-9 * v.abs().max(1.0) {
-        format!("{v:.0}")
-    } else {
-        let digits = if v.abs() >= 10.0 {
-            1
-        } else if v.abs() >= 1.0 {
-            2
-        } else {
-            3
-        };
-        let s = format!("{v:.digits$}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        return format!("{v:.0}");
     }
+    if v.abs() < 1e-3 {
+        let s = format!("{v:.0e}");
+        return s.replace("e-0", "e-");
+    }
+    let by_size = if v.abs() >= 10.0 {
+        1
+    } else if v.abs() >= 1.0 {
+        2
+    } else {
+        3
+    };
+    let by_span = if span > 0.0 && span.is_finite() {
+        (-(span / 10.0).log10()).ceil().max(0.0) as usize
+    } else {
+        0
+    };
+    let digits = by_size.max(by_span).min(9);
+    let s = format!("{v:.digits$}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn strip_unit(label: &str) -> &str {
@@ -875,10 +965,10 @@ where
             if p.integer_x && (v - v.round()).abs() > 1e-9 {
                 String::new()
             } else {
-                tick(*v)
+                tick(*v, x_span.1 - x_span.0)
             }
         })
-        .y_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v, y_span.1 - y_span.0))
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(RGBColor(245, 245, 245))
@@ -1013,7 +1103,7 @@ fn draw_bars<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &Bars) -> Dra
             if *v > 100.0 + 1e-9 {
                 String::new()
             } else {
-                tick(*v)
+                tick(*v, 100.0)
             }
         })
         .label_style((FAMILY, 14))
@@ -1141,11 +1231,15 @@ mod tests {
 
     #[test]
     fn ticks_are_short() {
-        assert_eq!(tick(20.0), "20");
-        assert_eq!(tick(2.5), "2.5");
-        assert_eq!(tick(0.125), "0.125");
-        assert_eq!(tick(87.34), "87.3");
-        assert_eq!(tick(-1.0), "-1");
+        assert_eq!(tick(20.0, 100.0), "20");
+        assert_eq!(tick(2.5, 100.0), "2.5");
+        assert_eq!(tick(0.125, 1.0), "0.125");
+        assert_eq!(tick(87.34, 100.0), "87.3");
+        assert_eq!(tick(-1.0, 10.0), "-1");
+        // Small values on log axes (β sweeps) and narrow spans keep what tells ticks apart.
+        assert_eq!(tick(1e-5, 1.0), "1e-5");
+        assert_eq!(tick(3e-4, 1.0), "3e-4");
+        assert_eq!(tick(0.9995, 0.002), "0.9995");
     }
 
     #[test]
