@@ -91,8 +91,8 @@ loss = { name = "feature-l2", beta = 0.5, every = 2 }
 }
 
 /// CKA-SR end to end (SPEC §1.3): the term is recorded, every run of a model with a stage of
-/// ≥ 2 blocks records its mean inter-layer CKA per epoch, and a strong full CKA-SR ends with
-/// lower inter-layer CKA than the same run without it. The final record holds the histogram of
+/// ≥ 2 blocks records its mean inter-layer CKA per epoch (per stage for the three-stage ResNet),
+/// and a strong full CKA-SR ends with lower inter-layer CKA than the same run without it. The final record holds the histogram of
 /// every weight entry.
 #[test]
 fn cka_sr_lowers_inter_layer_cka_and_is_recorded() {
@@ -106,12 +106,18 @@ optimizer = { name = "sgd", momentum = 0.9 }
 model = { name = "resmlp", width = 16, depth = 3 }
 optimizer = { name = "sgd", momentum = 0.9 }
 loss = { name = "cka-sr", beta = 1.0, samples = 0, every = 1 }
+
+[arms.resnet]
+model = { name = "resnet-cifar", blocks = [2, 2, 2], width = 2 }
+optimizer = { name = "sgd", momentum = 0.9 }
+topology = { name = "static", distribution = "erk", sparsity = 0.5 }
+loss = { name = "cka-sr", beta = 1e-3, samples = 8, every = 2 }
 "#,
     )
     .replace("hidden = [32, 16]\n", "");
     let s = Scratch::new("cka", "cka", &text);
     let out = ablate("cka", &s.options()).unwrap();
-    assert_eq!(out.trained, 2);
+    assert_eq!(out.trained, 3);
     let finals = s.finals("cka");
     let fin = |arm: &str| {
         finals
@@ -146,6 +152,14 @@ loss = { name = "cka-sr", beta = 1.0, samples = 0, every = 1 }
         .sum::<u64>()
         + h["zeros"].as_u64().unwrap();
     assert_eq!(counted, 36 * 16 + 6 * 16 * 16 + 16 * 4);
+    // The paper's model family: three stages, each with its own inter-layer CKA.
+    let resnet = fin("resnet");
+    let stages = resnet["last"]["stage_cka"].as_object().unwrap();
+    assert_eq!(
+        stages.keys().collect::<Vec<_>>(),
+        ["stage 1", "stage 2", "stage 3"]
+    );
+    assert!(resnet["last"]["loss_terms"]["cka-sr"].as_f64().unwrap().is_finite());
 }
 
 #[test]

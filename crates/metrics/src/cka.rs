@@ -20,6 +20,29 @@
 //!   and minibatch CKA (Nguyen et al. 2021) `mean HSIC₁(K_i,L_i) / √(mean HSIC₁(K_i,K_i)·mean
 //!   HSIC₁(L_i,L_i))` over k batches ([`MinibatchCka`]).
 //!
+//! Comparing two representations outside training (any `[n, p]` features of the same n inputs,
+//! e.g. two networks' block outputs from `Architecture::forward(x, true)`):
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor, TensorData};
+//! use sparselab_metrics::cka::{MinibatchCka, center_columns, gram_linear, linear_cka};
+//!
+//! let device = Device::flex();
+//! let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 5.0, 8.0, 13.0], [6, 1]), &device);
+//! let y = x.clone().mul_scalar(-3.0).add_scalar(1.0); // an affine copy: CKA 1
+//! assert!((linear_cka(x.clone(), y.clone()).into_scalar::<f64>() - 1.0).abs() < 1e-5);
+//!
+//! // Over many batches, the unbiased minibatch estimator.
+//! let mut cka = MinibatchCka::default();
+//! for _ in 0..3 {
+//!     cka.add(gram_linear(center_columns(x.clone())), gram_linear(center_columns(y.clone())));
+//! }
+//! assert!((cka.value().unwrap() - 1.0).abs() < 1e-4);
+//! ```
+//!
+//! Centre the features before taking Gram matrices for HSIC₁: it does not change the value, but
+//! in f32 it avoids the cancellation a large common mean causes (see `cka-sr`).
+//!
 //! Guards (SPEC §1.3: never NaN): every denominator's factors are clamped at [`EPS`] before the
 //! square root, so all-zero or constant features give CKA 0 instead of 0/0, and a negative
 //! HSIC₁ self-term (possible for small n) cannot reach a square root.
