@@ -178,6 +178,8 @@ train = { lr = 1e30 }
     assert!(table.contains("| exploding | 0 (2 diverged) |"), "{table}");
     let csv = std::fs::read_to_string(s.0.join("results/diverge/runs.csv")).unwrap();
     assert_eq!(csv.matches(",diverged,").count(), 2, "{csv}");
+    // Runs that diverged before finishing an epoch have no epochs.json; re-rendering loads them.
+    plot("diverge", &s.options()).unwrap();
 }
 
 #[test]
@@ -193,6 +195,11 @@ fn experiment_errors_name_file_key_and_allowed_values() {
             "unknown-method",
             spec().replace("name = \"gmp\"", "name = \"gmq\""),
             vec!["arms.gmp.topology.name", "gmq", "gmp, static"],
+        ),
+        (
+            "unknown-compared-metric",
+            format!("{}\n[table]\ncompare_on = [\"acuracy\"]\n", spec()),
+            vec!["table.compare_on", "acuracy", "test_accuracy"],
         ),
         (
             "out-of-range",

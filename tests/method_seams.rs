@@ -104,6 +104,7 @@ optimizer = { name = "sgd", momentum = 0.9 }
 
 [arms.cka]
 model = { name = "resmlp", width = 16, depth = 3 }
+compare = "plain"
 optimizer = { name = "sgd", momentum = 0.9 }
 loss = { name = "cka-sr", beta = 1.0, samples = 0, every = 1 }
 
@@ -112,6 +113,9 @@ model = { name = "resnet-cifar", blocks = [2, 2, 2], width = 2 }
 optimizer = { name = "sgd", momentum = 0.9 }
 topology = { name = "static", distribution = "erk", sparsity = 0.5 }
 loss = { name = "cka-sr", beta = 1e-3, samples = 8, every = 2 }
+
+[table]
+compare_on = ["test_accuracy", "cka"]
 "#,
     )
     .replace("hidden = [32, 16]\n", "");
@@ -152,6 +156,11 @@ loss = { name = "cka-sr", beta = 1e-3, samples = 8, every = 2 }
         .sum::<u64>()
         + h["zeros"].as_u64().unwrap();
     assert_eq!(counted, 36 * 16 + 6 * 16 * 16 + 16 * 4);
+    // The table compares the CKA-SR arm with its host on both listed metrics.
+    let table = std::fs::read_to_string(s.0.join("results/cka/table.md")).unwrap();
+    assert!(table.contains("Δ mean inter-layer CKA (within stages) vs compared arms"));
+    let row = table.lines().find(|l| l.starts_with("| cka |")).unwrap();
+    assert_eq!(row.matches(" vs plain").count(), 2, "{row}");
     // The paper's model family: three stages, each with its own inter-layer CKA.
     let resnet = fin("resnet");
     let stages = resnet["last"]["stage_cka"].as_object().unwrap();
@@ -159,7 +168,12 @@ loss = { name = "cka-sr", beta = 1e-3, samples = 8, every = 2 }
         stages.keys().collect::<Vec<_>>(),
         ["stage 1", "stage 2", "stage 3"]
     );
-    assert!(resnet["last"]["loss_terms"]["cka-sr"].as_f64().unwrap().is_finite());
+    assert!(
+        resnet["last"]["loss_terms"]["cka-sr"]
+            .as_f64()
+            .unwrap()
+            .is_finite()
+    );
 }
 
 #[test]

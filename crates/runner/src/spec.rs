@@ -151,6 +151,8 @@ pub struct Ablation {
     pub figures: Vec<FigureSpec>,
     /// Table columns (metric keys).
     pub columns: Vec<String>,
+    /// Metrics on which arms with `compare` are compared (Welch's test; default test accuracy).
+    pub compare_on: Vec<String>,
 }
 
 /// Table columns when the file does not choose.
@@ -192,6 +194,8 @@ fn default_seeds() -> usize {
 struct TableSpec {
     #[serde(default)]
     columns: Vec<String>,
+    #[serde(default)]
+    compare_on: Vec<String>,
 }
 
 /// `"x"` or `["x", "y"]`.
@@ -508,18 +512,28 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
     } else {
         spec.table.columns.clone()
     };
-    if let Some(bad) = columns.iter().find(|c| metric_info(c).is_none()) {
-        return Err(fail(ConfigError::new(
-            "table.columns",
-            format!(
-                "unknown metric `{bad}` (allowed: {})",
-                crate::record::METRICS
-                    .iter()
-                    .map(|m| m.key)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )));
+    let compare_on = if spec.table.compare_on.is_empty() {
+        vec![crate::table::COMPARED.to_string()]
+    } else {
+        spec.table.compare_on.clone()
+    };
+    for (key, list) in [
+        ("table.columns", &columns),
+        ("table.compare_on", &compare_on),
+    ] {
+        if let Some(bad) = list.iter().find(|c| metric_info(c).is_none()) {
+            return Err(fail(ConfigError::new(
+                key,
+                format!(
+                    "unknown metric `{bad}` (allowed: {})",
+                    crate::record::METRICS
+                        .iter()
+                        .map(|m| m.key)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )));
+        }
     }
     let mut seen = BTreeMap::new();
     for r in &runs {
@@ -546,6 +560,7 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         runs,
         figures,
         columns,
+        compare_on,
     })
 }
 

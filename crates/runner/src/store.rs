@@ -75,8 +75,15 @@ impl Store {
         if !dir.join("final.json").is_file() {
             return Ok(None);
         }
-        let epochs: Vec<EpochRecord> = read_json(&dir.join("epochs.json"))?;
         let mut outcome: FinalRecord = read_json(&dir.join("final.json"))?;
+        // A run that diverged in its first epoch recorded no epoch, so it has no `epochs.json`;
+        // for any other run the file must be there.
+        let epochs_file = dir.join("epochs.json");
+        let epochs: Vec<EpochRecord> = if outcome.epochs == 0 && !epochs_file.exists() {
+            Vec::new()
+        } else {
+            read_json(&epochs_file)?
+        };
         outcome.identification_epoch = identification_from(&epochs);
         Ok(Some(RunResult {
             run: run.clone(),

@@ -53,8 +53,10 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
     let compared = ablation.arms.iter().any(|a| !a.compare.is_empty());
     let mut headers = headers;
     if compared {
-        let metric = metric_info(COMPARED).map_or(COMPARED, |m| m.label);
-        headers.push(format!("Δ {metric} vs compared arms (Welch p)"));
+        for key in &ablation.compare_on {
+            let metric = metric_info(key).map_or(key.as_str(), |m| m.label);
+            headers.push(format!("Δ {metric} vs compared arms (Welch p)"));
+        }
     }
     let _ = writeln!(out, "| method | n | {} |", headers.join(" | "));
     let _ = writeln!(out, "|---|---|{}", "---|".repeat(headers.len()));
@@ -82,36 +84,46 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
             .collect();
         let mut cells = cells;
         if compared {
-            cells.push(comparison(ablation, g, &all));
+            for key in &ablation.compare_on {
+                cells.push(comparison(ablation, g, &all, key));
+            }
         }
         let _ = writeln!(out, "| {} | {n} | {} |", g.display(), cells.join(" | "));
     }
     out
 }
 
-/// The metric arms are compared on.
-const COMPARED: &str = "test_accuracy";
+/// The metric arms are compared on unless the file's `[table] compare_on` lists others.
+pub const COMPARED: &str = "test_accuracy";
 
-/// `Δmean (p = …) vs <label>` of `g` against each of its arm's `compare` arms at the same sweep
-/// point (Welch's t-test over seeds), `; `-separated, or `–`. "The same point": the compared
+/// `Δmean (p = …) vs <label>` of metric `key` of `g` against each of its arm's `compare` arms at
+/// the same sweep point (Welch's t-test over seeds), `; `-separated, or `–`. "The same point": the compared
 /// arm's swept keys all take the values `g` has (so an arm that also sweeps a paired key, such as
 /// LpSGD's p next to the target sparsity, is compared at its target sparsity).
-fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>]) -> String {
+fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>], key: &str) -> String {
     let Some(arm) = ablation.arms.iter().find(|a| a.name == g.arm) else {
         return "–".into();
     };
-    let scale = metric_info(COMPARED).map_or(1.0, |m| m.scale);
-    let a = g.values(COMPARED);
+    let scale = metric_info(key).map_or(1.0, |m| m.scale);
+    let a = g.values(key);
     let cells: Vec<String> = arm
         .compare
         .iter()
         .filter_map(|c| all.iter().find(|h| h.arm == *c && h.at_point_of(g)))
         .filter_map(|h| {
-            let b = h.values(COMPARED);
+            let b = h.values(key);
             let delta = (summarize(&a)?.mean - summarize(&b)?.mean) * scale;
+            // Unscaled metrics below 1 in size (CKA, Hoyer) need more than two decimals.
+            let digits = if scale == 1.0 && delta.abs() < 1.0 {
+                4
+            } else {
+                2
+            };
             Some(match welch(&a, &b) {
-                Some((_, _, p)) => format!("{delta:+.2} (p = {}) vs {}", p_value(p), h.label),
-                None => format!("{delta:+.2} vs {}", h.label),
+                Some((_, _, p)) => {
+                    format!("{delta:+.digits$} (p = {}) vs {}", p_value(p), h.label)
+                }
+                None => format!("{delta:+.digits$} vs {}", h.label),
             })
         })
         .collect();
