@@ -48,6 +48,22 @@ impl MagnitudeHistogram {
         h
     }
 
+    /// Fraction of the non-zero weights whose bin lies wholly below `|w| = 10^log10_t` (`t` is
+    /// rounded down to a bin edge); `None` without non-zero weights.
+    pub fn share_below(&self, log10_t: f64) -> Option<f64> {
+        let total = self.counts.iter().sum::<u64>();
+        (total > 0).then(|| {
+            let below: u64 = self
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| self.low + (*i as f64 + 1.0) * self.bin <= log10_t + 1e-9)
+                .map(|(_, c)| c)
+                .sum();
+            below as f64 / total as f64
+        })
+    }
+
     /// `(bin centre |w|, fraction of the non-zero weights in the bin)` for every bin.
     pub fn fractions(&self) -> Vec<(f64, f64)> {
         let total = self.counts.iter().sum::<u64>().max(1) as f64;
@@ -80,6 +96,9 @@ mod tests {
         assert_eq!(h.counts[45], 1);
         // below the range into the first bin, above into the last.
         assert_eq!((h.counts[0], h.counts[55]), (1, 1));
+        // Below 1e-2: the bins of 1e-9 (clamped into bin 0) and of ±1e-3 → 3 of 5.
+        assert_eq!(h.share_below(-2.0), Some(0.6));
+        assert_eq!(MagnitudeHistogram::of([&[0.0f32][..]]).share_below(-2.0), None);
         let f = h.fractions();
         assert!((f.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
         assert!((f[24].0 - 10f64.powf(-3.0 + 0.0625)).abs() < 1e-12);

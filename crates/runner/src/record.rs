@@ -149,6 +149,9 @@ impl FinalRecord {
     /// The value of metric `key` for figures and tables: a field of the last epoch or of the
     /// final record itself.
     pub fn metric(&self, key: &str) -> Option<f64> {
+        if key == SMALL_WEIGHTS {
+            return self.weight_histogram.as_ref()?.share_below(-2.0);
+        }
         let own = serde_json::to_value(self).ok()?;
         let last = serde_json::to_value(self.last.as_ref()?).ok()?;
         own.get(key)
@@ -156,6 +159,10 @@ impl FinalRecord {
             .or_else(|| last.get(key).and_then(serde_json::Value::as_f64))
     }
 }
+
+/// A final metric derived from `weight_histogram`: the share of non-zero weights with
+/// `|w| < 0.01` (how CKA-SR's Figs. 1-3 claim weights concentrate near 0, as one number).
+pub const SMALL_WEIGHTS: &str = "small_weights";
 
 /// The identification epoch of a run (SPEC §1.4) derived from its per-epoch records: the first
 /// epoch after which the group structure never changed, `None` if it still changed at the end or
@@ -290,6 +297,11 @@ pub const METRICS: &[MetricInfo] = &[
         scale: 1.0,
     },
     MetricInfo {
+        key: SMALL_WEIGHTS,
+        label: "non-zero weights with |w| < 0.01 (%)",
+        scale: 100.0,
+    },
+    MetricInfo {
         key: "penalty",
         label: "penalty λψ(w)",
         scale: 1.0,
@@ -375,6 +387,13 @@ mod tests {
         assert_eq!(f.metric("best_val_epoch"), Some(2.0));
         assert_eq!(f.metric("samples_per_sec"), Some(5.0));
         assert_eq!(f.metric("nonsense"), None);
+        // Derived from the weight histogram: half of the non-zero weights lie below 0.01.
+        assert_eq!(f.metric(SMALL_WEIGHTS), None);
+        let with_histogram = FinalRecord {
+            weight_histogram: Some(MagnitudeHistogram::of([&[1e-3f32, 0.5, 0.0][..]])),
+            ..f
+        };
+        assert_eq!(with_histogram.metric(SMALL_WEIGHTS), Some(0.5));
     }
 
     #[test]
@@ -395,7 +414,7 @@ mod tests {
             weight_histogram: None,
         })
         .unwrap();
-        for m in METRICS {
+        for m in METRICS.iter().filter(|m| m.key != SMALL_WEIGHTS) {
             assert!(
                 e.get(m.key).is_some() || f.get(m.key).is_some(),
                 "{}",
