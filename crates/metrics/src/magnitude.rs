@@ -98,7 +98,10 @@ mod tests {
         assert_eq!((h.counts[0], h.counts[55]), (1, 1));
         // Below 1e-2: the bins of 1e-9 (clamped into bin 0) and of ±1e-3 → 3 of 5.
         assert_eq!(h.share_below(-2.0), Some(0.6));
-        assert_eq!(MagnitudeHistogram::of([&[0.0f32][..]]).share_below(-2.0), None);
+        assert_eq!(
+            MagnitudeHistogram::of([&[0.0f32][..]]).share_below(-2.0),
+            None
+        );
         let f = h.fractions();
         assert!((f.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
         assert!((f[24].0 - 10f64.powf(-3.0 + 0.0625)).abs() < 1e-12);
