@@ -47,6 +47,15 @@ impl Scratch {
     }
 }
 
+/// The `final.json` of the (single-seed) run of `arm`.
+fn final_of(finals: &[(String, serde_json::Value)], arm: &str) -> serde_json::Value {
+    finals
+        .iter()
+        .find(|(a, _)| a == arm)
+        .map(|(_, f)| f.clone())
+        .unwrap_or_else(|| panic!("no finished run of arm {arm}"))
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -72,13 +81,7 @@ loss = { name = "feature-l2", beta = 0.5, every = 2 }
     let out = ablate("loss", &s.options()).unwrap();
     assert_eq!(out.trained, 2);
     let finals = s.finals("loss");
-    let last = |arm: &str| {
-        finals
-            .iter()
-            .find(|(a, _)| a == arm)
-            .map(|(_, f)| f["last"].clone())
-            .unwrap()
-    };
+    let last = |arm: &str| final_of(&finals, arm)["last"].clone();
     let penalised = last("penalised");
     let value = penalised["loss_terms"]["feature-l2"].as_f64().unwrap();
     assert!(value.is_finite() && value > 0.0, "{penalised}");
@@ -123,13 +126,7 @@ compare_on = ["test_accuracy", "cka"]
     let out = ablate("cka", &s.options()).unwrap();
     assert_eq!(out.trained, 3);
     let finals = s.finals("cka");
-    let fin = |arm: &str| {
-        finals
-            .iter()
-            .find(|(a, _)| a == arm)
-            .map(|(_, f)| f.clone())
-            .unwrap()
-    };
+    let fin = |arm: &str| final_of(&finals, arm);
     let (plain, cka) = (fin("plain"), fin("cka"));
     let term = cka["last"]["loss_terms"]["cka-sr"].as_f64().unwrap();
     assert!(term.is_finite() && term > 0.0, "{cka}");

@@ -113,17 +113,10 @@ fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>], key: &str) 
         .filter_map(|h| {
             let b = h.values(key);
             let delta = (summarize(&a)?.mean - summarize(&b)?.mean) * scale;
-            // Unscaled metrics below 1 in size (CKA, Hoyer) need more than two decimals.
-            let digits = if scale == 1.0 && delta.abs() < 1.0 {
-                4
-            } else {
-                2
-            };
+            let delta = signed(delta, scale);
             Some(match welch(&a, &b) {
-                Some((_, _, p)) => {
-                    format!("{delta:+.digits$} (p = {}) vs {}", p_value(p), h.label)
-                }
-                None => format!("{delta:+.digits$} vs {}", h.label),
+                Some((_, _, p)) => format!("{delta} (p = {}) vs {}", p_value(p), h.label),
+                None => format!("{delta} vs {}", h.label),
             })
         })
         .collect();
@@ -131,6 +124,18 @@ fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>], key: &str) 
         "–".into()
     } else {
         cells.join("; ")
+    }
+}
+
+/// A signed difference: two decimals for scaled metrics (percentages) and values ≥ 1; four for
+/// unscaled values below 1 (CKA, Hoyer), or one significant digit where four would show 0.
+fn signed(delta: f64, scale: f64) -> String {
+    if scale != 1.0 || delta.abs() >= 1.0 {
+        format!("{delta:+.2}")
+    } else if delta == 0.0 || delta.abs() >= 5e-5 {
+        format!("{delta:+.4}")
+    } else {
+        format!("{delta:+.0e}")
     }
 }
 
@@ -247,6 +252,10 @@ mod tests {
         assert_eq!(p_value(0.3412), "0.34");
         assert_eq!(p_value(0.00456), "0.0046");
         assert_eq!(p_value(0.00003), "3e-5");
+        assert_eq!(signed(-1.234, 100.0), "-1.23");
+        assert_eq!(signed(-0.2929, 1.0), "-0.2929");
+        assert_eq!(signed(-0.00001, 1.0), "-1e-5");
+        assert_eq!(signed(0.0, 1.0), "+0.0000");
     }
 
     #[test]

@@ -812,7 +812,8 @@ fn hoyer_chart(title: &Option<String>, arms: &[String], results: &[RunResult]) -
 /// `span` needs to tell neighbouring ticks apart (a tenth of the span must show).
 fn tick(v: f64, span: f64) -> String {
     if (v - v.round()).abs() < 1e-9 * v.abs().max(1.0) {
-        return format!("{v:.0}");
+        // `+ 0.0` turns −0 (a tick at zero reached from below) into 0.
+        return format!("{:.0}", v.round() + 0.0);
     }
     if v.abs() < 1e-3 {
         let s = format!("{v:.0e}");
@@ -1238,6 +1239,7 @@ mod tests {
         assert_eq!(tick(-1.0, 10.0), "-1");
         // Small values on log axes (β sweeps) and narrow spans keep what tells ticks apart.
         assert_eq!(tick(1e-5, 1.0), "1e-5");
+        assert_eq!(tick(-1e-12, 1.0), "0");
         assert_eq!(tick(3e-4, 1.0), "3e-4");
         assert_eq!(tick(0.9995, 0.002), "0.9995");
     }
