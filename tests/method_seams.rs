@@ -62,10 +62,27 @@ impl Drop for Scratch {
     }
 }
 
+/// Runs a one-seed synthetic ablation named `name` whose `arms` name their own models (the
+/// shared setup's MLP is dropped), checks that `trained` runs trained, and returns the scratch
+/// directory with every run's final record.
+fn run_own_models(
+    name: &str,
+    arms: &str,
+    trained: usize,
+) -> (Scratch, Vec<(String, serde_json::Value)>) {
+    let text = common::synthetic_spec(&format!("description = \"{name} seam\"\nseeds = 1\n"), arms)
+        .replace("hidden = [32, 16]\n", "");
+    let s = Scratch::new(name, name, &text);
+    let out = ablate(name, &s.options()).unwrap();
+    assert_eq!(out.trained, trained);
+    let finals = s.finals(name);
+    (s, finals)
+}
+
 #[test]
 fn loss_terms_are_trained_and_recorded() {
-    let text = common::synthetic_spec(
-        "description = \"loss-term seam\"\nseeds = 1\n",
+    let (_s, finals) = run_own_models(
+        "loss",
         r#"[arms.plain]
 model = { name = "resmlp", width = 16, depth = 2 }
 optimizer = { name = "sgd" }
@@ -75,12 +92,8 @@ model = { name = "resmlp", width = 16, depth = 2 }
 optimizer = { name = "sgd" }
 loss = { name = "feature-l2", beta = 0.5, every = 2 }
 "#,
-    )
-    .replace("hidden = [32, 16]\n", "");
-    let s = Scratch::new("loss", "loss", &text);
-    let out = ablate("loss", &s.options()).unwrap();
-    assert_eq!(out.trained, 2);
-    let finals = s.finals("loss");
+        2,
+    );
     let last = |arm: &str| final_of(&finals, arm)["last"].clone();
     let penalised = last("penalised");
     let value = penalised["loss_terms"]["feature-l2"].as_f64().unwrap();
@@ -99,8 +112,8 @@ loss = { name = "feature-l2", beta = 0.5, every = 2 }
 /// every weight entry.
 #[test]
 fn cka_sr_lowers_inter_layer_cka_and_is_recorded() {
-    let text = common::synthetic_spec(
-        "description = \"cka-sr seam\"\nseeds = 1\n",
+    let (s, finals) = run_own_models(
+        "cka",
         r#"[arms.plain]
 model = { name = "resmlp", width = 16, depth = 3 }
 optimizer = { name = "sgd", momentum = 0.9 }
@@ -120,12 +133,8 @@ loss = { name = "cka-sr", beta = 1e-3, samples = 8, every = 2 }
 [table]
 compare_on = ["test_accuracy", "cka"]
 "#,
-    )
-    .replace("hidden = [32, 16]\n", "");
-    let s = Scratch::new("cka", "cka", &text);
-    let out = ablate("cka", &s.options()).unwrap();
-    assert_eq!(out.trained, 3);
-    let finals = s.finals("cka");
+        3,
+    );
     let fin = |arm: &str| final_of(&finals, arm);
     let (plain, cka) = (fin("plain"), fin("cka"));
     let term = cka["last"]["loss_terms"]["cka-sr"].as_f64().unwrap();
