@@ -74,7 +74,8 @@ fn squared_distances(x: Tensor<2>) -> Tensor<2> {
     (sq.clone() + sq.transpose() - cross.mul_scalar(2.0)).clamp_min(0.0)
 }
 
-/// Median of the off-diagonal pairwise distances (host computation, no gradient).
+/// Median of the off-diagonal pairwise distances (host computation, no gradient; 0 when there is
+/// no pair or the values cannot be read back).
 fn median_distance(d2: &Tensor<2>) -> f64 {
     let n = d2.dims()[0];
     let values: Vec<f32> = d2
@@ -82,6 +83,9 @@ fn median_distance(d2: &Tensor<2>) -> f64 {
         .into_data()
         .try_into_vec_as::<f32>()
         .unwrap_or_default();
+    if values.len() != n * n {
+        return 0.0;
+    }
     let mut off: Vec<f64> = (0..n)
         .flat_map(|i| ((i + 1)..n).map(move |j| (i, j)))
         .map(|(i, j)| f64::from(values[i * n + j]).sqrt())

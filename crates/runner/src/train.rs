@@ -13,8 +13,9 @@
 //!    under the mask); entries it regrows get their optimiser state reset.
 //!
 //! After every epoch: evaluate on the validation and test splits, measure sparsity, compression,
-//! speedup, Hoyer sparsity and the mean inter-layer CKA of each stage, and hand the records to the observer (which persists them). A run
-//! whose training loss becomes NaN or infinite stops and is recorded as diverged.
+//! speedup, Hoyer sparsity and the mean inter-layer CKA of each stage, and hand the records to
+//! the observer (which persists them). A run whose training loss becomes NaN or infinite stops
+//! and is recorded as diverged.
 
 use crate::record::{EpochRecord, FinalRecord, SphereLayer, Status, identification_from};
 use crate::resolve::resolve;
