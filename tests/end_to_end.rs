@@ -285,3 +285,134 @@ fn experiment_errors_name_file_key_and_allowed_values() {
     let err = ablate("nonexistent", &s.options()).unwrap_err().to_string();
     assert!(err.contains("no ablation `nonexistent`"), "{err}");
 }
+
+/// Every stored value of a run but its timings (which no two runs share).
+fn without_timings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, _| !k.ends_with("seconds") && k != "samples_per_sec");
+            map.values_mut().for_each(without_timings);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_timings),
+        _ => {}
+    }
+}
+
+/// `epochs.json` and `final.json` of every run of an ablation, timings removed, by run id.
+fn stored_values(dir: &Path) -> Vec<(String, serde_json::Value)> {
+    run_dirs(dir)
+        .into_iter()
+        .map(|r| {
+            let read = |f: &str| -> serde_json::Value {
+                serde_json::from_str(&std::fs::read_to_string(r.join(f)).unwrap()).unwrap()
+            };
+            let mut v =
+                serde_json::json!({ "epochs": read("epochs.json"), "final": read("final.json") });
+            without_timings(&mut v);
+            (r.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect()
+}
+
+/// `--jobs 2` trains the runs concurrently, each job on half the cores, and stores exactly what
+/// one job stores. The layers are large enough (128×784×300) that one job's matrix products run
+/// on two threads and each of two jobs' on one, so this also pins that the kernels' thread count
+/// does not change the arithmetic.
+#[test]
+fn parallel_jobs_store_what_one_job_stores_bit_for_bit() {
+    let spec = spec()
+        .replace(
+            "shape = [1, 6, 6], train = 320",
+            "shape = [1, 28, 28], train = 384",
+        )
+        .replace("hidden = [32, 16]", "hidden = [300, 100]")
+        .replace("batch = 32", "batch = 128");
+    let (one, two) = (Scratch::new("jobs1"), Scratch::new("jobs2"));
+    one.experiment("smoke", &spec);
+    two.experiment("smoke", &spec);
+    let serial = ablate("smoke", &one.options()).unwrap();
+    let parallel = ablate(
+        "smoke",
+        &Options {
+            jobs: 2,
+            ..two.options()
+        },
+    )
+    .unwrap();
+    assert_eq!((serial.trained, parallel.trained), (8, 8));
+    let (a, b) = (
+        stored_values(&one.0.join("results/smoke")),
+        stored_values(&two.0.join("results/smoke")),
+    );
+    assert_eq!(a.len(), 8);
+    for ((id_a, va), (id_b, vb)) in a.iter().zip(&b) {
+        assert_eq!(id_a, id_b);
+        assert_eq!(va, vb, "run {id_a} differs between one and two jobs");
+    }
+    // The tables agree too, but for the provenance line naming the jobs and the timing columns.
+    let table = |s: &Scratch| {
+        let text = std::fs::read_to_string(s.0.join("results/smoke/table.md")).unwrap();
+        let rows: Vec<Vec<String>> = text
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.split('|').map(str::to_string).collect())
+            .collect();
+        let timing: Vec<bool> = rows[0]
+            .iter()
+            .map(|h| h.contains("time (s)") || h.contains("samples/s"))
+            .collect();
+        assert!(timing.contains(&true), "the table has a timing column");
+        rows.into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .zip(&timing)
+                    .filter(|(_, t)| !**t)
+                    .map(|(c, _)| c)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(table(&one), table(&two));
+}
+
+/// `--only` trains just the named runs; an id the ablation does not plan is an error naming the
+/// flag and listing the planned ids.
+#[test]
+fn only_trains_the_named_runs() {
+    let s = Scratch::new("only");
+    s.experiment("smoke", &spec());
+    let err = ablate(
+        "smoke",
+        &Options {
+            only: vec!["nope".into()],
+            ..s.options()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("--only nope") && err.contains("dense seed 0"),
+        "{err}"
+    );
+    let all = sparselab::runner::spec::load(&s.0.join("experiments/smoke.toml"), false, None)
+        .unwrap()
+        .runs;
+    let picked = vec![all[1].id.clone(), all[4].id.clone()];
+    let out = ablate(
+        "smoke",
+        &Options {
+            only: picked.clone(),
+            jobs: 2,
+            ..s.options()
+        },
+    )
+    .unwrap();
+    assert_eq!((out.trained, out.skipped), (2, 0));
+    let trained: Vec<String> = run_dirs(&s.0.join("results/smoke"))
+        .iter()
+        .map(|r| r.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let mut expected = picked;
+    expected.sort();
+    assert_eq!(trained, expected);
+}

@@ -1,4 +1,5 @@
-//! Records the burn version (from the workspace Cargo.lock) and the rustc version, for `env.json`.
+//! Records the burn version (from the workspace Cargo.lock), the rustc version and the
+//! optimisation level sparselab was built with, for `env.json`.
 
 use std::process::Command;
 
@@ -24,4 +25,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown rustc".into());
     println!("cargo:rustc-env=SPARSELAB_RUSTC_VERSION={version}");
+    // Cargo gives build scripts the crate's `opt-level` (0-3, s, z) as OPT_LEVEL.
+    let opt = std::env::var("OPT_LEVEL").unwrap_or_else(|_| "unknown".into());
+    println!("cargo:rustc-env=SPARSELAB_OPT_LEVEL={opt}");
 }

@@ -44,6 +44,13 @@ enum Command {
         /// Directory of experiment files.
         #[arg(long, default_value = "experiments")]
         experiments: PathBuf,
+        /// Runs trained at once, each on cores/N compute threads. Results are the same as with
+        /// one job; on CPU small models finish sooner with one job per core.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: u64,
+        /// Train only the run with this id (a directory name under the results; repeatable).
+        #[arg(long, value_name = "RUN_ID")]
+        only: Vec<String>,
     },
     /// Re-render tables and figures of an ablation from stored results, without training.
     Plot {
@@ -59,8 +66,9 @@ enum Command {
         #[arg(long, default_value = "experiments")]
         experiments: PathBuf,
     },
-    /// Benchmark training throughput and each optimiser's step time relative to SGD
-    /// (LeNet-300-100), with criterion; writes bench.json and bench.md.
+    /// Benchmark training throughput against PyTorch (LeNet-300-100, LeNet-5; set
+    /// SPARSELAB_PYTHON to a Python with torch, else `python3` is tried) and each optimiser's step
+    /// time relative to SGD, with criterion; writes bench.json and bench.md.
     Bench {
         /// Device: auto, wgpu or flex.
         #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
@@ -125,6 +133,8 @@ fn main() -> anyhow::Result<()> {
             out,
             data_dir,
             experiments,
+            jobs,
+            only,
         } => {
             let opts = Options {
                 experiments: at_root(experiments),
@@ -133,6 +143,8 @@ fn main() -> anyhow::Result<()> {
                 seeds,
                 device,
                 data_dir,
+                jobs: jobs as usize,
+                only,
             };
             let outcome = sparselab_runner::ablate(&name, &opts)?;
             println!(
@@ -176,6 +188,7 @@ fn main() -> anyhow::Result<()> {
                 batch,
                 out: at_root(out),
                 seconds,
+                reference_script: root().join("xtask/reference/pytorch_reference.py"),
             })?;
             for f in files {
                 println!("{}", f.display());

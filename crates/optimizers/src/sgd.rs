@@ -13,6 +13,7 @@
 
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
+use crate::fused;
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -84,16 +85,15 @@ impl SparseOptimizer for Sgd {
     }
 }
 
-impl Optimizer for Sgd {
-    type State<const D: usize> = SgdState<D>;
-
-    fn step<const D: usize>(
+impl Sgd {
+    /// The update as tensor ops: the form for backends without a fused one ([`crate::fused`]).
+    fn step_ops<const D: usize>(
         &self,
         lr: LearningRate,
         tensor: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        velocity: Option<Tensor<D>>,
+    ) -> (Tensor<D>, Option<SgdState<D>>) {
         let SgdConfig {
             momentum,
             nesterov,
@@ -107,7 +107,7 @@ impl Optimizer for Sgd {
         if momentum == 0.0 {
             return (tensor - d.mul_scalar(lr), Some(SgdState { velocity: None }));
         }
-        let velocity = match state.and_then(|s| s.velocity) {
+        let velocity = match velocity {
             Some(v) => v.mul_scalar(momentum) + d.clone(),
             None => d.clone(),
         };
@@ -124,6 +124,91 @@ impl Optimizer for Sgd {
         )
     }
 
+    /// The update of one element, the same f32 operations in the same order as [`Sgd::step_ops`]:
+    /// `w` and the velocity `v` in place (`v` is written, not read, when `first`).
+    #[inline(always)]
+    fn element(&self, lr: f32, w: &mut f32, v: &mut f32, g: f32, first: bool) {
+        let SgdConfig {
+            momentum,
+            nesterov,
+            weight_decay,
+        } = *self.config;
+        let d = if weight_decay > 0.0 {
+            g + *w * weight_decay as f32
+        } else {
+            g
+        };
+        if momentum == 0.0 {
+            *w -= d * lr;
+            return;
+        }
+        let mu = momentum as f32;
+        *v = if first { d } else { *v * mu + d };
+        let direction = if nesterov { d + *v * mu } else { *v };
+        *w -= direction * lr;
+    }
+
+    /// The update as one pass over memory ([`crate::fused`]); `Err` gives the tensors back where
+    /// the backend has no fused form. The first step writes the velocity into the gradient's
+    /// storage (v₁ = d); without momentum there is no velocity.
+    // `Err` hands the tensors back by value, once per parameter and step: boxing them would
+    // only add an allocation.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn step_fused<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        velocity: Option<Tensor<D>>,
+    ) -> Result<(Tensor<D>, Option<SgdState<D>>), (Tensor<D>, Tensor<D>, Option<Tensor<D>>)> {
+        let lr = lr as f32;
+        if self.config.momentum == 0.0 {
+            return match fused::update_in_place([tensor], [&grad], |[w], [g]| {
+                for (w, g) in w.iter_mut().zip(g.iter()) {
+                    self.element(lr, w, &mut 0.0, *g, true);
+                }
+            }) {
+                Ok([w]) => Ok((w, Some(SgdState { velocity: None }))),
+                Err([w]) => Err((w, grad, velocity)),
+            };
+        }
+        let updated = match velocity {
+            Some(v) => fused::update_in_place([tensor, v], [&grad], |[w, v], [g]| {
+                for ((w, v), g) in w.iter_mut().zip(v.iter_mut()).zip(g.iter()) {
+                    self.element(lr, w, v, *g, false);
+                }
+            })
+            .map_err(|[w, v]| (w, grad, Some(v))),
+            None => fused::update_in_place([tensor, grad], [], |[w, g], []| {
+                for (w, g) in w.iter_mut().zip(g.iter_mut()) {
+                    let grad = *g;
+                    self.element(lr, w, g, grad, true);
+                }
+            })
+            .map_err(|[w, g]| (w, g, None)),
+        }?;
+        let [w, v] = updated;
+        Ok((w, Some(SgdState { velocity: Some(v) })))
+    }
+}
+
+impl Optimizer for Sgd {
+    type State<const D: usize> = SgdState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let velocity = state.and_then(|s| s.velocity);
+        match self.step_fused(lr, tensor, grad, velocity) {
+            Ok(updated) => updated,
+            Err((tensor, grad, velocity)) => self.step_ops(lr, tensor, grad, velocity),
+        }
+    }
+
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
         state.velocity = state.velocity.map(|v| v.to_device(device));
         state
@@ -133,7 +218,8 @@ impl Optimizer for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, run};
+    use crate::testing::{assert_close, host, run, tensor};
+    use proptest::prelude::*;
 
     fn sgd(momentum: f64, nesterov: bool, weight_decay: f64) -> Sgd {
         Sgd::new(SgdConfig {
@@ -184,5 +270,75 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    /// `steps` steps of `opt` from `w0`, by the fused form (`fused = true`, which must apply) or
+    /// the tensor-op form; the bits of the final weights and velocity.
+    fn trajectory(
+        opt: &Sgd,
+        w0: &[f32],
+        grads: &[Vec<f32>],
+        lr: f64,
+        fused: bool,
+    ) -> (Vec<u32>, Option<Vec<u32>>) {
+        let (mut w, mut v) = (tensor(w0), None);
+        for g in grads {
+            let (next, state) = if fused {
+                opt.step_fused(lr, w, tensor(g), v)
+                    .unwrap_or_else(|_| panic!("flex f32 tensors take the fused form"))
+            } else {
+                opt.step_ops(lr, w, tensor(g), v)
+            };
+            w = next;
+            v = state.and_then(|s| s.velocity);
+        }
+        let bits = |t: Tensor<2>| host(t).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        (bits(w), v.map(bits))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The fused update is the tensor-op update bit for bit (`fused`'s invariant), with and
+        /// without momentum, Nesterov and weight decay, over several steps (the first writes
+        /// v₁ = d into the gradient's storage).
+        #[test]
+        fn fused_step_equals_tensor_ops_bit_for_bit(
+            (w, grads) in (1usize..40).prop_flat_map(|n| (
+                proptest::collection::vec(-2.0f32..2.0, n),
+                proptest::collection::vec(proptest::collection::vec(-1.0f32..1.0, n), 1..5),
+            )),
+            momentum in prop_oneof![Just(0.0), 0.0f64..0.99],
+            nesterov in any::<bool>(),
+            weight_decay in prop_oneof![Just(0.0), 0.0f64..0.1],
+            lr in 1e-4f64..0.5,
+        ) {
+            let opt = sgd(momentum, nesterov, weight_decay);
+            prop_assert_eq!(
+                trajectory(&opt, &w, &grads, lr, true),
+                trajectory(&opt, &w, &grads, lr, false)
+            );
+        }
+    }
+
+    /// Off flex (here: an autodiff tensor) the fused form gives the tensors back unchanged, and
+    /// `step` takes the tensor-op form.
+    #[test]
+    fn without_a_fused_form_the_tensors_come_back() {
+        let opt = sgd(0.9, false, 0.0);
+        let w = tensor(&[1.0, 2.0]).autodiff();
+        let Err((w, g, v)) = opt.step_fused(0.1, w, tensor(&[0.5, 0.5]).autodiff(), None) else {
+            panic!("an autodiff tensor has no fused form");
+        };
+        assert!(w.is_autodiff() && v.is_none());
+        assert_eq!(host(w.inner()), vec![1.0, 2.0]);
+        assert_eq!(host(g.inner()), vec![0.5, 0.5]);
+        let (w, _) = opt.step(
+            0.1,
+            tensor(&[1.0, 2.0]).autodiff(),
+            tensor(&[0.5, 0.5]).autodiff(),
+            None,
+        );
+        assert_close(&host(w.inner()), &[0.95, 1.95], 1e-7);
     }
 }

@@ -6,7 +6,7 @@ use crate::device::{DeviceChoice, select};
 use crate::env::Env;
 use crate::progress::Progress;
 use crate::record::EpochRecord;
-use crate::spec::{self, Ablation};
+use crate::spec::{self, Ablation, PlannedRun};
 use crate::store::{RunWriter, Store, write_atomic};
 use crate::train::{Observer, train};
 use crate::{figure, table};
@@ -29,6 +29,11 @@ pub struct Options {
     pub device: DeviceChoice,
     /// Dataset directory override.
     pub data_dir: Option<PathBuf>,
+    /// Runs trained concurrently (`--jobs`; 1 = one after another). Results do not depend on
+    /// it ([`crate::jobs`]).
+    pub jobs: usize,
+    /// Train only the runs with these ids (`--only`; empty = every planned run).
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -41,6 +46,8 @@ impl Options {
             seeds: None,
             device: DeviceChoice::Auto,
             data_dir: None,
+            jobs: 1,
+            only: Vec::new(),
         }
     }
 
@@ -76,60 +83,86 @@ pub struct Outcome {
 struct RunObserver<'a> {
     writer: &'a RunWriter,
     progress: &'a Progress,
+    /// The job training the run.
+    slot: usize,
 }
 
 impl Observer for RunObserver<'_> {
     fn step(&mut self, epoch: usize, step_in_epoch: usize, steps_per_epoch: usize, loss: f64) {
         self.progress
-            .step(epoch, step_in_epoch, steps_per_epoch, loss);
+            .step(self.slot, epoch, step_in_epoch, steps_per_epoch, loss);
     }
 
     fn epoch(&mut self, epochs: &[EpochRecord]) -> anyhow::Result<()> {
         if let Some(last) = epochs.last() {
-            self.progress.epoch(last);
+            self.progress.epoch(self.slot, last);
         }
         self.writer.epochs(epochs)
     }
 }
 
 /// Runs ablation `name`: every planned run that has not finished is trained (an unfinished one
-/// restarts), then tables and figures are rendered from all runs.
+/// restarts; `opts.jobs` at a time), then tables and figures are rendered from all runs.
 pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
     let ablation = opts.load(name)?;
+    if let Some(unknown) = opts
+        .only
+        .iter()
+        .find(|id| !ablation.runs.iter().any(|r| &r.id == *id))
+    {
+        anyhow::bail!(
+            "--only {unknown}: ablation `{name}` plans no run with that id (its runs: {})",
+            ablation
+                .runs
+                .iter()
+                .map(|r| format!("{} = {}", r.id, run_label(r)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     let store = Store::new(&opts.out, &ablation);
     let mut results = Vec::new();
     let mut todo = Vec::new();
     for run in &ablation.runs {
         match store.finished(run)? {
             Some(r) => results.push(r),
-            None => todo.push(run),
+            None if opts.only.is_empty() || opts.only.contains(&run.id) => todo.push(run),
+            None => {}
         }
     }
     let skipped = results.len();
     if !todo.is_empty() {
         let selected = select(opts.device).map_err(anyhow::Error::msg)?;
-        let env = Env::capture(&selected.description, selected.backend);
         let data = sparselab_data::load(&ablation.data, opts.data_dir.as_deref())?;
-        let mut progress = Progress::new(&ablation.name, ablation.runs.len(), skipped);
+        let jobs = opts.jobs.clamp(1, todo.len());
+        let progress = Progress::new(&ablation.name, skipped + todo.len(), skipped, jobs);
         if let Some(note) = &selected.note {
             progress.println(&format!("device: {note}"));
         }
+        let threads = crate::jobs::threads_per_job(
+            std::thread::available_parallelism().map_or(1, usize::from),
+            jobs,
+        );
+        let description = match (jobs, selected.backend) {
+            (1, _) | (_, "wgpu") => selected.description.clone(),
+            _ => format!("flex (CPU, {threads} threads per job, {jobs} jobs)"),
+        };
+        let env = Env::capture(&description, selected.backend);
         progress.println(&format!(
-            "{}: {} runs ({skipped} already finished) on {}, {} train / {} val / {} test examples",
+            "{}: {} runs ({skipped} already finished) on {description}, {} train / {} val / {} test examples",
             ablation.name,
             ablation.runs.len(),
-            selected.description,
             data.train.len(),
             data.val.len(),
             data.test.len()
         ));
-        for run in todo {
-            let label = match run.sweep_label() {
-                s if s.is_empty() => format!("{} seed {}", run.label, run.config.seed),
-                s => format!("{} ({s}) seed {}", run.label, run.config.seed),
-            };
+        let trained = std::sync::Mutex::new(Vec::new());
+        crate::jobs::for_each_parallel(todo.len(), jobs, |slot, i| {
+            let run = todo[i];
+            let label = run_label(run);
             let writer = store.start(&ablation.name, run, &env)?;
             progress.start_run(
+                slot,
                 &label,
                 run.config.train.epochs,
                 data.train.len().div_ceil(run.config.train.batch),
@@ -141,18 +174,28 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
                 &mut RunObserver {
                     writer: &writer,
                     progress: &progress,
+                    slot,
                 },
             )
             .with_context(|| format!("run {} ({label})", run.id))?;
             writer.finish(&outcome)?;
             progress.finish_run(&label, &outcome);
-            results.push(RunResult {
-                run: run.clone(),
-                outcome,
-                epochs,
-            });
-        }
+            trained
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a job panicked"))?
+                .push(RunResult {
+                    run: run.clone(),
+                    outcome,
+                    epochs,
+                });
+            Ok(())
+        })?;
         progress.finish();
+        results.extend(
+            trained
+                .into_inner()
+                .map_err(|_| anyhow::anyhow!("a job panicked"))?,
+        );
     }
     results.sort_by_key(|r| ablation.runs.iter().position(|p| p.id == r.run.id));
     let files = render(&ablation, &store, &results)?;
@@ -162,6 +205,14 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
         skipped,
         files,
     })
+}
+
+/// A run's label in progress lines: arm label, sweep point, seed.
+fn run_label(run: &PlannedRun) -> String {
+    match run.sweep_label() {
+        s if s.is_empty() => format!("{} seed {}", run.label, run.config.seed),
+        s => format!("{} ({s}) seed {}", run.label, run.config.seed),
+    }
 }
 
 /// Re-renders tables and figures of ablation `name` from stored results, without training.

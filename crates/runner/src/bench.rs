@@ -18,6 +18,10 @@
 //!   ranking, drop and regrowth on copies of the weights and of the dense gradient), reported
 //!   per update and amortised over its default update interval, relative to SGD's train step.
 //!
+//! - `model_step/<model>-<round>`: the engine's dense SGD step on LeNet-300-100 and LeNet-5,
+//!   interleaved with the PyTorch reference ([`crate::reference`]) when torch is installed:
+//!   sparselab ÷ PyTorch throughput, the ratio issue #11 targets.
+//!
 //! Every registered optimiser is measured, proximal ones once with each regularizer they accept
 //! (the prox, and any reweighting or Newton solve, is part of their step). Results are
 //! criterion's mean estimates with 95% intervals, written to `bench.json` and `bench.md`. Timings are never asserted in tests: this is where they live.
@@ -59,6 +63,8 @@ pub struct BenchOptions {
     pub out: PathBuf,
     /// Seconds of measurement per benchmark.
     pub seconds: f64,
+    /// The PyTorch reference script (`xtask/reference/pytorch_reference.py`).
+    pub reference_script: PathBuf,
 }
 
 /// Criterion's estimate of one benchmark.
@@ -127,27 +133,22 @@ fn loss_cases() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
-/// Times `Trainee::step` of SGD on [`LOSS_MODEL`] with `losses` as `loss_step/<case>`.
-fn bench_loss_step(
+/// Times the engine's whole training step (`Trainee::step`) of `plain` as `{group}/{id}`:
+/// successive iterations are successive steps on one batch, each read back to the host.
+fn bench_engine_step(
     c: &mut Criterion,
     base: &Device,
     batch: usize,
-    case: &str,
-    losses: &[Value],
+    plain: &Plain,
+    (group, id): (&str, &str),
 ) -> anyhow::Result<()> {
-    let (width, depth) = LOSS_MODEL_SIZE;
-    let plain = Plain {
-        model: json!({ "name": LOSS_MODEL, "width": width, "depth": depth }),
-        losses: losses.to_vec(),
-        ..Plain::named(LOSS_MODEL, BASELINE)
-    };
     let config = crate::spec::RunConfig {
         data: sparselab_data::DataConfig::default(),
         train: crate::schedule::TrainConfig {
             batch,
             ..Default::default()
         },
-        method: resolve(&plain, "")?.0,
+        method: resolve(plain, "")?.0,
         seed: 0,
     };
     let ctx = sparselab_topology::TopologyContext {
@@ -163,7 +164,7 @@ fn bench_loss_step(
         len: batch,
     };
     let mut step = 0usize;
-    c.bench_function(&format!("loss_step/{case}"), |b| {
+    c.bench_function(&format!("{group}/{id}"), |b| {
         b.iter(|| {
             step += 1;
             let (loss, _) = trainee.step(data.clone(), 0.01, step);
@@ -171,6 +172,84 @@ fn bench_loss_step(
         })
     });
     Ok(())
+}
+
+/// Times `Trainee::step` of SGD on [`LOSS_MODEL`] with `losses` as `loss_step/<case>`.
+fn bench_loss_step(
+    c: &mut Criterion,
+    base: &Device,
+    batch: usize,
+    case: &str,
+    losses: &[Value],
+) -> anyhow::Result<()> {
+    let (width, depth) = LOSS_MODEL_SIZE;
+    let plain = Plain {
+        model: json!({ "name": LOSS_MODEL, "width": width, "depth": depth }),
+        losses: losses.to_vec(),
+        ..Plain::named(LOSS_MODEL, BASELINE)
+    };
+    bench_engine_step(c, base, batch, &plain, ("loss_step", case))
+}
+
+/// The models sparselab is compared with PyTorch on (dense momentum SGD, the engine's step).
+pub const PAIRED_MODELS: [&str; 2] = ["mlp-300-100", "lenet5"];
+/// Rounds of the pairing: sparselab, PyTorch, sparselab, PyTorch, … (drift on the machine hits
+/// both sides alike).
+const PAIRED_ROUNDS: usize = 2;
+
+/// One model's paired measurement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PairedBench {
+    /// Model.
+    pub model: String,
+    /// sparselab's engine step, per round.
+    pub sparselab: Vec<Estimate>,
+    /// PyTorch's step, per round (empty without torch).
+    pub pytorch: Vec<crate::reference::ReferenceStep>,
+    /// sparselab samples/s (batch / mean step over the rounds).
+    pub sparselab_samples_per_sec: f64,
+    /// PyTorch samples/s, if measured.
+    pub pytorch_samples_per_sec: Option<f64>,
+    /// sparselab's throughput ÷ PyTorch's (> 1: sparselab is faster).
+    pub ratio: Option<f64>,
+}
+
+/// Measures [`PAIRED_MODELS`] against the reference, interleaved round by round.
+fn paired(
+    c: &mut Criterion,
+    opts: &BenchOptions,
+    device: &Device,
+    criterion_dir: &Path,
+    reference: Option<&crate::reference::Reference>,
+) -> anyhow::Result<Vec<PairedBench>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut out = Vec::new();
+    for model in PAIRED_MODELS {
+        let plain = Plain::named(model, BASELINE);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 1..=PAIRED_ROUNDS {
+            let id = format!("{model}-{round}");
+            bench_engine_step(c, device, opts.batch, &plain, ("model_step", &id))?;
+            ours.push(read_estimate(criterion_dir, "model_step", &id)?);
+            if let Some(r) = reference {
+                theirs.push(r.step(model, opts.batch, threads, opts.seconds)?);
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let ours_s = opts.batch as f64 / mean(&ours.iter().map(|e| e.mean).collect::<Vec<_>>());
+        let theirs_s = (!theirs.is_empty()).then(|| {
+            opts.batch as f64 / mean(&theirs.iter().map(|r| r.step_seconds).collect::<Vec<_>>())
+        });
+        out.push(PairedBench {
+            model: model.to_string(),
+            sparselab: ours,
+            pytorch: theirs,
+            sparselab_samples_per_sec: ours_s,
+            pytorch_samples_per_sec: theirs_s,
+            ratio: theirs_s.map(|t| ours_s / t),
+        });
+    }
+    Ok(out)
 }
 
 /// Criterion's estimate for the benchmark named `{group}/{id}`: criterion stores it under
@@ -271,6 +350,12 @@ fn case_id(name: &str, regularizer: Option<&str>) -> String {
 
 /// Runs the benchmarks and writes `bench.json` and `bench.md` under `opts.out`.
 pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
+    // Measured the way runs train: inside the compute pool ([`crate::jobs::on_all_cores`]).
+    crate::jobs::on_all_cores(|| measure(opts))?
+}
+
+/// [`run`]'s measurements, on the calling thread.
+fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     let selected = select(opts.device).map_err(anyhow::Error::msg)?;
     if let Some(note) = &selected.note {
         eprintln!("device: {note}");
@@ -284,6 +369,17 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         .measurement_time(measurement)
         .sample_size(20)
         .without_plots();
+    let reference = crate::reference::Reference::find(&opts.reference_script);
+    if let Err(why) = &reference {
+        eprintln!("PyTorch reference skipped: {why}");
+    }
+    let paired_rows = paired(
+        &mut c,
+        opts,
+        &selected.device,
+        &criterion_dir,
+        reference.as_ref().ok(),
+    )?;
     let cases = cases();
     for (name, reg) in &cases {
         let id = case_id(name, reg.as_deref());
@@ -417,6 +513,9 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         "input": [1, 28, 28],
         "batch": opts.batch,
         "env": env,
+        "pytorch": reference.as_ref().ok().map(|r| json!({ "torch": r.torch, "python": r.python_version })),
+        "pytorch_skipped": reference.as_ref().err(),
+        "paired": paired_rows,
         "optimizers": rows,
         "topologies": topology_rows,
         "loss_terms": loss_rows,
@@ -427,13 +526,13 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         &json_path,
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    let mut md = format!(
-        "# Benchmarks: LeNet-300-100, batch {}\n\n{}\n\nMean over criterion samples (95% interval). \
+    let mut md = paired_markdown(opts.batch, &env, &reference, &paired_rows);
+    md.push_str(&format!(
+        "## Optimisers: LeNet-300-100, batch {}\n\nMean over criterion samples (95% interval). \
          `train step` = forward + backward + optimiser step; `optimizer step` = the update alone.\n\n\
          | optimizer | regularizer | train step (ms) | samples/s | train step / SGD's | optimizer step (µs) | optimizer step / SGD's |\n|---|---|---|---|---|---|---|\n",
         opts.batch,
-        env.provenance()
-    );
+    ));
     for r in &rows {
         md.push_str(&format!(
             "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.0} | {:.2}× | {:.1} [{:.1}, {:.1}] | {:.2}× |\n",
@@ -451,7 +550,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         ));
     }
     md.push_str(
-        "\nTopology updates (host side, LeNet-300-100 weights and dense gradient): one update, and \
+        "\n## Topology updates\n\nHost side, LeNet-300-100 weights and dense gradient): one update, and \
          amortised over the default update interval relative to SGD's train step.\n\n\
          | topology | update (ms) | every (steps) | amortised per step / SGD's train step |\n|---|---|---|---|\n",
     );
@@ -469,7 +568,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     }
     let (width, depth) = LOSS_MODEL_SIZE;
     md.push_str(&format!(
-        "\nLoss terms: the engine's whole training step (`Trainee::step`, SGD) on `{LOSS_MODEL}` \
+        "\n## Loss terms\n\nThe engine's whole training step (`Trainee::step`, SGD) on `{LOSS_MODEL}` \
          (width {width}, depth {depth}: one stage of {depth} blocks, {} pairs), relative to the \
          same step without a loss term.\n\n\
          | case | loss terms | train step (ms) | step / step without |\n|---|---|---|---|\n",
@@ -497,6 +596,58 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     let md_path = opts.out.join("bench.md");
     write_atomic(&md_path, md.as_bytes())?;
     Ok(vec![json_path, md_path])
+}
+
+/// The head of `bench.md`: machine and versions, then sparselab and PyTorch side by side.
+fn paired_markdown(
+    batch: usize,
+    env: &Env,
+    reference: &Result<crate::reference::Reference, String>,
+    rows: &[PairedBench],
+) -> String {
+    let mut md = format!(
+        "# Benchmarks\n\n{}\n\n{}\n\n## sparselab vs PyTorch: dense training step, batch {batch}\n\n\
+         The engine's whole step (`Trainee::step`: forward, cross-entropy, backward, momentum SGD, \
+         loss read back) against `xtask/reference/pytorch_reference.py step` (same model, batch, \
+         input shape and optimiser, the same number of threads), measured alternately: \
+         sparselab, PyTorch, sparselab, PyTorch. Ratio = sparselab samples/s ÷ PyTorch samples/s \
+         (> 1: sparselab is faster).\n\n\
+         | model | sparselab step (ms), per round | PyTorch step (ms), per round | sparselab samples/s | PyTorch samples/s | ratio |\n|---|---|---|---|---|---|\n",
+        env.provenance(),
+        match reference {
+            Ok(r) => format!(
+                "PyTorch {} on Python {} (`{}`).",
+                r.torch,
+                r.python_version,
+                r.python.display()
+            ),
+            Err(why) => format!("PyTorch not measured: {why}."),
+        }
+    );
+    let ms = |v: Vec<f64>| {
+        if v.is_empty() {
+            "–".to_string()
+        } else {
+            v.iter()
+                .map(|t| format!("{:.3}", t * 1e3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {} | {} |\n",
+            r.model,
+            ms(r.sparselab.iter().map(|e| e.mean).collect()),
+            ms(r.pytorch.iter().map(|p| p.step_seconds).collect()),
+            r.sparselab_samples_per_sec,
+            r.pytorch_samples_per_sec
+                .map_or("–".into(), |s| format!("{s:.0}")),
+            r.ratio.map_or("–".into(), |x| format!("{x:.2}×")),
+        ));
+    }
+    md.push('\n');
+    md
 }
 
 #[cfg(test)]

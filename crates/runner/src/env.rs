@@ -16,7 +16,9 @@ pub struct Env {
     pub burn_version: String,
     /// rustc that built the binary.
     pub rustc: String,
-    /// Build profile (`debug` or `release`).
+    /// Build: `debug` (unoptimised) or `opt-level N` with `, debug assertions` when they are on
+    /// (the workspace's one profile is `opt-level 3, debug assertions`; results before issue #11
+    /// say `debug`, meaning optimised dependencies and opt-level 1 for sparselab's crates).
     pub profile: String,
     /// `git rev-parse HEAD` of the working tree, if it is a git checkout.
     pub git_commit: Option<String>,
@@ -47,6 +49,19 @@ fn cpu_model() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// The `profile` field for a crate built at `opt_level`.
+fn build_profile(opt_level: &str, debug_assertions: bool) -> String {
+    let assertions = if debug_assertions {
+        ", debug assertions"
+    } else {
+        ""
+    };
+    match opt_level {
+        "0" => "debug".into(),
+        level => format!("opt-level {level}{assertions}"),
+    }
+}
+
 impl Env {
     /// Captures the environment for a device description and backend.
     pub fn capture(device: &str, backend: &str) -> Self {
@@ -61,12 +76,7 @@ impl Env {
             sparselab_version: env!("CARGO_PKG_VERSION").into(),
             burn_version: env!("SPARSELAB_BURN_VERSION").into(),
             rustc: env!("SPARSELAB_RUSTC_VERSION").into(),
-            profile: if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            }
-            .into(),
+            profile: build_profile(env!("SPARSELAB_OPT_LEVEL"), cfg!(debug_assertions)),
             git_commit: commit,
             git_dirty: dirty,
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
@@ -81,7 +91,7 @@ impl Env {
     /// One line for tables: device, commit, versions.
     pub fn provenance(&self) -> String {
         format!(
-            "Measured on {} ({}), sparselab {} at commit {}{}, burn {}, {}, {} build.",
+            "Measured on {} ({}), sparselab {} at commit {}{}, burn {}, {}, {}.",
             self.device,
             self.cpu.as_deref().unwrap_or("unknown CPU"),
             self.sparselab_version,
@@ -95,7 +105,24 @@ impl Env {
             },
             self.burn_version,
             self.rustc,
-            self.profile,
+            match self.profile.as_str() {
+                "debug" | "release" => format!("{} build", self.profile),
+                optimised => format!("built at {optimised}"),
+            },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_names_the_optimisation_level() {
+        assert_eq!(build_profile("0", true), "debug");
+        assert_eq!(build_profile("3", true), "opt-level 3, debug assertions");
+        assert_eq!(build_profile("3", false), "opt-level 3");
+        // This crate is built by the workspace's one optimised profile.
+        assert_ne!(env!("SPARSELAB_OPT_LEVEL"), "0");
     }
 }

@@ -8,7 +8,8 @@
 //! - [`figure`], [`table`]: paper-style figures (SVG + PNG) and Markdown/CSV tables;
 //!   [`sphere_report`]: measured vs predicted Hoyer sparsity of Lp-sphere layers;
 //!   [`similarity`]: mean inter-layer CKA per stage after every epoch.
-//! - [`ablate`]: all of it for one named ablation; [`bench`]: throughput benchmarks.
+//! - [`ablate`]: all of it for one named ablation ([`jobs`]: several runs at once); [`bench`]:
+//!   throughput benchmarks, paired with PyTorch when it is installed.
 
 pub mod ablate;
 pub mod aggregate;
@@ -16,8 +17,10 @@ pub mod bench;
 pub mod device;
 pub mod env;
 pub mod figure;
+pub mod jobs;
 pub mod progress;
 pub mod record;
+pub mod reference;
 pub mod resolve;
 pub mod run_id;
 pub mod schedule;

@@ -1,9 +1,11 @@
-//! Progress display: one bar for the ablation (runs done / total, ETA) and one for the current
-//! run (epoch, loss, accuracy) on a terminal; one plain line per finished run otherwise.
+//! Progress display: one bar for the ablation (runs done / total, ETA) and one per job for the
+//! run it trains (epoch, loss, accuracy) on a terminal; one plain line per finished run
+//! otherwise. Every method takes `&self`, so concurrent jobs share one display.
 
 use crate::record::{EpochRecord, FinalRecord, Status};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The held-out accuracy shown while training: validation, so that nobody tunes on the test
 /// set by watching the progress bar (test accuracy only when there is no validation split; the
@@ -19,15 +21,17 @@ fn held_out(record: &EpochRecord) -> String {
 pub struct Progress {
     multi: MultiProgress,
     ablation: ProgressBar,
-    run: ProgressBar,
+    /// One bar per job (`slot`).
+    runs: Vec<ProgressBar>,
     tty: bool,
-    done: usize,
+    done: AtomicUsize,
     total: usize,
 }
 
 impl Progress {
-    /// A display for `total` runs of which `done` are already finished.
-    pub fn new(name: &str, total: usize, done: usize) -> Self {
+    /// A display for `total` runs of which `done` are already finished, trained by `jobs`
+    /// concurrent jobs.
+    pub fn new(name: &str, total: usize, done: usize, jobs: usize) -> Self {
         let tty = std::io::stderr().is_terminal();
         let target = if tty {
             ProgressDrawTarget::stderr()
@@ -46,18 +50,23 @@ impl Progress {
         ablation.set_prefix(name.to_string());
         ablation.set_position(done as u64);
         ablation.reset_eta();
-        let run = multi.add(ProgressBar::new(0));
-        run.set_style(
-            ProgressStyle::with_template("  {prefix} [{bar:30}] {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        let runs = (0..jobs.max(1))
+            .map(|_| {
+                let run = multi.add(ProgressBar::new(0));
+                run.set_style(
+                    ProgressStyle::with_template("  {prefix} [{bar:30}] {msg}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                run
+            })
+            .collect();
         Self {
             multi,
             ablation,
-            run,
+            runs,
             tty,
-            done,
+            done: AtomicUsize::new(done),
             total,
         }
     }
@@ -71,26 +80,37 @@ impl Progress {
         }
     }
 
-    /// A run starts.
-    pub fn start_run(&mut self, label: &str, epochs: usize, steps_per_epoch: usize) {
-        self.run.reset();
-        self.run.set_length((epochs * steps_per_epoch) as u64);
-        self.run.set_position(0);
-        self.run.set_prefix(label.to_string());
-        self.run.set_message("starting");
+    fn bar(&self, slot: usize) -> &ProgressBar {
+        &self.runs[slot % self.runs.len()]
     }
 
-    /// Training progress within the run.
-    pub fn step(&self, epoch: usize, step_in_epoch: usize, steps_per_epoch: usize, loss: f64) {
-        self.run
-            .set_position(((epoch - 1) * steps_per_epoch + step_in_epoch) as u64);
-        self.run
-            .set_message(format!("epoch {epoch}, loss {loss:.4}"));
+    /// Job `slot` starts a run.
+    pub fn start_run(&self, slot: usize, label: &str, epochs: usize, steps_per_epoch: usize) {
+        let run = self.bar(slot);
+        run.reset();
+        run.set_length((epochs * steps_per_epoch) as u64);
+        run.set_position(0);
+        run.set_prefix(label.to_string());
+        run.set_message("starting");
     }
 
-    /// An epoch ended.
-    pub fn epoch(&self, record: &EpochRecord) {
-        self.run.set_message(format!(
+    /// Training progress within job `slot`'s run.
+    pub fn step(
+        &self,
+        slot: usize,
+        epoch: usize,
+        step_in_epoch: usize,
+        steps_per_epoch: usize,
+        loss: f64,
+    ) {
+        let run = self.bar(slot);
+        run.set_position(((epoch - 1) * steps_per_epoch + step_in_epoch) as u64);
+        run.set_message(format!("epoch {epoch}, loss {loss:.4}"));
+    }
+
+    /// An epoch of job `slot`'s run ended.
+    pub fn epoch(&self, slot: usize, record: &EpochRecord) {
+        self.bar(slot).set_message(format!(
             "epoch {}: loss {:.4}, {}, sparsity {:.1}%",
             record.epoch,
             record.train_loss,
@@ -100,8 +120,8 @@ impl Progress {
     }
 
     /// A run ended.
-    pub fn finish_run(&mut self, label: &str, outcome: &FinalRecord) {
-        self.done += 1;
+    pub fn finish_run(&self, label: &str, outcome: &FinalRecord) {
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
         self.ablation.inc(1);
         let summary = match (&outcome.status, &outcome.last) {
             (Status::Finished, Some(last)) => format!(
@@ -116,15 +136,14 @@ impl Progress {
                 outcome.note.as_deref().unwrap_or("non-finite loss")
             ),
         };
-        self.println(&format!(
-            "[{}/{}] {label}: {summary}",
-            self.done, self.total
-        ));
+        self.println(&format!("[{done}/{}] {label}: {summary}", self.total));
     }
 
     /// Removes the bars.
     pub fn finish(&self) {
-        self.run.finish_and_clear();
+        for run in &self.runs {
+            run.finish_and_clear();
+        }
         self.ablation.finish_and_clear();
     }
 }

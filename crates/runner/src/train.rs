@@ -208,9 +208,16 @@ impl DeviceSum {
     }
 }
 
+/// Serialises model initialisation: burn's CPU backend draws initial weights from one global
+/// generator that `Device::seed` resets, so concurrent runs ([`crate::jobs`]) take turns from
+/// seeding to the last initial weight, and each draws exactly the stream a lone run draws.
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A run's model and everything that updates it: the live parts of one [`RunConfig`].
 pub struct Trainee {
-    model: Model,
+    /// The model, holding `w ⊙ m`; taken by value only inside [`Trainee::step`] and
+    /// [`Trainee::set_masks`] (see [`Trainee::update_model`]).
+    model: Option<Model>,
     table: ParamTable,
     optim: ModuleOptimizer,
     resets: StateResets,
@@ -243,8 +250,13 @@ impl Trainee {
     ) -> anyhow::Result<Self> {
         let (_, parts) = resolve(&config.method.plain(), "")?;
         let device = base.clone().autodiff();
-        device.seed(config.seed);
-        let model = parts.model.build(input, &device)?;
+        let model = {
+            let _turn = BACKEND_RNG
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            device.seed(config.seed);
+            parts.model.build(input, &device)?
+        };
         let table = model.describe();
         let built = parts
             .optimizer
@@ -263,7 +275,7 @@ impl Trainee {
             None => DeviceMasks::default(),
         };
         let mut trainee = Self {
-            model,
+            model: Some(model),
             table,
             optim: built.optim,
             resets: built.resets,
@@ -289,7 +301,21 @@ impl Trainee {
 
     /// The model, holding `w ⊙ m`.
     pub fn model(&self) -> &Model {
-        &self.model
+        self.model
+            .as_ref()
+            .expect("the model is only taken within a step, which puts it back")
+    }
+
+    /// Passes the model through `update` by value, with no other handle to its tensors alive
+    /// meanwhile: flex updates a tensor's storage in place when it is the tensor's only owner,
+    /// and a second handle (a clone kept in `self`) would make every update allocate and copy.
+    fn update_model(&mut self, update: impl FnOnce(&mut Self, Model) -> Model) {
+        let model = self
+            .model
+            .take()
+            .expect("the model is only taken within a step, which puts it back");
+        let model = update(self, model);
+        self.model = Some(model);
     }
 
     /// The parameters the topology masks.
@@ -314,7 +340,7 @@ impl Trainee {
 
     /// Host copies of the masked parameters (`w ⊙ m`).
     pub fn masked_values(&self) -> Vec<Vec<f32>> {
-        host_values(&self.model, &self.masked_ids())
+        host_values(self.model(), &self.masked_ids())
     }
 
     /// Measured and predicted Hoyer sparsity of every sphere-constrained layer (empty when the
@@ -330,7 +356,7 @@ impl Trainee {
             return Vec::new();
         }
         let ids: Vec<ParamId> = constrained.iter().map(|(i, _)| i.id).collect();
-        let values = host_values(&self.model, &ids);
+        let values = host_values(self.model(), &ids);
         let layers: Vec<(&ParamInfo, f64, &[f32])> = constrained
             .iter()
             .zip(&values)
@@ -342,11 +368,13 @@ impl Trainee {
     /// New masks: latent values (if kept) come back, masks change, `w ⊙ m` again; entries the
     /// masks regrow get their optimiser state reset.
     fn set_masks(&mut self, masks: &[Mask]) {
-        self.model = self.masks.reveal(self.model.clone());
-        for (id, entries) in self.masks.set(masks, &self.device) {
-            self.resets.request(id, entries);
-        }
-        self.model = self.masks.hide(self.model.clone());
+        self.update_model(|t, model| {
+            let model = t.masks.reveal(model);
+            for (id, entries) in t.masks.set(masks, &t.device) {
+                t.resets.request(id, entries);
+            }
+            t.masks.hide(model)
+        });
     }
 
     /// Mean value of each loss term over the steps it was due since the last call, by name.
@@ -371,7 +399,7 @@ impl Trainee {
         let due_terms: Vec<usize> = (0..self.losses.len())
             .filter(|&i| self.losses[i].due(step))
             .collect();
-        let out = self.model.forward(batch.images, !due_terms.is_empty());
+        let out = self.model().forward(batch.images, !due_terms.is_empty());
         let task = self
             .loss_fn
             .forward(out.logits.clone(), batch.labels.clone());
@@ -384,14 +412,16 @@ impl Trainee {
                 loss = loss + value;
             }
         }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), self.model());
         let due = self.topology.as_ref().is_some_and(|t| t.due(step));
         let dense_grads = (due && self.topology.as_ref().is_some_and(|t| t.needs_dense_grad()))
-            .then(|| host_grads(&self.model, &grads, &self.masked_ids()));
-        self.masks.mask_grads(&self.model, &mut grads);
-        self.model = self.masks.reveal(self.model.clone());
-        self.model = self.optim.step(lr, self.model.clone(), grads);
-        self.model = self.masks.hide(self.model.clone());
+            .then(|| host_grads(self.model(), &grads, &self.masked_ids()));
+        self.masks.mask_grads(self.model(), &mut grads);
+        self.update_model(|t, model| {
+            let model = t.masks.reveal(model);
+            let model = t.optim.step(lr, model, grads);
+            t.masks.hide(model)
+        });
         if due {
             let values = self.masked_values();
             if let Some(t) = self.topology.as_mut()
@@ -434,7 +464,7 @@ pub fn train(
     };
     let mut trainee =
         Trainee::new(cfg, input, base, ctx).with_context(|| format!("run {}", run.id))?;
-    let mut pattern = group_pattern(&trainee.model, &trainee.table);
+    let mut pattern = group_pattern(trainee.model(), &trainee.table);
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut step = 0usize;
     let mut train_seconds = 0.0;
@@ -485,7 +515,7 @@ pub fn train(
             samples_per_sec: n / epoch_seconds.max(1e-9),
             ..EpochRecord::default()
         };
-        let valid = trainee.model.valid();
+        let valid = trainee.model().valid();
         if !data.val.is_empty() {
             let (l, a, _) = evaluate(&valid, &data.val, data, base);
             (record.val_loss, record.val_accuracy) = (Some(l), Some(a));
@@ -499,9 +529,9 @@ pub fn train(
         record.penalty = trainee
             .regularizer
             .as_deref()
-            .map(|r| penalty(&trainee.model, &trainee.table, r));
+            .map(|r| penalty(trainee.model(), &trainee.table, r));
         pattern = weight_metrics(
-            &trainee.model,
+            trainee.model(),
             &trainee.table,
             &pattern,
             data.relevant_features.as_deref(),
@@ -534,7 +564,7 @@ pub fn train(
         samples_per_sec: trained_samples / train_seconds.max(1e-9),
         note: diverged,
         spheres: trainee.sphere_report(cfg.seed),
-        weight_histogram: Some(weight_histogram(&trainee.model, &trainee.table)),
+        weight_histogram: Some(weight_histogram(trainee.model(), &trainee.table)),
     };
     Ok((outcome, epochs))
 }

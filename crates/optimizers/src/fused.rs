@@ -1,0 +1,152 @@
+//! Elementwise updates run as one pass over memory on the CPU backend.
+//!
+//! Written with tensor ops, an update such as momentum SGD's
+//!
+//! ```text
+//! d = g + wd·w,   v ← μ·v + d,   w ← w − η·v
+//! ```
+//!
+//! makes one pass over memory per op and allocates a fresh tensor for every op whose operand is
+//! shared (the velocity, kept as state, always is). On `flex` [`update_in_place`] hands the update
+//! the tensors' f32 storage instead, so it runs as one loop that reads each input once and writes
+//! each output once, in place. On any other backend (WGPU) it gives the tensors back and the caller
+//! runs its tensor-op form.
+//!
+//! **Invariant:** a fused update performs, per element, the same f32 operations in the same order
+//! as its tensor-op form (no fused multiply-add, scalars rounded to f32 as burn rounds them), so
+//! the two agree bit for bit; each optimiser that uses this module tests that on random inputs.
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{DType, Tensor};
+
+/// Whether `tensor` is an f32 tensor of the flex backend. Probes a second handle, because the
+/// downcast consumes its tensor (a tensor of another backend must come back unchanged).
+fn on_flex_f32<const D: usize>(tensor: &Tensor<D>) -> bool {
+    tensor
+        .clone()
+        .try_into_primitive::<Flex>()
+        .is_ok_and(|t| t.dtype() == DType::F32)
+}
+
+/// The flex tensor of `tensor` (checked by [`on_flex_f32`]), contiguous from its first element.
+fn contiguous_flex<const D: usize>(tensor: Tensor<D>) -> Option<FlexTensor> {
+    let t = tensor.try_into_primitive::<Flex>().ok()?;
+    Some(if t.layout().contiguous_offsets().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    })
+}
+
+/// The elements of a contiguous f32 flex tensor.
+fn elements(t: &FlexTensor) -> &[f32] {
+    let (start, end) = t
+        .layout()
+        .contiguous_offsets()
+        .expect("made contiguous by contiguous_flex");
+    &t.storage::<f32>()[start..end]
+}
+
+/// The elements of a contiguous f32 flex tensor, writable: in place when the tensor is their
+/// only owner, else after one copy (copy-on-write).
+fn elements_mut(t: &mut FlexTensor) -> &mut [f32] {
+    let (start, end) = t
+        .layout()
+        .contiguous_offsets()
+        .expect("made contiguous by contiguous_flex");
+    &mut t.storage_mut::<f32>()[start..end]
+}
+
+/// Runs `kernel` on the f32 elements of `outputs` (writable, updated in place) and `inputs`
+/// (read only), all of one shape, when every tensor lives on flex: returns the updated outputs.
+/// Otherwise returns `Err(outputs)` unchanged, for the caller's tensor-op form.
+///
+/// The kernel sees every tensor as a slice in burn's memory order, all of one length.
+pub fn update_in_place<const D: usize, const M: usize, const R: usize>(
+    outputs: [Tensor<D>; M],
+    inputs: [&Tensor<D>; R],
+    kernel: impl FnOnce(&mut [&mut [f32]; M], &[&[f32]; R]),
+) -> Result<[Tensor<D>; M], [Tensor<D>; M]> {
+    let shape = outputs[0].shape();
+    let fits = |t: &Tensor<D>| t.shape() == shape && on_flex_f32(t);
+    if !(outputs.iter().all(fits) && inputs.iter().all(|t| fits(t))) {
+        return Err(outputs);
+    }
+    // Every tensor was checked to be an f32 flex tensor, so the downcasts below succeed.
+    let read: Vec<FlexTensor> = inputs
+        .iter()
+        .filter_map(|t| contiguous_flex((*t).clone()))
+        .collect();
+    let mut written: Vec<FlexTensor> = outputs.into_iter().filter_map(contiguous_flex).collect();
+    assert!(
+        written.len() == M && read.len() == R,
+        "checked f32 flex tensors downcast to flex"
+    );
+    {
+        let read_slices: [&[f32]; R] = {
+            let mut it = read.iter().map(elements);
+            std::array::from_fn(|_| it.next().expect("R inputs"))
+        };
+        let mut slices: [&mut [f32]; M] = {
+            let mut it = written.iter_mut().map(elements_mut);
+            std::array::from_fn(|_| it.next().expect("M outputs"))
+        };
+        kernel(&mut slices, &read_slices);
+    }
+    drop(read);
+    let mut it = written.into_iter().map(Tensor::<D>::from_primitive::<Flex>);
+    Ok(std::array::from_fn(|_| it.next().expect("M outputs")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn matrix(values: &[f32], shape: [usize; 2]) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(values.to_vec(), shape), &Device::flex())
+    }
+
+    fn host(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_into_vec_as::<f32>().expect("f32")
+    }
+
+    /// An output that another handle still shares is copied, never written under that handle.
+    #[test]
+    fn a_shared_output_is_copied_not_mutated() {
+        let w = matrix(&[1.0, 2.0], [1, 2]);
+        let kept = w.clone();
+        let Ok([w]) = update_in_place([w], [], |[w], []| w.iter_mut().for_each(|x| *x += 1.0))
+        else {
+            panic!("flex tensors take the fused form");
+        };
+        assert_eq!(host(w), vec![2.0, 3.0]);
+        assert_eq!(host(kept), vec![1.0, 2.0]);
+    }
+
+    /// Tensors of different shapes are not zipped: the outputs come back unchanged.
+    #[test]
+    fn mismatched_shapes_fall_back() {
+        let a = matrix(&[1.0, 2.0], [1, 2]);
+        let b = matrix(&[1.0, 2.0], [2, 1]);
+        let Err([a]) = update_in_place([a], [&b], |_, _| panic!("not run")) else {
+            panic!("shapes differ");
+        };
+        assert_eq!(host(a), vec![1.0, 2.0]);
+    }
+
+    /// A strided input (a transposed view) is read in logical order, like tensor ops read it.
+    #[test]
+    fn strided_inputs_line_up_with_the_outputs() {
+        let a = matrix(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+        let b = matrix(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0], [3, 2]).transpose();
+        let expected = host(a.clone() + b.clone());
+        let Ok([sum]) = update_in_place([a], [&b], |[a], [b]| {
+            a.iter_mut().zip(b.iter()).for_each(|(a, b)| *a += b);
+        }) else {
+            panic!("flex tensors take the fused form");
+        };
+        assert_eq!(host(sum), expected);
+    }
+}
