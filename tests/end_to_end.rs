@@ -330,11 +330,18 @@ fn parallel_jobs_store_what_one_job_stores_bit_for_bit() {
     let (one, two) = (Scratch::new("jobs1"), Scratch::new("jobs2"));
     one.experiment("smoke", &spec);
     two.experiment("smoke", &spec);
-    let serial = ablate("smoke", &one.options()).unwrap();
+    let serial = ablate(
+        "smoke",
+        &Options {
+            jobs: Some(1),
+            ..one.options()
+        },
+    )
+    .unwrap();
     let parallel = ablate(
         "smoke",
         &Options {
-            jobs: 2,
+            jobs: Some(2),
             ..two.options()
         },
     )
@@ -402,7 +409,7 @@ fn only_trains_the_named_runs() {
         "smoke",
         &Options {
             only: picked.clone(),
-            jobs: 2,
+            jobs: Some(2),
             ..s.options()
         },
     )

@@ -44,10 +44,11 @@ enum Command {
         /// Directory of experiment files.
         #[arg(long, default_value = "experiments")]
         experiments: PathBuf,
-        /// Runs trained at once, each on cores/N compute threads. Results are the same as with
-        /// one job; on CPU small models finish sooner with one job per core.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
-        jobs: u64,
+        /// Runs trained at once, each on cores/N compute threads; results are the same as with
+        /// one job [default: one per core on the CPU backend (sooner than one run on every
+        /// core), one on a GPU].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
         /// Train only the run with this id (a directory name under the results; repeatable).
         #[arg(long, value_name = "RUN_ID")]
         only: Vec<String>,
@@ -143,7 +144,7 @@ fn main() -> anyhow::Result<()> {
                 seeds,
                 device,
                 data_dir,
-                jobs: jobs as usize,
+                jobs: jobs.map(|j| j as usize),
                 only,
             };
             let outcome = sparselab_runner::ablate(&name, &opts)?;

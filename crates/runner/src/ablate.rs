@@ -29,9 +29,10 @@ pub struct Options {
     pub device: DeviceChoice,
     /// Dataset directory override.
     pub data_dir: Option<PathBuf>,
-    /// Runs trained concurrently (`--jobs`; 1 = one after another). Results do not depend on
-    /// it ([`crate::jobs`]).
-    pub jobs: usize,
+    /// Runs trained concurrently (`--jobs`; 1 = one after another; `None` = one per core on the
+    /// CPU backend, where two one-thread runs finish sooner than one two-thread run, and one on a
+    /// GPU). Results do not depend on it ([`crate::jobs`]).
+    pub jobs: Option<usize>,
     /// Train only the runs with these ids (`--only`; empty = every planned run).
     pub only: Vec<String>,
 }
@@ -46,7 +47,7 @@ impl Options {
             seeds: None,
             device: DeviceChoice::Auto,
             data_dir: None,
-            jobs: 1,
+            jobs: None,
             only: Vec::new(),
         }
     }
@@ -134,15 +135,16 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
     if !todo.is_empty() {
         let selected = select(opts.device).map_err(anyhow::Error::msg)?;
         let data = sparselab_data::load(&ablation.data, opts.data_dir.as_deref())?;
-        let jobs = opts.jobs.clamp(1, todo.len());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let jobs = opts
+            .jobs
+            .unwrap_or(if selected.backend == "wgpu" { 1 } else { cores })
+            .clamp(1, todo.len());
         let progress = Progress::new(&ablation.name, skipped + todo.len(), skipped, jobs);
         if let Some(note) = &selected.note {
             progress.println(&format!("device: {note}"));
         }
-        let threads = crate::jobs::threads_per_job(
-            std::thread::available_parallelism().map_or(1, usize::from),
-            jobs,
-        );
+        let threads = crate::jobs::threads_per_job(cores, jobs);
         let description = match (jobs, selected.backend) {
             (1, _) | (_, "wgpu") => selected.description.clone(),
             _ => format!("flex (CPU, {threads} threads per job, {jobs} jobs)"),

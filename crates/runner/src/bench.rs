@@ -195,7 +195,7 @@ fn bench_loss_step(
 pub const PAIRED_MODELS: [&str; 2] = ["mlp-300-100", "lenet5"];
 /// Rounds of the pairing: sparselab, PyTorch, sparselab, PyTorch, … (drift on the machine hits
 /// both sides alike).
-const PAIRED_ROUNDS: usize = 2;
+const PAIRED_ROUNDS: usize = 3;
 
 /// One model's paired measurement.
 #[derive(Clone, Debug, Serialize, Deserialize)]
