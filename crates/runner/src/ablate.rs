@@ -135,7 +135,7 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
     if !todo.is_empty() {
         let selected = select(opts.device).map_err(anyhow::Error::msg)?;
         let data = sparselab_data::load(&ablation.data, opts.data_dir.as_deref())?;
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cores = crate::jobs::cores();
         let jobs = opts
             .jobs
             .unwrap_or(if selected.backend == "wgpu" { 1 } else { cores })

@@ -222,7 +222,7 @@ fn paired(
     criterion_dir: &Path,
     reference: Option<&crate::reference::Reference>,
 ) -> anyhow::Result<Vec<PairedBench>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = crate::jobs::cores();
     let mut out = Vec::new();
     for model in PAIRED_MODELS {
         let plain = Plain::named(model, BASELINE);

@@ -17,6 +17,11 @@ use anyhow::Context;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The machine's cores (1 when unknown): the compute threads every job count shares.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Compute threads per job when `jobs` jobs share `cores` cores (at least one).
 pub fn threads_per_job(cores: usize, jobs: usize) -> usize {
     (cores / jobs.max(1)).max(1)
@@ -37,8 +42,7 @@ fn job_pool(threads: usize, slot: usize) -> anyhow::Result<rayon::ThreadPool> {
 /// cross-thread wake-up per kernel (a fifth of a LeNet-300-100 step on 2 cores,
 /// `docs/performance.md`).
 pub fn on_all_cores<R: Send>(work: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    Ok(job_pool(cores, 0)?.install(work))
+    Ok(job_pool(cores(), 0)?.install(work))
 }
 
 /// Runs `work(slot, i)` for every `i < n`, in order of `i`, on up to `jobs` threads (`slot`: which
@@ -53,8 +57,7 @@ where
     if jobs <= 1 || n <= 1 {
         return on_all_cores(|| (0..n).try_for_each(|i| work(0, i)))?;
     }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = threads_per_job(cores, jobs);
+    let threads = threads_per_job(cores(), jobs);
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let failed = || failure.lock().map_or(true, |f| f.is_some());
@@ -121,26 +124,30 @@ mod tests {
         }
     }
 
+    /// Every job computes in a pool of its share of the cores, one job included (it must not
+    /// run outside a pool: see [`on_all_cores`]).
     #[test]
     fn each_job_computes_on_a_pool_of_its_share() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let sizes = Mutex::new(Vec::new());
-        for_each_parallel(4, 2, |_, _| {
-            sizes
-                .lock()
-                .expect("lock")
-                .push(rayon::current_num_threads());
-            Ok(())
-        })
-        .expect("no error");
-        let expected = threads_per_job(cores, 2);
-        assert!(
-            sizes
-                .into_inner()
-                .expect("lock")
-                .iter()
-                .all(|&s| s == expected),
-            "every job's pool has {expected} threads"
-        );
+        for jobs in [1, 2] {
+            let sizes = Mutex::new(Vec::new());
+            for_each_parallel(4, jobs, |_, _| {
+                let in_pool = rayon::current_thread_index().is_some();
+                sizes
+                    .lock()
+                    .expect("lock")
+                    .push(in_pool.then(rayon::current_num_threads));
+                Ok(())
+            })
+            .expect("no error");
+            let expected = threads_per_job(cores(), jobs);
+            assert!(
+                sizes
+                    .into_inner()
+                    .expect("lock")
+                    .iter()
+                    .all(|&s| s == Some(expected)),
+                "with {jobs} jobs every run computes inside a pool of {expected} threads"
+            );
+        }
     }
 }
