@@ -6,7 +6,9 @@
 //! - the regularizer does act on the weights;
 //! - a state record round-trip resumes bit-identically (burn's `assert_optimizer_resume`);
 //! - a state reset (the one mechanism behind regrowth) restarts an entry: a zero weight with a
-//!   reset state and a zero gradient stays exactly 0.0.
+//!   reset state and a zero gradient stays exactly 0.0;
+//! - its fused forms on flex (`sparselab::core::fused`) give the tensor-op forms' result bit for
+//!   bit, over several steps.
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
@@ -144,6 +146,34 @@ fn a_state_record_round_trip_resumes_bit_identically() {
         let a = run(&mut straight, m.clone(), 3..6, &d);
         let b = run(&mut resumed, m, 3..6, &d);
         assert_eq!(values(&a, |_| true), values(&b, |_| true), "{o} {r:?}");
+    }
+}
+
+/// The fused forms an optimiser and its prox take on flex compute what their tensor-op forms
+/// compute, bit for bit (the invariant of `sparselab::core::fused`), so the speed-up never moves
+/// a result.
+#[test]
+fn fused_forms_equal_tensor_op_forms_bit_for_bit() {
+    let d = Device::flex().autodiff();
+    let bits = |m: &Model| -> Vec<Vec<u32>> {
+        values(m, |_| true)
+            .iter()
+            .map(|v| v.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    };
+    for (o, r) in cases() {
+        let m0 = model(&d);
+        let table = m0.describe();
+        let fused = run(
+            &mut build(&o, r.as_deref(), &table).optim,
+            m0.clone(),
+            0..4,
+            &d,
+        );
+        let ops = sparselab::core::fused::with_tensor_ops(|| {
+            run(&mut build(&o, r.as_deref(), &table).optim, m0, 0..4, &d)
+        });
+        assert_eq!(bits(&fused), bits(&ops), "{o} {r:?}");
     }
 }
 

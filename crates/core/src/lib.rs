@@ -10,15 +10,20 @@
 //! - [`config`]: hyperparameters as plain data, with validation errors that name the key and
 //!   the allowed values.
 //! - [`registry`]: name → constructor tables, so adding a method is one file plus one line.
+//! - [`fused`] and [`lane`]: elementwise updates written once, run as one pass in place on the
+//!   CPU backend and as tensor ops elsewhere, with the same bits.
 //! - [`rng`]: the seeded random generator every crate uses for reproducible runs.
 
 pub mod config;
+pub mod fused;
+pub mod lane;
 pub mod param;
 pub mod registry;
 pub mod rng;
 pub mod weight;
 
 pub use config::{ConfigError, Validate};
+pub use lane::Lane;
 pub use param::{ParamInfo, ParamRole, ParamTable, WeightKind};
 pub use registry::{Entry, FromConfig, Registry, Resolved};
 pub use weight::{Layout, Weight};

@@ -21,7 +21,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_closed, check_non_negative};
-use sparselab_core::{ConfigError, Validate};
+use sparselab_core::{ConfigError, Lane, Validate, fused};
 use sparselab_regularizers::{Regularizer, Threshold};
 use std::sync::Arc;
 
@@ -89,6 +89,13 @@ impl SparseOptimizer for Grda {
     }
 }
 
+/// `[z, acc]`: the accumulator `acc ← acc − η·g` and the prox's argument (its value), for whole
+/// tensors or one element ([`Lane`]).
+fn accumulate<L: Lane>(lr: f64, acc: L, g: L) -> [L; 2] {
+    let acc = acc - g.mul_scalar(lr);
+    [acc.clone(), acc]
+}
+
 impl Optimizer for Grda {
     type State<const D: usize> = GrdaState<D>;
 
@@ -100,15 +107,22 @@ impl Optimizer for Grda {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let (accumulator, n, prox) = match state {
-            Some(s) => (s.accumulator, s.n + 1, s.prox),
-            None => (tensor.clone(), 1, ProxState::default()),
+            Some(s) => (Some(s.accumulator), s.n + 1, s.prox),
+            None => (None, 1, ProxState::default()),
         };
-        let accumulator = accumulator - grad.mul_scalar(lr);
         let prox = prox.accumulate(1.0, Threshold::Scalar(self.increment(n, lr)));
         let (r, prox) = self.prox.reweight(&tensor, prox, lr);
-        let w = self
-            .prox
-            .apply(accumulator.clone(), &r.scale(prox.threshold));
+        // One pass on flex ([`fused`]): the prox's argument goes into the old weights' storage,
+        // and the first step keeps the accumulator (w₀ − η·g) in the gradient's.
+        let [z, accumulator] = match accumulator {
+            Some(acc) => fused::map_in_place([tensor, acc], [&grad], |[_, acc], [g]| {
+                accumulate(lr, acc, g)
+            })
+            .unwrap_or_else(|[_, acc]| accumulate(lr, acc, grad)),
+            None => fused::map_in_place([tensor, grad], [], |[w, g], []| accumulate(lr, w, g))
+                .unwrap_or_else(|[w, g]| accumulate(lr, w, g)),
+        };
+        let w = self.prox.apply(z, &r.scale(prox.threshold));
         (
             w,
             Some(GrdaState {

@@ -20,7 +20,6 @@ pub use burn::optim::RecordState;
 pub use burn::optim::{StateSink, StateSource, join_index, join_path};
 
 mod factory;
-pub mod fused;
 pub mod grda;
 pub mod lpsgd;
 pub mod prox;

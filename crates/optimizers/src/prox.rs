@@ -6,7 +6,7 @@
 
 use crate::RecordState;
 use burn::tensor::{Device, Tensor};
-use sparselab_core::Weight;
+use sparselab_core::{Lane, Weight};
 use sparselab_regularizers::{Regularizer, Threshold};
 use std::sync::Arc;
 
@@ -112,7 +112,8 @@ impl ProxState {
 
 /// Exponential moving average `β·v + (1 − β)·d` (`v = 0` initially: the first value is
 /// `(1 − β)·d`), the momentum of the dual-averaging and RMDA-style proximal methods.
-pub fn ema<const D: usize>(v: Option<Tensor<D>>, d: Tensor<D>, beta: f64) -> Tensor<D> {
+/// Written against [`Lane`]: whole tensors or one element of a fused pass.
+pub fn ema<L: Lane>(v: Option<L>, d: L, beta: f64) -> L {
     match v {
         Some(v) if beta > 0.0 => v.mul_scalar(beta) + d.mul_scalar(1.0 - beta),
         _ => d.mul_scalar(1.0 - beta),

@@ -19,7 +19,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_closed, check_non_negative};
-use sparselab_core::{ConfigError, Validate};
+use sparselab_core::{ConfigError, Lane, Validate, fused};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -80,6 +80,21 @@ impl SparseOptimizer for ProxSgd {
     }
 }
 
+impl ProxSgd {
+    /// `[z, m]`: the new momentum `m ← (1 − ρ)·m + ρ·(g + wd·w)` and the point `z = w − η·m` the
+    /// prox maps to the new weights, for whole tensors or one element ([`Lane`]).
+    fn momentum_step<L: Lane>(&self, lr: f64, w: L, g: L, m: Option<L>) -> [L; 2] {
+        let ProxSgdConfig { rho, weight_decay } = self.config;
+        let d = if weight_decay > 0.0 {
+            g + w.clone().mul_scalar(weight_decay)
+        } else {
+            g
+        };
+        let m = ema(m, d, 1.0 - rho);
+        [w - m.clone().mul_scalar(lr), m]
+    }
+}
+
 impl Optimizer for ProxSgd {
     type State<const D: usize> = ProxSgdState<D>;
 
@@ -90,19 +105,22 @@ impl Optimizer for ProxSgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let ProxSgdConfig { rho, weight_decay } = self.config;
-        let d = if weight_decay > 0.0 {
-            grad + tensor.clone().mul_scalar(weight_decay)
-        } else {
-            grad
-        };
         let (previous, prox) = match state {
             Some(s) => (Some(s.momentum), s.prox),
             None => (None, ProxState::default()),
         };
-        let momentum = ema(previous, d, 1.0 - rho);
         let (r, prox) = self.prox.reweight(&tensor, prox, lr);
-        let z = tensor - momentum.clone().mul_scalar(lr);
+        // One pass on flex ([`fused`]); the first step keeps m in the gradient's storage.
+        let [z, momentum] = match previous {
+            Some(m) => fused::map_in_place([tensor, m], [&grad], |[w, m], [g]| {
+                self.momentum_step(lr, w, g, Some(m))
+            })
+            .unwrap_or_else(|[w, m]| self.momentum_step(lr, w, grad, Some(m))),
+            None => fused::map_in_place([tensor, grad], [], |[w, g], []| {
+                self.momentum_step(lr, w, g, None)
+            })
+            .unwrap_or_else(|[w, g]| self.momentum_step(lr, w, g, None)),
+        };
         let w = self.prox.apply(z, &r.scale(lr));
         (w, Some(ProxSgdState { momentum, prox }))
     }

@@ -18,7 +18,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_half_open, check_non_negative, check_positive};
-use sparselab_core::{ConfigError, Validate, Weight};
+use sparselab_core::{ConfigError, Lane, Validate, Weight, fused};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -98,6 +98,31 @@ impl SparseOptimizer for ProxSsi {
     }
 }
 
+impl ProxSsi {
+    /// `[z, m, v, D]` of step `t`, for whole tensors or one element ([`Lane`]): the moments
+    /// `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²`, the metric `D = √(v/(1 − β₂ᵗ)) + ε` and
+    /// the prox's argument `z = w − η·m̂/D − η·wd·w`, `m̂ = m/(1 − β₁ᵗ)`.
+    /// `corrections` = `(1 − β₁ᵗ, 1 − β₂ᵗ)`, computed once per step.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_step<L: Lane>(&self, lr: f64, (c1, c2): (f64, f64), w: L, g: L, m: L, v: L) -> [L; 4] {
+        let ProxSsiConfig {
+            beta1,
+            beta2,
+            epsilon,
+            weight_decay,
+        } = self.config;
+        let m = m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1);
+        let v = v.mul_scalar(beta2) + (g.clone() * g).mul_scalar(1.0 - beta2);
+        let m_hat = m.clone().div_scalar(c1);
+        let metric = v.clone().div_scalar(c2).sqrt().add_scalar(epsilon);
+        let mut z = w.clone() - (m_hat / metric.clone()).mul_scalar(lr);
+        if weight_decay > 0.0 {
+            z = z - w.mul_scalar(lr * weight_decay);
+        }
+        [z, m, v, metric]
+    }
+}
+
 impl Optimizer for ProxSsi {
     type State<const D: usize> = ProxSsiState<D>;
 
@@ -108,28 +133,21 @@ impl Optimizer for ProxSsi {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let ProxSsiConfig {
-            beta1,
-            beta2,
-            epsilon,
-            weight_decay,
-        } = self.config;
         let (m, v, t) = match state {
             Some(s) => (s.m, s.v, s.t + 1),
             None => (grad.zeros_like(), grad.zeros_like(), 1),
         };
-        let m = m.mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1);
-        let v = v.mul_scalar(beta2) + (grad.clone() * grad).mul_scalar(1.0 - beta2);
-        let m_hat = m.clone().div_scalar(1.0 - beta1.powi(t as i32));
-        let metric = v
-            .clone()
-            .div_scalar(1.0 - beta2.powi(t as i32))
-            .sqrt()
-            .add_scalar(epsilon);
-        let mut z = tensor.clone() - (m_hat / metric.clone()).mul_scalar(lr);
-        if weight_decay > 0.0 {
-            z = z - tensor.mul_scalar(lr * weight_decay);
-        }
+        let c = (
+            1.0 - self.config.beta1.powi(t as i32),
+            1.0 - self.config.beta2.powi(t as i32),
+        );
+        // One pass on flex ([`fused`]): z goes into the old weights' storage, the metric into
+        // the gradient's.
+        let [z, m, v, metric] =
+            fused::map_in_place([tensor, m, v, grad], [], |[w, m, v, g], []| {
+                self.adam_step(lr, c, w, g, m, v)
+            })
+            .unwrap_or_else(|[w, m, v, g]| self.adam_step(lr, c, w, g, m, v));
         let w = match &self.regularizer {
             Some(reg) => reg
                 .prox_diagonal(

@@ -17,7 +17,7 @@ use crate::prox::{Prox, ProxState};
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use sparselab_core::{ConfigError, Validate};
+use sparselab_core::{ConfigError, Lane, Validate, fused};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -65,6 +65,17 @@ impl SparseOptimizer for Rda {
     }
 }
 
+/// `[z, Σg]`: the gradient sum with this step's gradient `g` added (none: it is already in) and
+/// the point `z = w₀ − scale·Σg` the prox maps to the new weights, for whole tensors or one
+/// element ([`Lane`]).
+fn dual_step<L: Lane>(scale: f64, initial: L, grad_sum: L, g: Option<L>) -> [L; 2] {
+    let sum = match g {
+        Some(g) => grad_sum + g,
+        None => grad_sum,
+    };
+    [initial - sum.clone().mul_scalar(scale), sum]
+}
+
 impl Optimizer for Rda {
     type State<const D: usize> = RdaState<D>;
 
@@ -76,12 +87,26 @@ impl Optimizer for Rda {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let (initial, grad_sum, t, prox) = match state {
-            Some(s) => (s.initial, s.grad_sum + grad, s.t + 1, s.prox),
-            None => (tensor.clone(), grad, 1, ProxState::default()),
+            Some(s) => (s.initial, Some(s.grad_sum), s.t + 1, s.prox),
+            None => (tensor.clone(), None, 1, ProxState::default()),
         };
         let sqrt_t = (t as f64).sqrt();
         let (r, prox) = self.prox.reweight(&tensor, prox, lr);
-        let z = initial.clone() - grad_sum.clone().mul_scalar(lr / sqrt_t);
+        let scale = lr / sqrt_t;
+        // One pass on flex ([`fused`]): z goes into the old weights' storage, and the first
+        // step keeps Σg in the gradient's.
+        let [z, grad_sum] = match grad_sum {
+            Some(sum) => {
+                fused::map_in_place([tensor, sum], [&initial, &grad], |[_, sum], [w0, g]| {
+                    dual_step(scale, w0, sum, Some(g))
+                })
+                .unwrap_or_else(|[_, sum]| dual_step(scale, initial.clone(), sum, Some(grad)))
+            }
+            None => fused::map_in_place([tensor, grad], [&initial], |[_, g], [w0]| {
+                dual_step(scale, w0, g, None)
+            })
+            .unwrap_or_else(|[_, g]| dual_step(scale, initial.clone(), g, None)),
+        };
         let w = self.prox.apply(z, &r.scale(lr * sqrt_t));
         (
             w,

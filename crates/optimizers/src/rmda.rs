@@ -25,7 +25,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::check_closed;
-use sparselab_core::{ConfigError, Validate};
+use sparselab_core::{ConfigError, Lane, Validate, fused};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -98,6 +98,18 @@ impl SparseOptimizer for Rmda {
     }
 }
 
+/// `[dual, z]`: the dual sum `dual ← dual + s·g` and the prox's argument `z = w₀ − dual/β`, for
+/// whole tensors or one element ([`Lane`]).
+fn dual_step<L: Lane>(s: f64, beta: f64, anchor: L, dual: L, g: L) -> [L; 2] {
+    let dual = dual + g.mul_scalar(s);
+    [dual.clone(), anchor - dual.div_scalar(beta)]
+}
+
+/// `(1 − c)·w + c·x`: the weights moved a fraction c toward the prox's output x.
+fn average<L: Lane>(c: f64, w: L, x: L) -> L {
+    w.mul_scalar(1.0 - c) + x.mul_scalar(c)
+}
+
 impl Optimizer for Rmda {
     type State<const D: usize> = RmdaState<D>;
 
@@ -129,17 +141,21 @@ impl Optimizer for Rmda {
         let beta = (t as f64).sqrt();
         let s = lr * beta;
         let alpha = state.alpha + s;
-        let dual = state.dual + grad.mul_scalar(s);
         let (r, prox) = self.prox.reweight(&tensor, state.prox, lr);
-        let candidate = self.prox.apply(
-            state.anchor.clone() - dual.clone().div_scalar(beta),
-            &r.scale(alpha / beta),
-        );
+        // One pass on flex ([`fused`]) each: the prox's argument goes into the gradient's storage,
+        // the averaged weights into the candidate's.
+        let anchor = &state.anchor;
+        let [dual, z] = fused::map_in_place([state.dual, grad], [anchor], |[dual, g], [w0]| {
+            dual_step(s, beta, w0, dual, g)
+        })
+        .unwrap_or_else(|[dual, g]| dual_step(s, beta, anchor.clone(), dual, g));
+        let candidate = self.prox.apply(z, &r.scale(alpha / beta));
         let c = state.c;
         let w = if c >= 1.0 {
             candidate
         } else {
-            tensor.mul_scalar(1.0 - c) + candidate.mul_scalar(c)
+            fused::map_in_place([candidate], [&tensor], |[x], [w]| [average(c, w, x)])
+                .map_or_else(|[x]| average(c, tensor, x), |[w]| w)
         };
         (
             w,

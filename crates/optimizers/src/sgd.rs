@@ -13,12 +13,11 @@
 
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
-use crate::fused;
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_half_open, check_non_negative};
-use sparselab_core::{ConfigError, Validate};
+use sparselab_core::{ConfigError, Validate, fused};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -86,7 +85,7 @@ impl SparseOptimizer for Sgd {
 }
 
 impl Sgd {
-    /// The update as tensor ops: the form for backends without a fused one ([`crate::fused`]).
+    /// The update as tensor ops: the form for backends without a fused one ([`sparselab_core::fused`]).
     fn step_ops<const D: usize>(
         &self,
         lr: LearningRate,
@@ -148,7 +147,7 @@ impl Sgd {
         *w -= direction * lr;
     }
 
-    /// The update as one pass over memory ([`crate::fused`]); `Err` gives the tensors back where
+    /// The update as one pass over memory ([`sparselab_core::fused`]); `Err` gives the tensors back where
     /// the backend has no fused form. The first step writes the velocity into the gradient's
     /// storage (v₁ = d); without momentum there is no velocity.
     // `Err` hands the tensors back by value, once per parameter and step: boxing them would

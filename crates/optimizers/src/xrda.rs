@@ -31,7 +31,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_closed, check_non_negative};
-use sparselab_core::{ConfigError, Validate};
+use sparselab_core::{ConfigError, Lane, Validate, fused};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -109,6 +109,42 @@ impl Xrda {
     }
 }
 
+/// The scalars of one step: size `s`, averaging `a` and the velocity's decay `e^{−s/τ}` (`None`
+/// when τ = 0), computed once per step rather than per element.
+#[derive(Clone, Copy)]
+struct StepScalars {
+    s: f64,
+    a: f64,
+    keep: Option<f64>,
+}
+
+impl Xrda {
+    /// `[z, dual, v]` of one step of size `s` with averaging `a`, for whole tensors or one element
+    /// ([`Lane`]): `d = g + wd·w`, the velocity `v ← e^{−s/τ}·v + (1 − e^{−s/τ})·d` (`d` itself
+    /// when τ = 0; `v` is `None` before the first step), the dual point
+    /// `dual ← a·dual + (1 − a)·w − s·v`, and the prox's argument `z` (its value).
+    fn dual_step<L: Lane>(&self, k: StepScalars, w: L, dual: L, g: L, v: Option<L>) -> [L; 3] {
+        let StepScalars { s, a, keep } = k;
+        let weight_decay = self.config.weight_decay;
+        let d = if weight_decay > 0.0 {
+            g + w.clone().mul_scalar(weight_decay)
+        } else {
+            g
+        };
+        let dual = match a {
+            0.0 => w,
+            1.0 => dual,
+            _ => dual.mul_scalar(a) + w.mul_scalar(1.0 - a),
+        };
+        let v = match keep {
+            Some(keep) => ema(v, d, keep),
+            None => d,
+        };
+        let dual = dual - v.clone().mul_scalar(s);
+        [dual.clone(), dual, v]
+    }
+}
+
 impl SparseOptimizer for Xrda {
     type Config = XrdaConfig;
     const NAME: &'static str = "xrda";
@@ -147,33 +183,31 @@ impl Optimizer for Xrda {
             initial_step: s,
         });
         let a = self.averaging_at(s, initial_step);
-        let XrdaConfig {
-            tau, weight_decay, ..
-        } = self.config;
-        let d = if weight_decay > 0.0 {
-            grad + tensor.clone().mul_scalar(weight_decay)
-        } else {
-            grad
-        };
         let (r, prox) = self.prox.reweight(&tensor, prox, s);
         let prox = prox.accumulate(a, r.scale(s));
-        let dual = match a {
-            0.0 => tensor,
-            1.0 => dual,
-            _ => dual.mul_scalar(a) + tensor.mul_scalar(1.0 - a),
+        let k = StepScalars {
+            s,
+            a,
+            keep: (self.config.tau > 0.0).then(|| (-s / self.config.tau).exp()),
         };
-        let velocity = if tau > 0.0 {
-            ema(velocity, d, (-s / tau).exp())
-        } else {
-            d
+        // One pass on flex ([`fused`]): the prox's argument goes into the old weights' storage;
+        // without a velocity yet (or with τ = 0) it goes into the gradient's.
+        let [z, dual, velocity] = match velocity {
+            Some(v) => fused::map_in_place([tensor, dual, v], [&grad], |[w, dual, v], [g]| {
+                self.dual_step(k, w, dual, g, Some(v))
+            })
+            .unwrap_or_else(|[w, dual, v]| self.dual_step(k, w, dual, grad, Some(v))),
+            None => fused::map_in_place([tensor, dual, grad], [], |[w, dual, g], []| {
+                self.dual_step(k, w, dual, g, None)
+            })
+            .unwrap_or_else(|[w, dual, g]| self.dual_step(k, w, dual, g, None)),
         };
-        let dual = dual - velocity.clone().mul_scalar(s);
-        let w = self.prox.apply(dual.clone(), &prox.accumulated());
+        let w = self.prox.apply(z, &prox.accumulated());
         (
             w,
             Some(XrdaState {
                 dual,
-                velocity: (tau > 0.0).then_some(velocity),
+                velocity: (self.config.tau > 0.0).then_some(velocity),
                 prox,
                 initial_step,
             }),

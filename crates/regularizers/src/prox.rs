@@ -7,8 +7,8 @@
 //! ([`Threshold`]), which is how reweighted and accumulated (dual-averaging) thresholds are
 //! expressed. [`group_prox_diagonal`] solves the group prox in a diagonal metric (ProxSSI).
 
-use burn::tensor::Tensor;
-use sparselab_core::{Layout, Weight};
+use burn::tensor::{Tensor, TensorData};
+use sparselab_core::{Layout, Weight, fused};
 
 /// A prox threshold θ: one scalar for the whole tensor, or one value per element (a tensor that
 /// broadcasts against the canonical rank-4 weight).
@@ -58,15 +58,66 @@ impl std::ops::Add for Threshold {
 }
 
 /// Elementwise soft-thresholding `S_θ(z) = sign(z)·max(|z| − θ, 0)`, computed as
-/// `z − clamp(z, −θ, θ)`, which returns an exact `0.0` wherever `|z| ≤ θ`.
+/// `z − clamp(z, −θ, θ)`, which returns an exact `0.0` wherever `|z| ≤ θ`. On flex it runs as one
+/// pass in place ([`fused`]), bit for bit the tensor-op form.
 pub fn soft_threshold(z: Tensor<4>, theta: &Threshold) -> Tensor<4> {
     match theta {
         Threshold::Scalar(t) if *t <= 0.0 => z,
-        Threshold::Scalar(t) => z.clone() - z.clamp(-*t, *t),
+        Threshold::Scalar(t) => {
+            let t32 = *t as f32;
+            fused::update_in_place([z], [], |[z], []| {
+                z.iter_mut().for_each(|x| *x = shrink(*x, t32));
+            })
+            .map_or_else(|[z]| z.clone() - z.clamp(-*t, *t), |[z]| z)
+        }
         Threshold::Tensor(t) => {
             let t = t.clone().expand(z.shape());
-            z.clone() - z.max_pair(t.clone().neg()).min_pair(t)
+            fused::update_in_place([z], [&t], |[z], [t]| {
+                z.iter_mut()
+                    .zip(t.iter())
+                    .for_each(|(x, t)| *x = shrink(*x, *t));
+            })
+            .map_or_else(
+                |[z]| z.clone() - z.max_pair(t.clone().neg()).min_pair(t),
+                |[z]| z,
+            )
         }
+    }
+}
+
+/// `S_t(z)` of one element: the f32 operations of [`soft_threshold`]'s tensor forms,
+/// `z − min(max(z, −t), t)`, where `max_pair`/`min_pair` (and `clamp`) take the bound only when it
+/// is strictly beyond `z`.
+#[inline(always)]
+fn shrink(z: f32, t: f32) -> f32 {
+    let lo = -t;
+    let c = if z < lo { lo } else { z };
+    let c = if t < c { t } else { c };
+    z - c
+}
+
+/// `z ⊙ factor` for a per-group `factor` (one value per group of `layout`, broadcastable to `z`):
+/// one pass in place on flex, else the tensor product. Both compute one f32 product per element.
+fn scale_groups(z: Tensor<4>, factor: Tensor<4>, layout: Layout) -> Tensor<4> {
+    let dims = z.dims();
+    let (run, groups) = group_runs(dims, layout);
+    match fused::flex_values(&factor) {
+        Some(f) if f.len() == groups => fused::update_in_place([z], [], |[z], []| {
+            fused::for_each_group_run(z, run, groups, |g, chunk| {
+                chunk.iter_mut().for_each(|x| *x *= f[g]);
+            });
+        })
+        .map_or_else(|[z]| z * factor, |[z]| z),
+        _ => z * factor,
+    }
+}
+
+/// The groups of [`group_sum`] in memory order: `(run, groups)` such that element `i` of a
+/// contiguous weight of dims `dims` is in group `(i / run) % groups`.
+fn group_runs(dims: [usize; 4], layout: Layout) -> (usize, usize) {
+    match layout.input_axis() {
+        Some(axis) => (dims[axis + 1..].iter().product(), dims[axis]),
+        None => (1, dims.iter().product()),
     }
 }
 
@@ -77,12 +128,26 @@ const TINY: f64 = 1e-30;
 /// Groups of a weight for the group lasso: one per input unit (SPEC.md §1.4: a conv's input
 /// channel `W[:, c, :, :]`, a linear layer's input neuron). Returns `(sum over each group of
 /// x, broadcastable to the weight, group size |g|)`. A vector parameter is one group per element.
+///
+/// A linear weight `[d_in, d_out, 1, 1]` keeps each group in one contiguous row; on flex its sums
+/// are taken on the host in `sum_dim`'s order ([`fused::run_sums`]), bit for bit the tensor op and
+/// several times faster.
 pub fn group_sum(x: Tensor<4>, layout: Layout) -> (Tensor<4>, usize) {
     let numel: usize = x.dims().iter().product();
     match layout.input_axis() {
         Some(axis) => {
             let groups = x.dims()[axis];
-            (Weight::sum_except(x, axis), numel / groups.max(1))
+            let size = numel / groups.max(1);
+            if layout == Layout::Linear
+                && let Some(sums) = fused::run_sums(&x, size)
+            {
+                let shape = [groups, 1, 1, 1];
+                return (
+                    Tensor::from_data(TensorData::new(sums, shape), &x.device()),
+                    size,
+                );
+            }
+            (Weight::sum_except(x, axis), size)
         }
         None => (x, 1),
     }
@@ -108,7 +173,7 @@ pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> 
     };
     let cut = theta.mul_scalar((size as f64).sqrt());
     let factor = (norms.clone() - cut).clamp_min(0.0) / norms.clamp_min(TINY);
-    z * factor
+    scale_groups(z, factor, layout)
 }
 
 /// The group prox in the diagonal metric `D = diag(d)`, `d > 0` (ProxSSI, SPEC.md §1.4):
@@ -149,19 +214,70 @@ pub fn group_prox_diagonal(
         .mul_scalar(t)
         .max_pair(lo.clone())
         .min_pair(hi.clone());
+    let mut terms = [s.clone(), d.clone()];
     for _ in 0..iterations {
-        let inv = (d.clone() + mu.clone()).recip();
-        let a = s.clone() * inv.clone() * inv.clone();
+        terms = newton_terms(terms, &s, &d, &mu, layout);
+        let [a, b] = &terms;
         let (x_sq, _) = group_sum(a.clone(), layout);
-        let (curv, _) = group_sum(a * inv, layout);
+        let (curv, _) = group_sum(b.clone(), layout);
         let x_norm = x_sq.sqrt().clamp_min(TINY);
         let f = mu.clone() * x_norm.clone() - t;
         let df = (x_norm.clone() - mu.clone() * curv / x_norm).clamp_min(TINY);
         mu = (mu - f / df).max_pair(lo.clone()).min_pair(hi.clone());
     }
     // Groups with ‖D z‖ ≤ t are exactly zero (their μ is meaningless and may not be finite).
-    let removed = dz_norm.lower_equal_elem(t).expand(z.shape());
-    (dz / (d + mu)).mask_fill(removed, 0.0)
+    let removed = dz_norm.lower_equal_elem(t);
+    let (run, groups) = group_runs(z.dims(), layout);
+    let host = fused::flex_values(&mu).zip(removed.clone().into_data().try_into_vec::<bool>().ok());
+    if let Some((mu_host, removed_host)) =
+        host.filter(|(m, r)| m.len() == groups && r.len() == groups)
+        && let Ok([x]) = fused::update_in_place([dz.clone()], [&d], |[x], [d]| {
+            for (j, start) in (0..x.len()).step_by(run).enumerate() {
+                let g = j % groups;
+                for i in start..start + run {
+                    x[i] = if removed_host[g] {
+                        0.0
+                    } else {
+                        x[i] / (d[i] + mu_host[g])
+                    };
+                }
+            }
+        })
+    {
+        return x;
+    }
+    (dz / (d + mu)).mask_fill(removed.expand(z.shape()), 0.0)
+}
+
+/// The two sums of a Newton step of [`group_prox_diagonal`], per element: with
+/// `inv = 1/(d + μ_g)`, `a = s·inv·inv` and `a·inv`. One pass on flex, written into `buffers`
+/// (reused across steps, so they are written in place); tensor ops otherwise. Both forms do the
+/// same f32 operations.
+fn newton_terms(
+    buffers: [Tensor<4>; 2],
+    s: &Tensor<4>,
+    d: &Tensor<4>,
+    mu: &Tensor<4>,
+    layout: Layout,
+) -> [Tensor<4>; 2] {
+    let (run, groups) = group_runs(s.dims(), layout);
+    if let Some(mu_host) = fused::flex_values(mu).filter(|m| m.len() == groups)
+        && let Ok(terms) = fused::update_in_place(buffers, [s, d], |[a, b], [s, d]| {
+            for (j, start) in (0..s.len()).step_by(run).enumerate() {
+                let mu = mu_host[j % groups];
+                for i in start..start + run {
+                    let inv = 1.0 / (d[i] + mu);
+                    a[i] = s[i] * inv * inv;
+                    b[i] = a[i] * inv;
+                }
+            }
+        })
+    {
+        return terms;
+    }
+    let inv = (d.clone() + mu.clone()).recip();
+    let a = s.clone() * inv.clone() * inv.clone();
+    [a.clone(), a * inv]
 }
 
 #[cfg(test)]
@@ -239,6 +355,24 @@ mod tests {
             &Device::flex(),
         ))
         .value
+    }
+
+    proptest! {
+        /// The host sums of a linear weight's groups equal the tensor op's bit for bit.
+        #[test]
+        fn linear_group_sums_equal_the_tensor_op_bit_for_bit(
+            (d_in, values) in (1usize..20, 1usize..40).prop_flat_map(|(d_in, d_out)| (
+                Just(d_in),
+                proptest::collection::vec(-100.0f32..100.0, d_in * d_out),
+            )),
+        ) {
+            let x = linear(&values, d_in);
+            let bits = |t: Tensor<4>| host(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let (fused, size) = group_sum(x.clone(), Layout::Linear);
+            let (ops, _) = fused::with_tensor_ops(|| group_sum(x, Layout::Linear));
+            prop_assert_eq!(size, values.len() / d_in);
+            prop_assert_eq!(bits(fused), bits(ops));
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::regularizer::Regularizer;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_non_negative, check_positive};
-use sparselab_core::{ConfigError, FromConfig, Layout, Validate, Weight};
+use sparselab_core::{ConfigError, FromConfig, Layout, Validate, Weight, fused};
 
 /// How magnitudes are pooled before reweighting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +123,53 @@ impl ReweightedL1 {
             .mul_scalar(scale * m)
     }
 
+    /// [`Regularizer::reweight`] of the unstructured mode as two passes over memory on flex
+    /// ([`fused`]): the moving average in place, with its maximum, then `r`; bit for bit the
+    /// tensor-op form (the maximum of f32 values is exact in any order). `Err` gives the state
+    /// back for the tensor-op form (other backends, pooled modes).
+    // `Err` hands the state back by value once per parameter and step: boxing it would only
+    // add an allocation.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn reweight_fused(
+        &self,
+        w: &Weight,
+        state: Option<Tensor<4>>,
+        keep: f64,
+    ) -> Result<(Threshold, Option<Tensor<4>>), Option<Tensor<4>>> {
+        if self.host_groups(w).0 != 1 {
+            return Err(state);
+        }
+        let (k, fresh) = (keep as f32, (1.0 - keep) as f32);
+        let mut max = f32::NEG_INFINITY;
+        let average = match state {
+            Some(a) => fused::update_in_place([a], [&w.value], |[a], [w]| {
+                for (a, w) in a.iter_mut().zip(w.iter()) {
+                    *a = *a * k + w.abs() * fresh;
+                }
+                max = largest(a);
+            })
+            .map_err(|[a]| Some(a))?,
+            None => fused::update_in_place([w.value.clone()], [], |[a], []| {
+                for a in a.iter_mut() {
+                    *a = a.abs() * fresh;
+                }
+                max = largest(a);
+            })
+            .map_err(|_| None)?,
+        };
+        let [average] = average;
+        let floor = 1e-30f32;
+        let max = if max > floor { max } else { floor };
+        let m = self.config.max_factor;
+        let (m1, cm) = ((m - 1.0) as f32, m as f32);
+        let [r] = fused::update_in_place([average.clone()], [], |[r], []| {
+            r.iter_mut()
+                .for_each(|x| *x = (1.0 / ((*x / max) * m1 + 1.0)) * cm);
+        })
+        .map_err(|_| Some(average.clone()))?;
+        Ok((Threshold::Tensor(r), Some(average)))
+    }
+
     /// Size of the groups of contiguous values (burn memory order) that share one weight (1,
     /// a conv kernel's `k_h·k_w` or a conv filter's `C_in·k_h·k_w`) and the factor `c`.
     fn host_groups(&self, w: &Weight) -> (usize, f64) {
@@ -133,6 +180,23 @@ impl ReweightedL1 {
             _ => (1, 1.0),
         }
     }
+}
+
+/// The largest of `values` (−∞ for none): exact in any order, so it is taken over 16 lanes side by
+/// side, which vectorises.
+fn largest(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            *m = if *v > *m { *v } else { *m };
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m })
 }
 
 /// The log penalty `Σ_g n_g·c·M·ε·log(1 + A_g/ε)`, `ε = max A/(M − 1)`, of pooled magnitudes
@@ -191,8 +255,12 @@ impl Regularizer for ReweightedL1 {
         state: Option<Tensor<4>>,
         step_size: f64,
     ) -> (Threshold, Option<Tensor<4>>) {
-        let (mags, scale) = self.magnitudes(w);
         let keep = (-step_size / self.config.tau).exp();
+        let state = match self.reweight_fused(w, state, keep) {
+            Ok(done) => return done,
+            Err(state) => state,
+        };
+        let (mags, scale) = self.magnitudes(w);
         let average = match state {
             Some(a) => a.mul_scalar(keep) + mags.mul_scalar(1.0 - keep),
             None => mags.mul_scalar(1.0 - keep),

@@ -89,6 +89,11 @@ pub struct OptimizerBench {
     pub samples_per_sec: f64,
     /// Optimiser step alone.
     pub optimizer_step: Estimate,
+    /// Optimiser step alone with every fused form off (`sparselab_core::fused::with_tensor_ops`):
+    /// what it costs as tensor ops, as on a backend without fused forms.
+    pub tensor_op_step: Estimate,
+    /// Tensor-op step time ÷ optimiser step time.
+    pub fused_speedup: f64,
     /// Optimiser step time ÷ SGD's.
     pub step_ratio_vs_sgd: f64,
     /// Full training step time ÷ SGD's.
@@ -395,24 +400,30 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
                 model = Some(m);
             })
         });
-        let mut optim = optimizer_for(name, reg.as_deref(), &s.model)?;
-        let mut model = Some(s.model.clone());
-        c.bench_function(&format!("optimizer_step/{id}"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let m = model.take().expect("model");
-                    let g = grads(&s, &m);
-                    s.device.sync().expect("device sync");
-                    let t = Instant::now();
-                    let m = optim.step(0.01, m, g);
-                    s.device.sync().expect("device sync");
-                    total += t.elapsed();
-                    model = Some(m);
-                }
-                total
-            })
-        });
+        for (group, tensor_ops) in [("optimizer_step", false), ("optimizer_step_ops", true)] {
+            let mut optim = optimizer_for(name, reg.as_deref(), &s.model)?;
+            let mut model = Some(s.model.clone());
+            c.bench_function(&format!("{group}/{id}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let m = model.take().expect("model");
+                        let g = grads(&s, &m);
+                        s.device.sync().expect("device sync");
+                        let t = Instant::now();
+                        let m = if tensor_ops {
+                            sparselab_core::fused::with_tensor_ops(|| optim.step(0.01, m, g))
+                        } else {
+                            optim.step(0.01, m, g)
+                        };
+                        s.device.sync().expect("device sync");
+                        total += t.elapsed();
+                        model = Some(m);
+                    }
+                    total
+                })
+            });
+        }
     }
     for (case, losses) in loss_cases() {
         bench_loss_step(&mut c, &selected.device, opts.batch, case, &losses)?;
@@ -457,7 +468,10 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         let id = case_id(name, reg.as_deref());
         let train_step = read_estimate(&criterion_dir, "train_step", &id)?;
         let optimizer_step = read_estimate(&criterion_dir, "optimizer_step", &id)?;
+        let tensor_op_step = read_estimate(&criterion_dir, "optimizer_step_ops", &id)?;
         rows.push(OptimizerBench {
+            fused_speedup: tensor_op_step.mean / optimizer_step.mean,
+            tensor_op_step,
             optimizer: name.clone(),
             regularizer: reg.clone(),
             samples_per_sec: opts.batch as f64 / train_step.mean,
@@ -529,13 +543,16 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     let mut md = paired_markdown(opts.batch, &env, &reference, &paired_rows);
     md.push_str(&format!(
         "## Optimisers: LeNet-300-100, batch {}\n\nMean over criterion samples (95% interval). \
-         `train step` = forward + backward + optimiser step; `optimizer step` = the update alone.\n\n\
-         | optimizer | regularizer | train step (ms) | samples/s | train step / SGD's | optimizer step (µs) | optimizer step / SGD's |\n|---|---|---|---|---|---|---|\n",
+         `train step` = forward + backward + optimiser step; `optimizer step` = the update alone; \
+         `as tensor ops` = the update with every fused form switched off (one pass over memory per \
+         tensor op, as on a backend without fused forms), and `fused speed-up` its time ÷ the \
+         optimizer step's.\n\n\
+         | optimizer | regularizer | train step (ms) | samples/s | train step / SGD's | optimizer step (µs) | optimizer step / SGD's | as tensor ops (µs) | fused speed-up |\n|---|---|---|---|---|---|---|---|---|\n",
         opts.batch,
     ));
     for r in &rows {
         md.push_str(&format!(
-            "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.0} | {:.2}× | {:.1} [{:.1}, {:.1}] | {:.2}× |\n",
+            "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.0} | {:.2}× | {:.1} [{:.1}, {:.1}] | {:.2}× | {:.1} | {:.2}× |\n",
             r.optimizer,
             r.regularizer.as_deref().unwrap_or("–"),
             r.train_step.mean * 1e3,
@@ -546,7 +563,9 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             r.optimizer_step.mean * 1e6,
             r.optimizer_step.ci95.0 * 1e6,
             r.optimizer_step.ci95.1 * 1e6,
-            r.step_ratio_vs_sgd
+            r.step_ratio_vs_sgd,
+            r.tensor_op_step.mean * 1e6,
+            r.fused_speedup
         ));
     }
     md.push_str(

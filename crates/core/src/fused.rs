@@ -14,7 +14,8 @@
 //!
 //! **Invariant:** a fused update performs, per element, the same f32 operations in the same order
 //! as its tensor-op form (no fused multiply-add, scalars rounded to f32 as burn rounds them), so
-//! the two agree bit for bit; each optimiser that uses this module tests that on random inputs.
+//! the two agree bit for bit; each optimiser and prox that uses this module tests that on random
+//! inputs.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -58,9 +59,30 @@ fn elements_mut(t: &mut FlexTensor) -> &mut [f32] {
     &mut t.storage_mut::<f32>()[start..end]
 }
 
+thread_local! {
+    /// Whether fused forms are switched off on this thread ([`with_tensor_ops`]).
+    static TENSOR_OPS_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every fused form switched off on this thread, so every update takes its
+/// tensor-op form: the reference the fused forms are tested against (bit for bit), and the
+/// baseline of their speed-up.
+pub fn with_tensor_ops<T>(f: impl FnOnce() -> T) -> T {
+    /// Restores the previous setting, also when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TENSOR_OPS_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(TENSOR_OPS_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
 /// Runs `kernel` on the f32 elements of `outputs` (writable, updated in place) and `inputs`
 /// (read only), all of one shape, when every tensor lives on flex: returns the updated outputs.
-/// Otherwise returns `Err(outputs)` unchanged, for the caller's tensor-op form.
+/// Otherwise (or inside [`with_tensor_ops`]) returns `Err(outputs)` unchanged, for the caller's
+/// tensor-op form.
 ///
 /// The kernel sees every tensor as a slice in burn's memory order, all of one length.
 pub fn update_in_place<const D: usize, const M: usize, const R: usize>(
@@ -68,6 +90,9 @@ pub fn update_in_place<const D: usize, const M: usize, const R: usize>(
     inputs: [&Tensor<D>; R],
     kernel: impl FnOnce(&mut [&mut [f32]; M], &[&[f32]; R]),
 ) -> Result<[Tensor<D>; M], [Tensor<D>; M]> {
+    if TENSOR_OPS_ONLY.with(std::cell::Cell::get) {
+        return Err(outputs);
+    }
     let shape = outputs[0].shape();
     let fits = |t: &Tensor<D>| t.shape() == shape && on_flex_f32(t);
     if !(outputs.iter().all(fits) && inputs.iter().all(|t| fits(t))) {
@@ -97,6 +122,88 @@ pub fn update_in_place<const D: usize, const M: usize, const R: usize>(
     drop(read);
     let mut it = written.into_iter().map(Tensor::<D>::from_primitive::<Flex>);
     Ok(std::array::from_fn(|_| it.next().expect("M outputs")))
+}
+
+/// [`update_in_place`] with a per-element kernel: `f(outputs, inputs)` maps the M output values
+/// and R input values of one element to its M new output values (an update written once
+/// against [`crate::Lane`] and called with `f32`).
+pub fn map_in_place<const D: usize, const M: usize, const R: usize>(
+    outputs: [Tensor<D>; M],
+    inputs: [&Tensor<D>; R],
+    f: impl Fn([f32; M], [f32; R]) -> [f32; M],
+) -> Result<[Tensor<D>; M], [Tensor<D>; M]> {
+    update_in_place(outputs, inputs, |outs, ins| {
+        let n = outs[0].len();
+        assert!(outs.iter().all(|o| o.len() == n) && ins.iter().all(|i| i.len() == n));
+        for i in 0..n {
+            let new = f(
+                std::array::from_fn(|k| outs[k][i]),
+                std::array::from_fn(|k| ins[k][i]),
+            );
+            for (out, value) in outs.iter_mut().zip(new) {
+                out[i] = value;
+            }
+        }
+    })
+}
+
+/// The sum of every run of `run` consecutive elements of `tensor` (burn's memory order) when it
+/// lives on flex, each summed in order from 0.0: `((0 + x₀) + x₁) + …`. That is the order flex's
+/// `sum_dim` adds the elements of a contiguous axis whose later axes have size 1 (one output per
+/// row, rows added one after another), so the sums equal `sum_dim`'s bit for bit there. Eight runs
+/// are summed side by side, so the additions are independent chains, not one long one.
+pub fn run_sums<const D: usize>(tensor: &Tensor<D>, run: usize) -> Option<Vec<f32>> {
+    if TENSOR_OPS_ONLY.with(std::cell::Cell::get) || !on_flex_f32(tensor) || run == 0 {
+        return None;
+    }
+    let t = contiguous_flex(tensor.clone())?;
+    let x = elements(&t);
+    if !x.len().is_multiple_of(run) {
+        return None;
+    }
+    const SIDE_BY_SIDE: usize = 8;
+    let mut sums = vec![0.0f32; x.len() / run];
+    let mut blocks = sums.chunks_exact_mut(SIDE_BY_SIDE);
+    for (b, out) in (&mut blocks).enumerate() {
+        let rows = &x[b * SIDE_BY_SIDE * run..(b + 1) * SIDE_BY_SIDE * run];
+        let mut acc = [0.0f32; SIDE_BY_SIDE];
+        for i in 0..run {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += rows[k * run + i];
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+    let done = x.len() / run / SIDE_BY_SIDE * SIDE_BY_SIDE;
+    for (k, out) in blocks.into_remainder().iter_mut().enumerate() {
+        let row = &x[(done + k) * run..(done + k + 1) * run];
+        *out = row.iter().fold(0.0f32, |a, v| a + v);
+    }
+    Some(sums)
+}
+
+/// The f32 values of `tensor` in burn's memory order when it lives on flex, else `None`: the
+/// small operands of a fused update (one value per group, a reduction's result), read without
+/// a device round trip.
+pub fn flex_values<const D: usize>(tensor: &Tensor<D>) -> Option<Vec<f32>> {
+    if TENSOR_OPS_ONLY.with(std::cell::Cell::get) || !on_flex_f32(tensor) {
+        return None;
+    }
+    tensor.clone().into_data().try_into_vec::<f32>().ok()
+}
+
+/// Elements `i` of a contiguous tensor belong to group `(i / run) % groups` when the groups are
+/// the indices of one axis (`run` = product of the later dims); calls `f(group, chunk)` for each
+/// run of elements that share a group, in memory order.
+pub fn for_each_group_run(
+    values: &mut [f32],
+    run: usize,
+    groups: usize,
+    mut f: impl FnMut(usize, &mut [f32]),
+) {
+    for (j, chunk) in values.chunks_mut(run.max(1)).enumerate() {
+        f(j % groups.max(1), chunk);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,117 @@
+//! One spelling of an elementwise update, two evaluations: on whole tensors (tensor ops, any
+//! backend) and on single f32 elements (inside one fused pass over memory, [`crate::fused`]).
+//!
+//! An update written once against [`Lane`], say proximal SGD's
+//!
+//! ```text
+//! m ← β·m + (1 − β)·d,   z = w − η·m
+//! ```
+//!
+//! runs as tensor ops when called with tensors and per element when called with `f32`. burn's
+//! CPU backend applies a scalar operand by rounding it to f32 and doing the f32 operation, and
+//! the `f32` impl does exactly that (no fused multiply-add), so both evaluations give the same
+//! bits: the invariant of [`crate::fused`] holds by construction.
+
+use burn::tensor::Tensor;
+use std::ops::{Add, Div, Mul, Sub};
+
+/// The arithmetic an elementwise update may use: the four operations between operands and with
+/// scalars, and a few unary functions, each one rounding step in f32.
+pub trait Lane:
+    Clone + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self>
+{
+    /// `self · s`.
+    fn mul_scalar(self, s: f64) -> Self;
+    /// `self / s`.
+    fn div_scalar(self, s: f64) -> Self;
+    /// `self + s`.
+    fn add_scalar(self, s: f64) -> Self;
+    /// `|self|`.
+    fn abs(self) -> Self;
+    /// `√self`.
+    fn sqrt(self) -> Self;
+}
+
+impl Lane for f32 {
+    #[inline(always)]
+    fn mul_scalar(self, s: f64) -> Self {
+        self * s as f32
+    }
+
+    #[inline(always)]
+    fn div_scalar(self, s: f64) -> Self {
+        self / s as f32
+    }
+
+    #[inline(always)]
+    fn add_scalar(self, s: f64) -> Self {
+        self + s as f32
+    }
+
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f32::abs(self)
+    }
+
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+}
+
+impl<const D: usize> Lane for Tensor<D> {
+    fn mul_scalar(self, s: f64) -> Self {
+        Tensor::mul_scalar(self, s)
+    }
+
+    fn div_scalar(self, s: f64) -> Self {
+        Tensor::div_scalar(self, s)
+    }
+
+    fn add_scalar(self, s: f64) -> Self {
+        Tensor::add_scalar(self, s)
+    }
+
+    fn abs(self) -> Self {
+        Tensor::abs(self)
+    }
+
+    fn sqrt(self) -> Self {
+        Tensor::sqrt(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+    use proptest::prelude::*;
+
+    /// A sample of every operation, written once.
+    fn mix<L: Lane>(a: L, b: L, s: f64) -> L {
+        let x = (a.clone() * b.clone()).mul_scalar(s) + a.clone().div_scalar(s + 1.0);
+        let y = (b.clone() - a.clone()).abs().sqrt().add_scalar(-s);
+        x / (y.abs().add_scalar(1.0)) - b
+    }
+
+    proptest! {
+        /// Evaluated on tensors (flex) and per element, an update gives the same bits.
+        #[test]
+        fn tensor_and_element_evaluations_agree_bit_for_bit(
+            ab in proptest::collection::vec((-1e3f32..1e3, -1e3f32..1e3), 1..32),
+            s in -10.0f64..10.0,
+        ) {
+            let (a, b): (Vec<f32>, Vec<f32>) = ab.into_iter().unzip();
+            let t = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &Device::flex());
+            let tensor: Vec<u32> = mix(t(&a), t(&b), s)
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32")
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+            let element: Vec<u32> = a.iter().zip(&b).map(|(a, b)| mix(*a, *b, s).to_bits()).collect();
+            prop_assert_eq!(tensor, element);
+        }
+    }
+}
