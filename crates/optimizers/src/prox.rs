@@ -79,10 +79,7 @@ impl ProxState {
     /// `B ← decay·B + add`: one step of an accumulated threshold.
     #[must_use]
     pub fn accumulate(self, decay: f64, add: Threshold) -> Self {
-        let (threshold, threshold_weights) = match self.accumulated().scale(decay) + add {
-            Threshold::Scalar(s) => (s, None),
-            Threshold::Tensor(t) => (0.0, Some(t)),
-        };
+        let (threshold, threshold_weights) = (self.accumulated().scale(decay) + add).into_parts();
         Self {
             threshold,
             threshold_weights,
@@ -135,7 +132,14 @@ mod tests {
     fn host(theta: &Threshold) -> Vec<f32> {
         match theta {
             Threshold::Scalar(s) => vec![*s as f32],
-            Threshold::Tensor(t) => t.clone().into_data().try_into_vec_as::<f32>().unwrap(),
+            other => other
+                .clone()
+                .into_parts()
+                .1
+                .expect("per element")
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap(),
         }
     }
 

@@ -20,6 +20,10 @@ pub enum Threshold {
     Scalar(f64),
     /// θ per element.
     Tensor(Tensor<4>),
+    /// θ per element as `t·a₁·a₂⋯` (the factors applied in order, each an f32 `mul_scalar`), kept
+    /// lazy so a fused prox forms θ inside its own pass instead of one pass per factor. What
+    /// [`Threshold::scale`] makes of a per-element θ.
+    Scaled(Tensor<4>, Vec<f64>),
 }
 
 impl Threshold {
@@ -28,12 +32,26 @@ impl Threshold {
     /// θ = 0 (no thresholding).
     pub const ZERO: Threshold = Threshold::Scalar(0.0);
 
-    /// `a·θ`.
+    /// `a·θ` (lazy for a per-element θ: see [`Threshold::Scaled`]).
     #[must_use]
     pub fn scale(self, a: f64) -> Self {
         match self {
             Threshold::Scalar(t) => Threshold::Scalar(a * t),
-            Threshold::Tensor(t) => Threshold::Tensor(t.mul_scalar(a)),
+            Threshold::Tensor(t) => Threshold::Scaled(t, vec![a]),
+            Threshold::Scaled(t, mut factors) => {
+                factors.push(a);
+                Threshold::Scaled(t, factors)
+            }
+        }
+    }
+
+    /// θ as a scalar part and a per-element part (`(0, Some(t))` or `(s, None)`), with every
+    /// pending factor applied as tensor ops.
+    pub fn into_parts(self) -> (f64, Option<Tensor<4>>) {
+        match self {
+            Threshold::Scalar(s) => (s, None),
+            Threshold::Tensor(t) => (0.0, Some(t)),
+            Threshold::Scaled(t, factors) => (0.0, Some(apply_factors(t, &factors))),
         }
     }
 
@@ -41,6 +59,20 @@ impl Threshold {
     pub fn is_zero(&self) -> bool {
         matches!(self, Threshold::Scalar(t) if *t == 0.0)
     }
+
+    /// A per-element θ as `(t, factors)` (none for a plain tensor), or `None` for a scalar.
+    fn per_element(&self) -> Option<(&Tensor<4>, &[f64])> {
+        match self {
+            Threshold::Scalar(_) => None,
+            Threshold::Tensor(t) => Some((t, &[])),
+            Threshold::Scaled(t, factors) => Some((t, factors)),
+        }
+    }
+}
+
+/// `t·a₁·a₂⋯` as tensor ops, one `mul_scalar` per factor in order.
+fn apply_factors(t: Tensor<4>, factors: &[f64]) -> Tensor<4> {
+    factors.iter().fold(t, |t, a| t.mul_scalar(*a))
 }
 
 impl std::ops::Add for Threshold {
@@ -48,11 +80,12 @@ impl std::ops::Add for Threshold {
 
     /// `θ + other`.
     fn add(self, other: Threshold) -> Threshold {
-        match (self, other) {
-            (Threshold::Scalar(a), Threshold::Scalar(b)) => Threshold::Scalar(a + b),
-            (Threshold::Tensor(a), Threshold::Scalar(b))
-            | (Threshold::Scalar(b), Threshold::Tensor(a)) => Threshold::Tensor(a.add_scalar(b)),
-            (Threshold::Tensor(a), Threshold::Tensor(b)) => Threshold::Tensor(a + b),
+        match (self.into_parts(), other.into_parts()) {
+            ((a, None), (b, None)) => Threshold::Scalar(a + b),
+            ((_, Some(t)), (b, None)) | ((b, None), (_, Some(t))) => {
+                Threshold::Tensor(t.add_scalar(b))
+            }
+            ((_, Some(a)), (_, Some(b))) => Threshold::Tensor(a + b),
         }
     }
 }
@@ -70,15 +103,25 @@ pub fn soft_threshold(z: Tensor<4>, theta: &Threshold) -> Tensor<4> {
             })
             .map_or_else(|[z]| z.clone() - z.clamp(-*t, *t), |[z]| z)
         }
-        Threshold::Tensor(t) => {
+        Threshold::Tensor(_) | Threshold::Scaled(..) => {
+            let (t, factors) = theta.per_element().expect("a per-element threshold");
             let t = t.clone().expand(z.shape());
+            let f: Vec<f32> = factors.iter().map(|a| *a as f32).collect();
             fused::update_in_place([z], [&t], |[z], [t]| {
-                z.iter_mut()
-                    .zip(t.iter())
-                    .for_each(|(x, t)| *x = shrink(*x, *t));
+                let pairs = z.iter_mut().zip(t.iter());
+                // The common factor counts spelled out, so the loop vectorises.
+                match f[..] {
+                    [] => pairs.for_each(|(x, t)| *x = shrink(*x, *t)),
+                    [a] => pairs.for_each(|(x, t)| *x = shrink(*x, *t * a)),
+                    [a, b] => pairs.for_each(|(x, t)| *x = shrink(*x, *t * a * b)),
+                    _ => pairs.for_each(|(x, t)| *x = shrink(*x, f.iter().fold(*t, |t, a| t * a))),
+                }
             })
             .map_or_else(
-                |[z]| z.clone() - z.max_pair(t.clone().neg()).min_pair(t),
+                |[z]| {
+                    let t = apply_factors(t, factors);
+                    z.clone() - z.max_pair(t.clone().neg()).min_pair(t)
+                },
                 |[z]| z,
             )
         }
@@ -138,7 +181,10 @@ pub fn group_sum(x: Tensor<4>, layout: Layout) -> (Tensor<4>, usize) {
         Some(axis) => {
             let groups = x.dims()[axis];
             let size = numel / groups.max(1);
+            // A row is one contiguous run that `sum_dim(1)` adds in order only when the two
+            // trailing axes have size 1 (a linear weight's canonical view always does).
             if layout == Layout::Linear
+                && x.dims()[2..] == [1, 1]
                 && let Some(sums) = fused::run_sums(&x, size)
             {
                 let shape = [groups, 1, 1, 1];
@@ -166,8 +212,10 @@ pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> 
     let theta = match theta {
         Threshold::Scalar(t) if *t <= 0.0 => return z,
         Threshold::Scalar(t) => norms.zeros_like().add_scalar(*t),
-        Threshold::Tensor(t) => {
-            let (sum, _) = group_sum(t.clone().expand(z.shape()), layout);
+        Threshold::Tensor(_) | Threshold::Scaled(..) => {
+            let (_, t) = theta.clone().into_parts();
+            let t = t.expect("a per-element threshold");
+            let (sum, _) = group_sum(t.expand(z.shape()), layout);
             sum.div_scalar(size as f64)
         }
     };
@@ -326,6 +374,9 @@ mod tests {
         let t = Threshold::Tensor(t4(&[1.0, 2.0])).scale(2.0) + Threshold::Scalar(1.0);
         let Threshold::Tensor(t) = t else { panic!() };
         assert_eq!(host(t), vec![3.0, 5.0]);
+        let lazy = Threshold::Tensor(t4(&[1.0, 2.0])).scale(2.0).scale(0.5);
+        assert!(matches!(&lazy, Threshold::Scaled(_, f) if f == &[2.0, 0.5]));
+        assert_eq!(host(lazy.into_parts().1.unwrap()), vec![1.0, 2.0]);
     }
 
     proptest! {
@@ -372,6 +423,48 @@ mod tests {
             let (ops, _) = fused::with_tensor_ops(|| group_sum(x, Layout::Linear));
             prop_assert_eq!(size, values.len() / d_in);
             prop_assert_eq!(bits(fused), bits(ops));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every prox of this module gives the same bits with its fused forms on and off, for
+        /// conv, linear and vector layouts, scalar and per-element thresholds (the invariant of
+        /// `sparselab_core::fused`).
+        #[test]
+        fn fused_proxes_equal_tensor_ops_bit_for_bit(
+            (dims, z, d, t) in (1usize..4, 1usize..5, 1usize..3, 1usize..3).prop_flat_map(|(o, c, kh, kw)| {
+                let n = o * c * kh * kw;
+                (
+                    Just([o, c, kh, kw]),
+                    proptest::collection::vec(-2.0f32..2.0, n),
+                    proptest::collection::vec(0.01f32..50.0, n),
+                    proptest::collection::vec(0.0f32..1.0, n),
+                )
+            }),
+            theta in 0.0f64..1.5,
+        ) {
+            let device = Device::flex();
+            let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
+            let bits = |t: Tensor<4>| host(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let per_element = Threshold::Tensor(tensor(&t)).scale(theta).scale(1.7);
+            for layout in [Layout::Conv, Layout::Linear, Layout::Vector] {
+                let all = |z: &Tensor<4>| {
+                    vec![
+                        soft_threshold(z.clone(), &Threshold::Scalar(theta)),
+                        soft_threshold(z.clone(), &per_element),
+                        group_soft_threshold(z.clone(), layout, &Threshold::Scalar(theta)),
+                        group_soft_threshold(z.clone(), layout, &per_element),
+                        group_prox_diagonal(z.clone(), tensor(&d), layout, theta, 5),
+                    ]
+                };
+                let fused = all(&tensor(&z));
+                let ops = fused::with_tensor_ops(|| all(&tensor(&z)));
+                for (i, (a, b)) in fused.into_iter().zip(ops).enumerate() {
+                    prop_assert_eq!(bits(a), bits(b), "{:?} prox {}", layout, i);
+                }
+            }
         }
     }
 
