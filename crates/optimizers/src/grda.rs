@@ -91,6 +91,7 @@ impl SparseOptimizer for Grda {
 
 /// `[z, acc]`: the accumulator `acc ← acc − η·g` and the prox's argument (its value), for whole
 /// tensors or one element ([`Lane`]).
+#[inline(always)]
 fn accumulate<L: Lane>(lr: f64, acc: L, g: L) -> [L; 2] {
     let acc = acc - g.mul_scalar(lr);
     [acc.clone(), acc]

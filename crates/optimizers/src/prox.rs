@@ -110,6 +110,7 @@ impl ProxState {
 /// Exponential moving average `β·v + (1 − β)·d` (`v = 0` initially: the first value is
 /// `(1 − β)·d`), the momentum of the dual-averaging and RMDA-style proximal methods.
 /// Written against [`Lane`]: whole tensors or one element of a fused pass.
+#[inline(always)]
 pub fn ema<L: Lane>(v: Option<L>, d: L, beta: f64) -> L {
     match v {
         Some(v) if beta > 0.0 => v.mul_scalar(beta) + d.mul_scalar(1.0 - beta),

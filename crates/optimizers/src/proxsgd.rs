@@ -83,6 +83,7 @@ impl SparseOptimizer for ProxSgd {
 impl ProxSgd {
     /// `[z, m]`: the new momentum `m ← (1 − ρ)·m + ρ·(g + wd·w)` and the point `z = w − η·m` the
     /// prox maps to the new weights, for whole tensors or one element ([`Lane`]).
+    #[inline(always)]
     fn momentum_step<L: Lane>(&self, lr: f64, w: L, g: L, m: Option<L>) -> [L; 2] {
         let ProxSgdConfig { rho, weight_decay } = self.config;
         let d = if weight_decay > 0.0 {

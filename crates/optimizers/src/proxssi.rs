@@ -104,6 +104,7 @@ impl ProxSsi {
     /// the prox's argument `z = w − η·m̂/D − η·wd·w`, `m̂ = m/(1 − β₁ᵗ)`.
     /// `corrections` = `(1 − β₁ᵗ, 1 − β₂ᵗ)`, computed once per step.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn adam_step<L: Lane>(&self, lr: f64, (c1, c2): (f64, f64), w: L, g: L, m: L, v: L) -> [L; 4] {
         let ProxSsiConfig {
             beta1,

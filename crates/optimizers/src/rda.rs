@@ -68,6 +68,7 @@ impl SparseOptimizer for Rda {
 /// `[z, Σg]`: the gradient sum with this step's gradient `g` added (none: it is already in) and
 /// the point `z = w₀ − scale·Σg` the prox maps to the new weights, for whole tensors or one
 /// element ([`Lane`]).
+#[inline(always)]
 fn dual_step<L: Lane>(scale: f64, initial: L, grad_sum: L, g: Option<L>) -> [L; 2] {
     let sum = match g {
         Some(g) => grad_sum + g,

@@ -100,12 +100,14 @@ impl SparseOptimizer for Rmda {
 
 /// `[dual, z]`: the dual sum `dual ← dual + s·g` and the prox's argument `z = w₀ − dual/β`, for
 /// whole tensors or one element ([`Lane`]).
+#[inline(always)]
 fn dual_step<L: Lane>(s: f64, beta: f64, anchor: L, dual: L, g: L) -> [L; 2] {
     let dual = dual + g.mul_scalar(s);
     [dual.clone(), anchor - dual.div_scalar(beta)]
 }
 
 /// `(1 − c)·w + c·x`: the weights moved a fraction c toward the prox's output x.
+#[inline(always)]
 fn average<L: Lane>(c: f64, w: L, x: L) -> L {
     w.mul_scalar(1.0 - c) + x.mul_scalar(c)
 }

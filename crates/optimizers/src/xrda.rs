@@ -123,6 +123,7 @@ impl Xrda {
     /// ([`Lane`]): `d = g + wd·w`, the velocity `v ← e^{−s/τ}·v + (1 − e^{−s/τ})·d` (`d` itself
     /// when τ = 0; `v` is `None` before the first step), the dual point
     /// `dual ← a·dual + (1 − a)·w − s·v`, and the prox's argument `z` (its value).
+    #[inline(always)]
     fn dual_step<L: Lane>(&self, k: StepScalars, w: L, dual: L, g: L, v: Option<L>) -> [L; 3] {
         let StepScalars { s, a, keep } = k;
         let weight_decay = self.config.weight_decay;
