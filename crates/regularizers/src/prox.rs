@@ -276,7 +276,11 @@ pub fn group_prox_diagonal(
     // Groups with ‖D z‖ ≤ t are exactly zero (their μ is meaningless and may not be finite).
     let removed = dz_norm.lower_equal_elem(t);
     let (run, groups) = group_runs(z.dims(), layout);
-    let host = fused::flex_values(&mu).zip(removed.clone().into_data().try_into_vec::<bool>().ok());
+    // Read back only where the fused form can run (flex), never a device round trip elsewhere.
+    let host = fused::flex_values(&mu).and_then(|mu_host| {
+        let removed_host = removed.clone().into_data().try_into_vec::<bool>().ok()?;
+        Some((mu_host, removed_host))
+    });
     if let Some((mu_host, removed_host)) =
         host.filter(|(m, r)| m.len() == groups && r.len() == groups)
         && let Ok([x]) = fused::update_in_place([dz.clone()], [&d], |[x], [d]| {
