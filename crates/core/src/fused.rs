@@ -192,18 +192,19 @@ pub fn flex_values<const D: usize>(tensor: &Tensor<D>) -> Option<Vec<f32>> {
     tensor.clone().into_data().try_into_vec::<f32>().ok()
 }
 
-/// Elements `i` of a contiguous tensor belong to group `(i / run) % groups` when the groups are
-/// the indices of one axis (`run` = product of the later dims); calls `f(group, chunk)` for each
-/// run of elements that share a group, in memory order.
-pub fn for_each_group_run(
-    values: &mut [f32],
+/// Elements `i` of a contiguous tensor of `len` elements belong to group `(i / run) % groups`
+/// when the groups are the indices of one axis (`run` = product of the later dims): yields
+/// `(group, indices)` for each run of elements that share a group, in memory order.
+pub fn group_ranges(
+    len: usize,
     run: usize,
     groups: usize,
-    mut f: impl FnMut(usize, &mut [f32]),
-) {
-    for (j, chunk) in values.chunks_mut(run.max(1)).enumerate() {
-        f(j % groups.max(1), chunk);
-    }
+) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+    let run = run.max(1);
+    (0..len)
+        .step_by(run)
+        .enumerate()
+        .map(move |(j, start)| (j % groups.max(1), start..(start + run).min(len)))
 }
 
 #[cfg(test)]

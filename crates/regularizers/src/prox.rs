@@ -146,9 +146,9 @@ fn scale_groups(z: Tensor<4>, factor: Tensor<4>, layout: Layout) -> Tensor<4> {
     let (run, groups) = group_runs(dims, layout);
     match fused::flex_values(&factor) {
         Some(f) if f.len() == groups => fused::update_in_place([z], [], |[z], []| {
-            fused::for_each_group_run(z, run, groups, |g, chunk| {
-                chunk.iter_mut().for_each(|x| *x *= f[g]);
-            });
+            for (g, range) in fused::group_ranges(z.len(), run, groups) {
+                z[range].iter_mut().for_each(|x| *x *= f[g]);
+            }
         })
         .map_or_else(|[z]| z * factor, |[z]| z),
         _ => z * factor,
@@ -284,9 +284,8 @@ pub fn group_prox_diagonal(
     if let Some((mu_host, removed_host)) =
         host.filter(|(m, r)| m.len() == groups && r.len() == groups)
         && let Ok([x]) = fused::update_in_place([dz.clone()], [&d], |[x], [d]| {
-            for (j, start) in (0..x.len()).step_by(run).enumerate() {
-                let g = j % groups;
-                for i in start..start + run {
+            for (g, range) in fused::group_ranges(x.len(), run, groups) {
+                for i in range {
                     x[i] = if removed_host[g] {
                         0.0
                     } else {
@@ -315,9 +314,9 @@ fn newton_terms(
     let (run, groups) = group_runs(s.dims(), layout);
     if let Some(mu_host) = fused::flex_values(mu).filter(|m| m.len() == groups)
         && let Ok(terms) = fused::update_in_place(buffers, [s, d], |[a, b], [s, d]| {
-            for (j, start) in (0..s.len()).step_by(run).enumerate() {
-                let mu = mu_host[j % groups];
-                for i in start..start + run {
+            for (g, range) in fused::group_ranges(s.len(), run, groups) {
+                let mu = mu_host[g];
+                for i in range {
                     let inv = 1.0 / (d[i] + mu);
                     a[i] = s[i] * inv * inv;
                     b[i] = a[i] * inv;
