@@ -40,12 +40,13 @@ fn contiguous_flex<const D: usize>(tensor: Tensor<D>) -> Option<FlexTensor> {
     })
 }
 
-/// The elements of a contiguous f32 flex tensor.
-fn elements(t: &FlexTensor) -> &[f32] {
+/// The elements of a contiguous f32 flex tensor (made so by `to_contiguous` or
+/// `contiguous_flex`), in burn's memory order.
+pub fn elements(t: &FlexTensor) -> &[f32] {
     let (start, end) = t
         .layout()
         .contiguous_offsets()
-        .expect("made contiguous by contiguous_flex");
+        .expect("a contiguous flex tensor");
     &t.storage::<f32>()[start..end]
 }
 

@@ -3,10 +3,10 @@
 //! 28×28). Stages for feature taps: each conv block (they are separated by down-sampling) and the
 //! fully connected hidden layers.
 
+use crate::max_pool::max_pool;
 use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
@@ -29,7 +29,6 @@ impl Validate for LeNet5Config {
 pub struct LeNet5 {
     conv1: Conv2d,
     conv2: Conv2d,
-    pool: MaxPool2d,
     fc1: Linear,
     fc2: Linear,
     head: Linear,
@@ -64,7 +63,6 @@ impl Buildable for LeNet5 {
                 .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
                 .init(device),
             conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             fc1: LinearConfig::new(flat, 120).init(device),
             fc2: LinearConfig::new(120, 84).init(device),
             head: LinearConfig::new(84, input.classes).init(device),
@@ -75,8 +73,8 @@ impl Buildable for LeNet5 {
 
 impl Architecture for LeNet5 {
     fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
-        let c1 = self.pool.forward(relu(self.conv1.forward(x)));
-        let c2 = self.pool.forward(relu(self.conv2.forward(c1.clone())));
+        let c1 = max_pool(relu(self.conv1.forward(x)), 2);
+        let c2 = max_pool(relu(self.conv2.forward(c1.clone())), 2);
         let f1 = relu(self.fc1.forward(c2.clone().flatten(1, 3)));
         let f2 = relu(self.fc2.forward(f1.clone()));
         let features = if taps {

@@ -11,6 +11,7 @@
 //! [`registry`].
 
 pub mod lenet5;
+pub mod max_pool;
 pub mod mlp;
 mod model;
 pub mod resmlp;

@@ -1,0 +1,340 @@
+//! Max pooling with a `k×k` window and stride `k` (no padding, floor mode): LeNet-5's pooling.
+//!
+//! ```text
+//! y[n, c, i, j] = max_{0 ≤ p, q < k} x[n, c, k·i + p, k·j + q]
+//! ∂L/∂x[n, c, a, b] = ∂L/∂y[n, c, i, j] if (a, b) is the window's arg max, else 0
+//! ```
+//!
+//! On flex this runs as a sparselab backend extension ([`MaxPoolBackend`]): one pass over the
+//! input forward, and backward one pass that finds each window's arg max again from the input,
+//! so no index tensor is stored. burn-flex's general pooling kernel (any window, stride, padding
+//! and dilation, with 64-bit indices) took 2.6 ms forward and backward for LeNet-5's first pooling
+//! at batch 128 on the project's machine, a fifth of the training step (docs/performance.md).
+//!
+//! **Same bits as burn's `max_pool2d`** by construction, forward and backward: max pooling only
+//! selects values, and the arg max follows burn-flex's rule (the first maximum in row-major
+//! window order; a NaN always wins, the last one in the window), each input position gets at most
+//! one gradient (windows do not overlap), written as `0 + g` like flex's scatter-add into zeros
+//! (so a gradient of −0 arrives as +0 in both). A property test checks values and gradients
+//! against burn's op on inputs full of ties. Other backends (WGPU) and other dtypes use burn's op.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{
+    Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor,
+};
+use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use rayon::prelude::*;
+use sparselab_core::fused::elements;
+
+/// `k×k` max pooling with stride `k` of `x` `[N, C, H, W]`: `[N, C, ⌊H/k⌋, ⌊W/k⌋]`.
+pub fn max_pool(x: Tensor<4>, k: usize) -> Tensor<4> {
+    let on_flex = x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32;
+    if on_flex && k > 0 {
+        Tensor::from_dispatch(<Dispatch as MaxPoolBackend>::max_pool(x.into_dispatch(), k))
+    } else {
+        burn::tensor::module::max_pool2d(x, MaxPoolOptions::new([k, k]).with_stride([k, k]))
+    }
+}
+
+/// The pooling kernels as a backend extension: flex runs them, autodiff differentiates them.
+#[backend_extension(Flex, Autodiff)]
+pub trait MaxPoolBackend: Backend {
+    /// `k×k` max pooling with stride `k`.
+    fn max_pool(x: FloatTensor<Self>, k: usize) -> FloatTensor<Self>;
+    /// The gradient with respect to `x` of [`MaxPoolBackend::max_pool`], given the output's.
+    fn max_pool_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        k: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// Sizes of one pooling: planes `N·C`, input `H×W`, output `⌊H/k⌋×⌊W/k⌋`.
+#[derive(Clone, Copy)]
+struct Plan {
+    planes: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    k: usize,
+}
+
+impl Plan {
+    fn new(x: &FlexTensor, k: usize) -> (Self, [usize; 4]) {
+        let s = x.layout().shape();
+        let [n, c, h, w] = [s[0], s[1], s[2], s[3]];
+        let plan = Self {
+            planes: n * c,
+            h,
+            w,
+            oh: h / k,
+            ow: w / k,
+            k,
+        };
+        (plan, [n, c, h / k, w / k])
+    }
+
+    /// The two input rows under output row `i` of a 2×2 pooling, as far as windows reach.
+    fn row_pair<'a>(&self, plane: &'a [f32], i: usize) -> (&'a [f32], &'a [f32]) {
+        let top = 2 * i * self.w;
+        (
+            &plane[top..][..2 * self.ow],
+            &plane[top + self.w..][..2 * self.ow],
+        )
+    }
+
+    /// Offset in the plane of window `(i, j)`'s arg max, by burn-flex's rule.
+    #[inline(always)]
+    fn arg_max(&self, plane: &[f32], i: usize, j: usize) -> usize {
+        let first = self.k * i * self.w + self.k * j;
+        let (mut best, mut at) = (plane[first], first);
+        for p in 0..self.k {
+            let row = first + p * self.w;
+            for (q, &v) in plane[row..row + self.k].iter().enumerate() {
+                let take = (v > best) | v.is_nan();
+                best = if take { v } else { best };
+                at = if take { row + q } else { at };
+            }
+        }
+        at
+    }
+}
+
+/// The maximum of a 2×2 window `[top left, top right, bottom left, bottom right]` by
+/// [`Plan::arg_max`]'s rule.
+#[inline(always)]
+fn max_of_four(v: [f32; 4]) -> f32 {
+    let mut best = v[0];
+    for &x in &v[1..] {
+        let take = (x > best) | x.is_nan();
+        best = if take { x } else { best };
+    }
+    best
+}
+
+/// Which position of a 2×2 window is its arg max by [`Plan::arg_max`]'s rule, as four 0/1 flags
+/// computed in integer arithmetic (no branch, no select): the last NaN if there is one, else the
+/// first position equal to the maximum (later equal values are not strictly greater; `−0 == +0`,
+/// and the first of them is the maximum).
+#[inline(always)]
+fn arg_max_of_four(v: [f32; 4]) -> [u32; 4] {
+    let m = max_of_four(v);
+    let e = v.map(|x| u32::from(x == m));
+    let n = v.map(|x| u32::from(x.is_nan()));
+    let any_nan = n[0] | n[1] | n[2] | n[3];
+    let last_nan = [
+        n[0] & !(n[1] | n[2] | n[3]),
+        n[1] & !(n[2] | n[3]),
+        n[2] & !n[3],
+        n[3],
+    ];
+    let first_max = [
+        e[0],
+        e[1] & !e[0],
+        e[2] & !(e[0] | e[1]),
+        e[3] & !(e[0] | e[1] | e[2]),
+    ];
+    std::array::from_fn(|p| ((any_nan & last_nan[p]) | (!any_nan & first_max[p])) & 1)
+}
+
+impl MaxPoolBackend for Flex {
+    fn max_pool(x: FlexTensor, k: usize) -> FlexTensor {
+        let x = x.to_contiguous();
+        let (plan, shape) = Plan::new(&x, k);
+        let input = elements(&x);
+        let out_plane = plan.oh * plan.ow;
+        let mut out = vec![0.0f32; plan.planes * out_plane];
+        if out_plane > 0 {
+            out.par_chunks_mut(out_plane)
+                .zip(input.par_chunks(plan.h * plan.w))
+                .for_each(|(y, plane)| {
+                    for (i, y) in y.chunks_exact_mut(plan.ow).enumerate() {
+                        if plan.k == 2 {
+                            let (r0, r1) = plan.row_pair(plane, i);
+                            for ((y, a), b) in
+                                y.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2))
+                            {
+                                *y = max_of_four([a[0], a[1], b[0], b[1]]);
+                            }
+                        } else {
+                            for (j, y) in y.iter_mut().enumerate() {
+                                *y = plane[plan.arg_max(plane, i, j)];
+                            }
+                        }
+                    }
+                });
+        }
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn max_pool_backward(x: FlexTensor, grad: FlexTensor, k: usize) -> FlexTensor {
+        let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
+        let (plan, _) = Plan::new(&x, k);
+        let s = x.layout().shape();
+        let shape = [s[0], s[1], s[2], s[3]];
+        let (input, g) = (elements(&x), elements(&grad));
+        let (in_plane, out_plane) = (plan.h * plan.w, plan.oh * plan.ow);
+        let mut dx = vec![0.0f32; plan.planes * in_plane];
+        if out_plane > 0 {
+            dx.par_chunks_mut(in_plane)
+                .zip(input.par_chunks(in_plane).zip(g.par_chunks(out_plane)))
+                .for_each(|(dx, (plane, g))| {
+                    for (i, g) in g.chunks_exact(plan.ow).enumerate() {
+                        if plan.k == 2 {
+                            // Every position of the window is written (zero off the arg max),
+                            // so the loop has no data-dependent store.
+                            let (d0, d1) = dx[2 * i * plan.w..].split_at_mut(plan.w);
+                            let (r0, r1) = plan.row_pair(plane, i);
+                            let rows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                            let out = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
+                            for ((g, (a, b)), (da, db)) in g.iter().zip(rows).zip(out) {
+                                let at = arg_max_of_four([a[0], a[1], b[0], b[1]]);
+                                // flex scatter-adds into zeros: 0 + g (turns −0 into +0).
+                                let g = (0.0 + g).to_bits();
+                                let to = |p: usize| f32::from_bits(g * at[p]);
+                                (da[0], da[1], db[0], db[1]) = (to(0), to(1), to(2), to(3));
+                            }
+                        } else {
+                            for (j, g) in g.iter().enumerate() {
+                                // flex scatter-adds into zeros: 0 + g (turns −0 into +0).
+                                dx[plan.arg_max(plane, i, j)] = 0.0 + g;
+                            }
+                        }
+                    }
+                });
+        }
+        FlexTensor::from_data(TensorData::new(dx, shape))
+    }
+}
+
+/// Backward step of [`MaxPoolBackend::max_pool`] under autodiff: its state is the input's node
+/// and the window size.
+#[derive(Debug)]
+struct MaxPoolGrad;
+
+impl<B: MaxPoolBackend> Backward<B, 1> for MaxPoolGrad {
+    type State = (NodeId, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, k) = ops.state;
+        if let Some(parent) = parent {
+            let x = cp.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+            grads.register::<B>(parent.id, B::max_pool_backward(x, grad, k));
+        }
+    }
+}
+
+impl<B: MaxPoolBackend, C: CheckpointStrategy> MaxPoolBackend for Autodiff<B, C> {
+    fn max_pool(x: FloatTensor<Self>, k: usize) -> FloatTensor<Self> {
+        match MaxPoolGrad
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&x);
+                prep.finish((state, k), B::max_pool(x.into_primitive(), k))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool(x.into_primitive(), k)),
+        }
+    }
+
+    /// Not differentiated further (second derivatives are not needed).
+    fn max_pool_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        k: usize,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::max_pool_backward(Self::inner(x), Self::inner(grad), k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values with many ties (and ±0, NaN), so the arg-max rule is exercised.
+    fn value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(0.0f32),
+            Just(-0.0f32),
+            Just(1.0f32),
+            Just(-1.0f32),
+            Just(f32::NAN),
+            -2.0f32..2.0,
+        ]
+    }
+
+    /// Pooled values and input gradients (as bits) of `pool` on `x` with upstream gradient `r`.
+    fn run(
+        pool: impl Fn(Tensor<4>) -> Tensor<4>,
+        x: &[f32],
+        dims: [usize; 4],
+        r: &[f32],
+    ) -> (Vec<u32>, Vec<u32>) {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(TensorData::new(x.to_vec(), dims), &device).require_grad();
+        let y = pool(x.clone());
+        let r = Tensor::<4>::from_data(TensorData::new(r.to_vec(), y.dims()), &device);
+        let grads = (y.clone() * r).sum().backward();
+        let bits = |t: Tensor<4>| -> Vec<u32> {
+            let v = t.into_data().try_into_vec::<f32>().expect("f32");
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        let dx = x.grad(&grads).expect("x is tracked");
+        (bits(y.inner()), bits(dx))
+    }
+
+    proptest! {
+        /// Forward values and backward gradients equal burn's `max_pool2d` bit for bit.
+        #[test]
+        fn equals_burns_max_pool_bit_for_bit(
+            (dims, k, x, r) in (1usize..3, 1usize..4, 1usize..9, 1usize..9, 1usize..4)
+                .prop_filter("window fits", |(_, _, h, w, k)| h >= k && w >= k)
+                .prop_flat_map(|(n, c, h, w, k)| {
+                    let out = n * c * (h / k) * (w / k);
+                    (
+                        Just([n, c, h, w]),
+                        Just(k),
+                        proptest::collection::vec(value(), n * c * h * w),
+                        proptest::collection::vec(value().prop_filter("finite", |v| v.is_finite()), out),
+                    )
+                }),
+        ) {
+            let ours = run(|x| max_pool(x, k), &x, dims, &r);
+            let burns = run(
+                |x| burn::tensor::module::max_pool2d(x, MaxPoolOptions::new([k, k]).with_stride([k, k])),
+                &x,
+                dims,
+                &r,
+            );
+            prop_assert_eq!(ours, burns);
+        }
+    }
+
+    /// The extension runs (the test above would also pass if `max_pool` fell back to burn's op).
+    #[test]
+    fn flex_takes_the_extension() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 3.0, 2.0, 0.0], [1, 1, 2, 2]),
+            &device,
+        );
+        let out = <Dispatch as MaxPoolBackend>::max_pool(x.into_dispatch(), 2);
+        let y = Tensor::<4>::from_dispatch(out)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        assert_eq!(y, vec![3.0]);
+    }
+}
