@@ -8,8 +8,9 @@
 //! On flex this runs as a sparselab backend extension ([`MaxPoolBackend`]): one pass over the
 //! input forward, and backward one pass that finds each window's arg max again from the input,
 //! so no index tensor is stored. burn-flex's general pooling kernel (any window, stride, padding
-//! and dilation, with 64-bit indices) took 2.6 ms forward and backward for LeNet-5's first pooling
-//! at batch 128 on the project's machine, a fifth of the training step (docs/performance.md).
+//! and dilation, with 64-bit indices) took 2.2–2.6 ms forward and backward for LeNet-5's first
+//! pooling at batch 128 on the project's machine, about a sixth of the training step; this kernel
+//! 0.64–0.72 ms (docs/performance.md).
 //!
 //! **Same bits as burn's `max_pool2d`** by construction, forward and backward: max pooling only
 //! selects values, and the arg max follows burn-flex's rule (the first maximum in row-major
@@ -34,12 +35,17 @@ use sparselab_core::fused::elements;
 
 /// `k×k` max pooling with stride `k` of `x` `[N, C, H, W]`: `[N, C, ⌊H/k⌋, ⌊W/k⌋]`.
 pub fn max_pool(x: Tensor<4>, k: usize) -> Tensor<4> {
-    let on_flex = x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32;
-    if on_flex && k > 0 {
+    if runs_kernel(&x) && k > 0 {
         Tensor::from_dispatch(<Dispatch as MaxPoolBackend>::max_pool(x.into_dispatch(), k))
     } else {
         burn::tensor::module::max_pool2d(x, MaxPoolOptions::new([k, k]).with_stride([k, k]))
     }
+}
+
+/// Whether [`max_pool`] runs sparselab's kernel on `x` (an f32 tensor on flex, with or without
+/// autodiff) rather than burn's op.
+fn runs_kernel(x: &Tensor<4>) -> bool {
+    x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32
 }
 
 /// The pooling kernels as a backend extension: flex runs them, autodiff differentiates them.
@@ -322,9 +328,13 @@ mod tests {
         }
     }
 
-    /// The extension runs (the test above would also pass if `max_pool` fell back to burn's op).
+    /// Training and evaluation tensors take the kernel (the test above would also pass if
+    /// `max_pool` always fell back to burn's op), and the kernel pools.
     #[test]
     fn flex_takes_the_extension() {
+        let x = |device: &Device| Tensor::<4>::zeros([1, 1, 2, 2], device);
+        assert!(runs_kernel(&x(&Device::flex())));
+        assert!(runs_kernel(&x(&Device::flex().autodiff())));
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::from_data(
             TensorData::new(vec![1.0f32, 3.0, 2.0, 0.0], [1, 1, 2, 2]),
