@@ -1,4 +1,5 @@
-//! Max pooling with a `k×k` window and stride `k` (no padding, floor mode): LeNet-5's pooling.
+//! Max pooling with a `k×k` window and stride `k` (no padding, floor mode): LeNet-5's pooling
+//! (SPEC.md §4).
 //!
 //! ```text
 //! y[n, c, i, j] = max_{0 ≤ p, q < k} x[n, c, k·i + p, k·j + q]
@@ -61,30 +62,40 @@ pub trait MaxPoolBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Sizes of one pooling: planes `N·C`, input `H×W`, output `⌊H/k⌋×⌊W/k⌋`.
+/// One pooling's sizes: input `[N, C, H, W]`, window and stride `k`, output `⌊H/k⌋×⌊W/k⌋`
+/// (computed once: the kernels' inner loops read them).
 #[derive(Clone, Copy)]
 struct Plan {
-    planes: usize,
-    h: usize,
+    shape: [usize; 4],
+    k: usize,
     w: usize,
     oh: usize,
     ow: usize,
-    k: usize,
 }
 
 impl Plan {
-    fn new(x: &FlexTensor, k: usize) -> (Self, [usize; 4]) {
+    fn new(x: &FlexTensor, k: usize) -> Self {
         let s = x.layout().shape();
-        let [n, c, h, w] = [s[0], s[1], s[2], s[3]];
-        let plan = Self {
-            planes: n * c,
-            h,
-            w,
-            oh: h / k,
-            ow: w / k,
+        let shape = [s[0], s[1], s[2], s[3]];
+        Self {
+            shape,
             k,
-        };
-        (plan, [n, c, h / k, w / k])
+            w: shape[3],
+            oh: shape[2] / k,
+            ow: shape[3] / k,
+        }
+    }
+
+    fn in_plane(&self) -> usize {
+        self.shape[2] * self.w
+    }
+
+    fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    fn out_shape(&self) -> [usize; 4] {
+        [self.shape[0], self.shape[1], self.oh, self.ow]
     }
 
     /// The two input rows under output row `i` of a 2×2 pooling, as far as windows reach.
@@ -99,17 +110,64 @@ impl Plan {
     /// Offset in the plane of window `(i, j)`'s arg max, by burn-flex's rule.
     #[inline(always)]
     fn arg_max(&self, plane: &[f32], i: usize, j: usize) -> usize {
-        let first = self.k * i * self.w + self.k * j;
+        let (w, k) = (self.w, self.k);
+        let first = k * i * w + k * j;
         let (mut best, mut at) = (plane[first], first);
-        for p in 0..self.k {
-            let row = first + p * self.w;
-            for (q, &v) in plane[row..row + self.k].iter().enumerate() {
+        for p in 0..k {
+            let row = first + p * w;
+            for (q, &v) in plane[row..row + k].iter().enumerate() {
                 let take = (v > best) | v.is_nan();
                 best = if take { v } else { best };
                 at = if take { row + q } else { at };
             }
         }
         at
+    }
+
+    /// Pools one input plane into `y` (one output plane).
+    #[inline(always)]
+    fn pool_plane(&self, plane: &[f32], y: &mut [f32]) {
+        for (i, y) in y.chunks_exact_mut(self.ow).enumerate() {
+            if self.k == 2 {
+                let (r0, r1) = self.row_pair(plane, i);
+                let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                for (y, (a, b)) in y.iter_mut().zip(windows) {
+                    *y = max_of_four([a[0], a[1], b[0], b[1]]);
+                }
+            } else {
+                for (j, y) in y.iter_mut().enumerate() {
+                    *y = plane[self.arg_max(plane, i, j)];
+                }
+            }
+        }
+    }
+
+    /// Writes into `dx` (zeros, one input plane) the gradient of one plane, given the output
+    /// plane's gradient `g`. flex scatter-adds into zeros, so the arg max gets `0 + g` (−0
+    /// becomes +0).
+    #[inline(always)]
+    fn backward_plane(&self, plane: &[f32], g: &[f32], dx: &mut [f32]) {
+        let w = self.w;
+        for (i, g) in g.chunks_exact(self.ow).enumerate() {
+            if self.k == 2 {
+                // Every position of the window is written (zero off the arg max), so the loop
+                // has no data-dependent store.
+                let (d0, d1) = dx[2 * i * w..].split_at_mut(w);
+                let (r0, r1) = self.row_pair(plane, i);
+                let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                let out = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
+                for ((g, (a, b)), (da, db)) in g.iter().zip(windows).zip(out) {
+                    let at = arg_max_of_four([a[0], a[1], b[0], b[1]]);
+                    let g = (0.0 + g).to_bits();
+                    let to = |p: usize| f32::from_bits(g * at[p]);
+                    (da[0], da[1], db[0], db[1]) = (to(0), to(1), to(2), to(3));
+                }
+            } else {
+                for (j, g) in g.iter().enumerate() {
+                    dx[self.arg_max(plane, i, j)] = 0.0 + g;
+                }
+            }
+        }
     }
 }
 
@@ -153,70 +211,29 @@ fn arg_max_of_four(v: [f32; 4]) -> [u32; 4] {
 impl MaxPoolBackend for Flex {
     fn max_pool(x: FlexTensor, k: usize) -> FlexTensor {
         let x = x.to_contiguous();
-        let (plan, shape) = Plan::new(&x, k);
-        let input = elements(&x);
-        let out_plane = plan.oh * plan.ow;
-        let mut out = vec![0.0f32; plan.planes * out_plane];
+        let plan = Plan::new(&x, k);
+        let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());
+        let mut y = vec![0.0f32; plan.shape[0] * plan.shape[1] * out_plane];
         if out_plane > 0 {
-            out.par_chunks_mut(out_plane)
-                .zip(input.par_chunks(plan.h * plan.w))
-                .for_each(|(y, plane)| {
-                    for (i, y) in y.chunks_exact_mut(plan.ow).enumerate() {
-                        if plan.k == 2 {
-                            let (r0, r1) = plan.row_pair(plane, i);
-                            for ((y, a), b) in
-                                y.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2))
-                            {
-                                *y = max_of_four([a[0], a[1], b[0], b[1]]);
-                            }
-                        } else {
-                            for (j, y) in y.iter_mut().enumerate() {
-                                *y = plane[plan.arg_max(plane, i, j)];
-                            }
-                        }
-                    }
-                });
+            y.par_chunks_mut(out_plane)
+                .zip(elements(&x).par_chunks(in_plane))
+                .for_each(|(y, plane)| plan.pool_plane(plane, y));
         }
-        FlexTensor::from_data(TensorData::new(out, shape))
+        FlexTensor::from_data(TensorData::new(y, plan.out_shape()))
     }
 
     fn max_pool_backward(x: FlexTensor, grad: FlexTensor, k: usize) -> FlexTensor {
         let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
-        let (plan, _) = Plan::new(&x, k);
-        let s = x.layout().shape();
-        let shape = [s[0], s[1], s[2], s[3]];
-        let (input, g) = (elements(&x), elements(&grad));
-        let (in_plane, out_plane) = (plan.h * plan.w, plan.oh * plan.ow);
-        let mut dx = vec![0.0f32; plan.planes * in_plane];
+        let plan = Plan::new(&x, k);
+        let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());
+        let mut dx = vec![0.0f32; plan.shape.iter().product()];
         if out_plane > 0 {
+            let planes = elements(&x).par_chunks(in_plane);
             dx.par_chunks_mut(in_plane)
-                .zip(input.par_chunks(in_plane).zip(g.par_chunks(out_plane)))
-                .for_each(|(dx, (plane, g))| {
-                    for (i, g) in g.chunks_exact(plan.ow).enumerate() {
-                        if plan.k == 2 {
-                            // Every position of the window is written (zero off the arg max),
-                            // so the loop has no data-dependent store.
-                            let (d0, d1) = dx[2 * i * plan.w..].split_at_mut(plan.w);
-                            let (r0, r1) = plan.row_pair(plane, i);
-                            let rows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-                            let out = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
-                            for ((g, (a, b)), (da, db)) in g.iter().zip(rows).zip(out) {
-                                let at = arg_max_of_four([a[0], a[1], b[0], b[1]]);
-                                // flex scatter-adds into zeros: 0 + g (turns −0 into +0).
-                                let g = (0.0 + g).to_bits();
-                                let to = |p: usize| f32::from_bits(g * at[p]);
-                                (da[0], da[1], db[0], db[1]) = (to(0), to(1), to(2), to(3));
-                            }
-                        } else {
-                            for (j, g) in g.iter().enumerate() {
-                                // flex scatter-adds into zeros: 0 + g (turns −0 into +0).
-                                dx[plan.arg_max(plane, i, j)] = 0.0 + g;
-                            }
-                        }
-                    }
-                });
+                .zip(planes.zip(elements(&grad).par_chunks(out_plane)))
+                .for_each(|(dx, (plane, g))| plan.backward_plane(plane, g, dx));
         }
-        FlexTensor::from_data(TensorData::new(dx, shape))
+        FlexTensor::from_data(TensorData::new(dx, plan.shape))
     }
 }
 
