@@ -66,7 +66,8 @@ fn crate_dependencies_point_down() {
 }
 
 /// Architecture Invariant: `core`'s external dependencies are burn, serde (+ serde_json,
-/// serde_path_to_error), thiserror and rand (+ rand_chacha) — the vocabulary every crate shares.
+/// serde_path_to_error), thiserror, rand (+ rand_chacha) and rayon (burn's CPU compute pool) —
+/// the vocabulary every crate shares.
 #[test]
 fn core_depends_only_on_its_vocabulary() {
     let ok = [
@@ -77,6 +78,7 @@ fn core_depends_only_on_its_vocabulary() {
         "thiserror",
         "rand",
         "rand_chacha",
+        "rayon",
     ];
     for dep in dependencies("core") {
         assert!(ok.contains(&dep.as_str()), "core must not depend on {dep}");

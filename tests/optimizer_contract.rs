@@ -8,7 +8,8 @@
 //! - a state reset (the one mechanism behind regrowth) restarts an entry: a zero weight with a
 //!   reset state and a zero gradient stays exactly 0.0;
 //! - its fused forms on flex (`sparselab::core::fused`) give the tensor-op forms' result bit for
-//!   bit, over several steps.
+//!   bit, over several steps (to float rounding where the optimiser declares that choice,
+//!   `FUSED_BITS_EXACT = false`).
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
@@ -151,7 +152,7 @@ fn a_state_record_round_trip_resumes_bit_identically() {
 
 /// The fused forms an optimiser and its prox take on flex compute what their tensor-op forms
 /// compute, bit for bit (the invariant of `sparselab::core::fused`), so the speed-up never moves
-/// a result.
+/// a result; an optimiser that declares `FUSED_BITS_EXACT = false` agrees to float rounding.
 #[test]
 fn fused_forms_equal_tensor_op_forms_bit_for_bit() {
     let d = Device::flex().autodiff();
@@ -173,7 +174,27 @@ fn fused_forms_equal_tensor_op_forms_bit_for_bit() {
         let ops = sparselab::core::fused::with_tensor_ops(|| {
             run(&mut build(&o, r.as_deref(), &table).optim, m0, 0..4, &d)
         });
-        assert_eq!(bits(&fused), bits(&ops), "{o} {r:?}");
+        let exact = sparselab::optimizers::registry()
+            .build(&json!({ "name": o }))
+            .unwrap()
+            .value
+            .fused_bits_exact();
+        if exact {
+            assert_eq!(bits(&fused), bits(&ops), "{o} {r:?}");
+        } else {
+            let (a, b) = (values(&fused, |_| true), values(&ops, |_| true));
+            for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * y.abs().max(1e-3),
+                    "{o} {r:?}: {x} vs {y}"
+                );
+            }
+            assert_ne!(
+                bits(&fused),
+                vec![Vec::<u32>::new()],
+                "{o}: values compared"
+            );
+        }
     }
 }
 

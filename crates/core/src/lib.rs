@@ -11,19 +11,24 @@
 //!   the allowed values.
 //! - [`registry`]: name → constructor tables, so adding a method is one file plus one line.
 //! - [`fused`] and [`lane`]: elementwise updates written once, run as one pass in place on the
-//!   CPU backend and as tensor ops elsewhere, with the same bits.
+//!   CPU backend and as tensor ops elsewhere, with the same bits; [`units`]: per-unit sums and
+//!   maxima for such updates, added in the CPU backend's order; [`powf`]: `x^e` for a slice,
+//!   vectorised.
 //! - [`rng`]: the seeded random generator every crate uses for reproducible runs.
 
 pub mod config;
 pub mod fused;
 pub mod lane;
 pub mod param;
+pub mod powf;
 pub mod registry;
 pub mod rng;
+pub mod units;
 pub mod weight;
 
 pub use config::{ConfigError, Validate};
 pub use lane::Lane;
 pub use param::{ParamInfo, ParamRole, ParamTable, WeightKind};
 pub use registry::{Entry, FromConfig, Registry, Resolved};
+pub use units::Units;
 pub use weight::{Layout, Weight};

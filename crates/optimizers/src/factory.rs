@@ -24,6 +24,10 @@ pub trait SparseOptimizer: Optimizer {
     /// Whether the optimiser treats every change of the learning rate as the start of a new
     /// stage (RMDA's restarts): such optimisers need a piecewise-constant schedule.
     const STAGED: bool = false;
+    /// Whether the in-place form the update takes on the CPU backend gives its tensor-op form's
+    /// bits (`sparselab_core::fused`'s invariant). `false` only for a documented choice that
+    /// trades that for speed, where the two agree to float rounding (LpSGD's vectorised powers).
+    const FUSED_BITS_EXACT: bool = true;
 
     /// The optimiser for parameters `regularizer` acts on (`None`: its plain update).
     fn new(config: &Self::Config, regularizer: Option<Arc<dyn Regularizer>>) -> Self;
@@ -76,6 +80,9 @@ pub trait OptimizerFactory: Send + Sync {
     /// See [`SparseOptimizer::STAGED`].
     fn staged(&self) -> bool;
 
+    /// See [`SparseOptimizer::FUSED_BITS_EXACT`].
+    fn fused_bits_exact(&self) -> bool;
+
     /// A `ModuleOptimizer` for a model described by `params`: parameters the regularizer acts
     /// on take the update with the prox, all others the plain update. Every parameter gets its
     /// own instance, wrapped in [`Resettable`], so the returned [`StateResets`] can reset the
@@ -125,6 +132,10 @@ impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
 
     fn staged(&self) -> bool {
         O::STAGED
+    }
+
+    fn fused_bits_exact(&self) -> bool {
+        O::FUSED_BITS_EXACT
     }
 
     fn rejects(&self, regularizer: &dyn Regularizer) -> Option<String> {

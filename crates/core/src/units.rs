@@ -1,0 +1,264 @@
+//! Per-unit reductions of a weight's elements on the host, in the order burn's CPU backend adds
+//! them, for fused updates that need a norm per output unit (LpSGD's sphere, SPEC §1.2).
+//!
+//! [`crate::Weight::sum_except`]`(x, keep)` sums a rank-4 weight view over every axis but `keep`,
+//! one axis at a time in increasing order (`sum_dim`). flex adds the entries of a first or middle
+//! axis one after another from 0.0 (a scatter-add of rows), and those of the last axis with SIMD
+//! lanes; a last axis shorter than the narrowest SIMD width flex dispatches to (4 lanes of f32:
+//! SSE, NEON, WASM) it also adds one after another from 0.0. [`Units::sums`] repeats exactly
+//! that, so its sums equal the tensor-op form's bit for bit whenever [`Units::exact`] holds: for
+//! every linear weight (last axis of size 1) and conv weights with kernels narrower than 4. A
+//! maximum does not depend on the order, so [`Units::max_abs`] is exact for every shape (for
+//! inputs without NaN, whose propagation rules differ).
+
+use rayon::prelude::*;
+
+/// The narrowest f32 SIMD width flex's kernels run with.
+const NARROWEST_LANES: usize = 4;
+
+/// The fewest elements [`Units::par_for_each_mut`] gives one task (a piece smaller than this
+/// costs more to hand over than to compute).
+pub const PIECE: usize = 8192;
+
+/// The units of a rank-4 weight view: the indices of axis `keep`, each owning every element
+/// with that index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Units {
+    dims: [usize; 4],
+    keep: usize,
+}
+
+impl Units {
+    /// The units along axis `keep` of a `dims` view.
+    pub fn new(dims: [usize; 4], keep: usize) -> Self {
+        assert!(keep < 4, "axis {keep} of a rank-4 view");
+        Self { dims, keep }
+    }
+
+    /// How many units there are.
+    pub fn count(&self) -> usize {
+        self.dims[self.keep]
+    }
+
+    /// How many elements the view has.
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Whether the view has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`Units::sums`] adds in flex's order: the last axis is kept or shorter than the
+    /// narrowest SIMD width.
+    pub fn exact(&self) -> bool {
+        self.keep == 3 || self.dims[3] < NARROWEST_LANES
+    }
+
+    /// How many consecutive elements share a unit (the product of the axes after `keep`).
+    fn run(&self) -> usize {
+        self.dims[self.keep + 1..].iter().product()
+    }
+
+    /// Calls `f(start, piece)` on rayon's current pool for pieces of `out` (one value per
+    /// element) that start at element `start` and hold whole unit runs (whole rows of units when
+    /// each unit holds one element per row), at least [`PIECE`] elements each: how the work is cut
+    /// does not depend on how many threads run it.
+    pub fn par_pieces(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+        assert_eq!(out.len(), self.len(), "one value per element");
+        let (run, count) = (self.run(), self.count());
+        if out.is_empty() {
+            return;
+        }
+        let whole = if run == 1 { count } else { run };
+        let piece = PIECE.div_ceil(whole) * whole;
+        out.par_chunks_mut(piece)
+            .enumerate()
+            .for_each(|(i, values)| f(i * piece, values));
+    }
+
+    /// Calls `f(x, y, value)` for every element of a piece of [`Units::par_pieces`] that starts
+    /// at element `start`: `x` is its entry of `piece`, `y` its entry of `other` (the same
+    /// elements of another array), `value` its unit's entry of `per_unit`. Plain zipped loops over
+    /// rows or runs, without index arithmetic, so the compiler can vectorise `f`.
+    #[inline]
+    pub fn with_units(
+        &self,
+        start: usize,
+        piece: &mut [f32],
+        other: &[f32],
+        per_unit: &[f32],
+        mut f: impl FnMut(&mut f32, f32, f32),
+    ) {
+        assert_eq!(piece.len(), other.len(), "one value per element");
+        let (run, count) = (self.run(), self.count());
+        if run == 1 {
+            debug_assert_eq!(start % count, 0, "pieces hold whole rows");
+            for (row, others) in piece.chunks_mut(count).zip(other.chunks(count)) {
+                for ((x, y), v) in row.iter_mut().zip(others).zip(per_unit) {
+                    f(x, *y, *v);
+                }
+            }
+        } else {
+            let runs = piece.chunks_mut(run).zip(other.chunks(run));
+            for (r, (values, others)) in runs.enumerate() {
+                let v = per_unit[(start / run + r) % count];
+                for (x, y) in values.iter_mut().zip(others) {
+                    f(x, *y, v);
+                }
+            }
+        }
+    }
+
+    /// Calls `f(element, unit)` for every element, in memory order.
+    #[inline]
+    pub fn for_each(&self, mut f: impl FnMut(usize, usize)) {
+        let run = self.run();
+        let block = self.count() * run;
+        if block == 0 {
+            return;
+        }
+        for start in (0..self.len()).step_by(block) {
+            if run == 1 {
+                for (unit, e) in (start..start + block).enumerate() {
+                    f(e, unit);
+                }
+            } else {
+                for (unit, first) in (start..start + block).step_by(run).enumerate() {
+                    for e in first..first + run {
+                        f(e, unit);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sum of each unit's `values` (memory order), the axes added one at a time in increasing
+    /// order, each one after another from 0.0: flex's `sum_dim` order where [`Units::exact`].
+    pub fn sums(&self, values: &[f32]) -> Vec<f32> {
+        assert_eq!(values.len(), self.len(), "one value per element");
+        if values.is_empty() {
+            return vec![0.0; self.count()];
+        }
+        let mut dims = self.dims;
+        let mut current: Option<Vec<f32>> = None;
+        for axis in (0..4).filter(|&a| a != self.keep) {
+            let rows = dims[axis];
+            let inner = dims[axis + 1..].iter().product::<usize>().max(1);
+            let outer: usize = dims[..axis].iter().product();
+            let mut next = vec![0.0f32; outer * inner];
+            let from = current.as_deref().unwrap_or(values);
+            for (dst, block) in next
+                .chunks_exact_mut(inner)
+                .zip(from.chunks_exact(rows * inner))
+            {
+                for row in block.chunks_exact(inner) {
+                    for (d, x) in dst.iter_mut().zip(row) {
+                        *d += x;
+                    }
+                }
+            }
+            current = Some(next);
+            dims[axis] = 1;
+        }
+        current.unwrap_or_else(|| values.to_vec())
+    }
+
+    /// The largest `|x|` of each unit (NaN if it has one).
+    pub fn max_abs(&self, x: &[f32]) -> Vec<f32> {
+        assert_eq!(x.len(), self.len(), "one value per element");
+        let larger = |m: f32, v: f32| {
+            let a = v.abs();
+            if a > m || a.is_nan() { a } else { m }
+        };
+        let (run, count) = (self.run(), self.count());
+        let mut max = vec![0.0f32; count];
+        if run == 1 {
+            for row in x.chunks(count.max(1)) {
+                for (m, v) in max.iter_mut().zip(row) {
+                    *m = larger(*m, *v);
+                }
+            }
+        } else if run > 0 {
+            for (r, values) in x.chunks(run).enumerate() {
+                let m = &mut max[r % count];
+                *m = values.iter().fold(*m, |m, v| larger(m, *v));
+            }
+        }
+        max
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Weight;
+    use burn::tensor::{Device, Tensor, TensorData};
+    use proptest::prelude::*;
+
+    fn view(values: &[f32], dims: [usize; 4]) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(values.to_vec(), dims), &Device::flex())
+    }
+
+    fn host(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().try_into_vec::<f32>().expect("f32")
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// A linear view `[d_in, d_out, 1, 1]` or a conv view `[o, c, k, k]`, and its unit axis.
+    fn shape() -> impl Strategy<Value = ([usize; 4], usize)> {
+        prop_oneof![
+            (1usize..40, 1usize..12).prop_map(|(i, o)| ([i, o, 1, 1], 1)),
+            (1usize..6, 1usize..9, 1usize..6).prop_map(|(o, c, k)| ([o, c, k, k], 0)),
+        ]
+    }
+
+    fn values(dims: [usize; 4]) -> impl Strategy<Value = Vec<f32>> {
+        proptest::collection::vec(
+            prop_oneof![Just(0.0f32), Just(-0.0), -1e4f32..1e4],
+            dims.iter().product::<usize>(),
+        )
+    }
+
+    proptest! {
+        /// Where `exact` holds, the sums are `Weight::sum_except`'s bits; the maxima always.
+        #[test]
+        fn sums_and_maxima_equal_flex_bit_for_bit(
+            (dims, keep, x) in shape().prop_flat_map(|(d, k)| (Just(d), Just(k), values(d))),
+        ) {
+            let units = Units::new(dims, keep);
+            let max = host(
+                (0..4)
+                    .filter(|&a| a != keep)
+                    .fold(view(&x, dims).abs(), |acc, axis| acc.max_dim(axis)),
+            );
+            prop_assert_eq!(bits(&units.max_abs(&x)), bits(&max));
+            let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+            let flex = host(Weight::sum_except(view(&abs, dims), keep));
+            if units.exact() {
+                prop_assert_eq!(bits(&units.sums(&abs)), bits(&flex));
+            }
+            // Any order gives nearly the same sums.
+            for (a, b) in units.sums(&abs).iter().zip(&flex) {
+                prop_assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{} vs {}", a, b);
+            }
+        }
+    }
+
+    /// `for_each` visits every element once, in memory order, with the index along `keep`.
+    #[test]
+    fn for_each_names_each_elements_unit() {
+        let mut seen = Vec::new();
+        Units::new([2, 3, 1, 2], 1).for_each(|e, u| seen.push((e, u)));
+        let units: Vec<usize> = seen.iter().map(|&(_, u)| u).collect();
+        assert_eq!(units, vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]);
+        assert!(seen.iter().enumerate().all(|(i, &(e, _))| i == e));
+        assert!(Units::new([4, 3, 1, 1], 1).exact());
+        assert!(Units::new([4, 3, 3, 3], 0).exact());
+        assert!(!Units::new([4, 3, 5, 5], 0).exact());
+    }
+}
