@@ -151,8 +151,8 @@ pub fn map_in_place<const D: usize, const M: usize, const R: usize>(
 /// The sum of every run of `run` consecutive elements of `tensor` (burn's memory order) when it
 /// lives on flex, each summed in order from 0.0: `((0 + x₀) + x₁) + …`. That is the order flex's
 /// `sum_dim` adds the elements of a contiguous axis whose later axes have size 1 (one output per
-/// row, rows added one after another), so the sums equal `sum_dim`'s bit for bit there. Eight runs
-/// are summed side by side, so the additions are independent chains, not one long one.
+/// row, rows added one after another), so the sums equal `sum_dim`'s bit for bit there
+/// ([`crate::units::sum_runs`]).
 pub fn run_sums<const D: usize>(tensor: &Tensor<D>, run: usize) -> Option<Vec<f32>> {
     if TENSOR_OPS_ONLY.with(std::cell::Cell::get) || !on_flex_f32(tensor) || run == 0 {
         return None;
@@ -162,24 +162,8 @@ pub fn run_sums<const D: usize>(tensor: &Tensor<D>, run: usize) -> Option<Vec<f3
     if !x.len().is_multiple_of(run) {
         return None;
     }
-    const SIDE_BY_SIDE: usize = 8;
     let mut sums = vec![0.0f32; x.len() / run];
-    let mut blocks = sums.chunks_exact_mut(SIDE_BY_SIDE);
-    for (b, out) in (&mut blocks).enumerate() {
-        let rows = &x[b * SIDE_BY_SIDE * run..(b + 1) * SIDE_BY_SIDE * run];
-        let mut acc = [0.0f32; SIDE_BY_SIDE];
-        for i in 0..run {
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a += rows[k * run + i];
-            }
-        }
-        out.copy_from_slice(&acc);
-    }
-    let done = x.len() / run / SIDE_BY_SIDE * SIDE_BY_SIDE;
-    for (k, out) in blocks.into_remainder().iter_mut().enumerate() {
-        let row = &x[(done + k) * run..(done + k + 1) * run];
-        *out = row.iter().fold(0.0f32, |a, v| a + v);
-    }
+    crate::units::sum_runs(x, run, &mut sums);
     Some(sums)
 }
 

@@ -111,6 +111,15 @@ impl Units {
         }
     }
 
+    /// The runs of consecutive elements that share a unit, in memory order: `(unit, range)`.
+    pub fn runs(&self) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+        let (run, count) = (self.run().max(1), self.count().max(1));
+        (0..self.len())
+            .step_by(run)
+            .enumerate()
+            .map(move |(r, start)| (r % count, start..start + run))
+    }
+
     /// Calls `f(element, unit)` for every element, in memory order.
     #[inline]
     pub fn for_each(&self, mut f: impl FnMut(usize, usize)) {
@@ -149,13 +158,17 @@ impl Units {
             let outer: usize = dims[..axis].iter().product();
             let mut next = vec![0.0f32; outer * inner];
             let from = current.as_deref().unwrap_or(values);
-            for (dst, block) in next
-                .chunks_exact_mut(inner)
-                .zip(from.chunks_exact(rows * inner))
-            {
-                for row in block.chunks_exact(inner) {
-                    for (d, x) in dst.iter_mut().zip(row) {
-                        *d += x;
+            if inner == 1 {
+                sum_runs(from, rows, &mut next);
+            } else {
+                let blocks = next
+                    .chunks_exact_mut(inner)
+                    .zip(from.chunks_exact(rows * inner));
+                for (dst, block) in blocks {
+                    for row in block.chunks_exact(inner) {
+                        for (d, x) in dst.iter_mut().zip(row) {
+                            *d += x;
+                        }
                     }
                 }
             }
@@ -187,6 +200,30 @@ impl Units {
             }
         }
         max
+    }
+}
+
+/// `sums[k] = ((0 + x[k·run]) + x[k·run + 1]) + …`: each run of `run` consecutive values added in
+/// order from 0.0 (flex's order for an axis whose later axes have size 1). Eight runs are summed
+/// side by side, so the additions form independent chains, not one long one.
+pub fn sum_runs(x: &[f32], run: usize, sums: &mut [f32]) {
+    const SIDE_BY_SIDE: usize = 8;
+    assert_eq!(x.len(), run * sums.len(), "one sum per run");
+    let done = sums.len() / SIDE_BY_SIDE * SIDE_BY_SIDE;
+    let mut blocks = sums.chunks_exact_mut(SIDE_BY_SIDE);
+    for (b, out) in (&mut blocks).enumerate() {
+        let rows = &x[b * SIDE_BY_SIDE * run..(b + 1) * SIDE_BY_SIDE * run];
+        let mut acc = [0.0f32; SIDE_BY_SIDE];
+        for i in 0..run {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += rows[k * run + i];
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+    for (k, out) in blocks.into_remainder().iter_mut().enumerate() {
+        let row = &x[(done + k) * run..(done + k + 1) * run];
+        *out = row.iter().fold(0.0f32, |a, v| a + v);
     }
 }
 

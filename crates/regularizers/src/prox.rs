@@ -7,6 +7,7 @@
 //! ([`Threshold`]), which is how reweighted and accumulated (dual-averaging) thresholds are
 //! expressed. [`group_prox_diagonal`] solves the group prox in a diagonal metric (ProxSSI).
 
+use crate::group_prox_fused::group_prox_diagonal_in_place;
 use burn::tensor::{Tensor, TensorData};
 use sparselab_core::{Layout, Weight, fused};
 
@@ -166,7 +167,7 @@ fn group_runs(dims: [usize; 4], layout: Layout) -> (usize, usize) {
 
 /// Floor of denominators: representable in f32 (f64::MIN_POSITIVE is not: it rounds to 0 and
 /// turns the scale of an all-zero group into 0/0).
-const TINY: f64 = 1e-30;
+pub(crate) const TINY: f64 = 1e-30;
 
 /// Groups of a weight for the group lasso: one per input unit (SPEC.md §1.4: a conv's input
 /// channel `W[:, c, :, :]`, a linear layer's input neuron). Returns `(sum over each group of
@@ -237,6 +238,9 @@ pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> 
 /// a constant metric, `μ₀ = t·d̄/(‖D_g z_g‖ − t)` with `d̄ = ‖D_g z_g‖/‖z_g‖`, so a few steps
 /// suffice. With `s_i = (d_i z_i)²`: `‖x‖² = Σ s_i/(d_i + μ)²`,
 /// `f'(μ) = ‖x‖ − μ·Σ s_i/(d_i + μ)³ / ‖x‖`.
+///
+/// On flex the whole solve runs on the host ([`crate::group_prox_fused`]), bit for bit these
+/// tensor ops.
 pub fn group_prox_diagonal(
     z: Tensor<4>,
     d: Tensor<4>,
@@ -247,6 +251,10 @@ pub fn group_prox_diagonal(
     if theta <= 0.0 {
         return z;
     }
+    let z = match group_prox_diagonal_in_place(z, &d, layout, theta, iterations) {
+        Ok(x) => return x,
+        Err(z) => z,
+    };
     let dz = d.clone() * z.clone();
     let s = dz.clone() * dz.clone();
     let (dz_sq, size) = group_sum(s.clone(), layout);
