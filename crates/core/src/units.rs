@@ -16,7 +16,7 @@ use rayon::prelude::*;
 /// The narrowest f32 SIMD width flex's kernels run with.
 const NARROWEST_LANES: usize = 4;
 
-/// The fewest elements [`Units::par_for_each_mut`] gives one task (a piece smaller than this
+/// The fewest elements [`Units::par_pieces`] gives one task (a piece smaller than this
 /// costs more to hand over than to compute).
 pub const PIECE: usize = 8192;
 
@@ -118,29 +118,6 @@ impl Units {
             .step_by(run)
             .enumerate()
             .map(move |(r, start)| (r % count, start..start + run))
-    }
-
-    /// Calls `f(element, unit)` for every element, in memory order.
-    #[inline]
-    pub fn for_each(&self, mut f: impl FnMut(usize, usize)) {
-        let run = self.run();
-        let block = self.count() * run;
-        if block == 0 {
-            return;
-        }
-        for start in (0..self.len()).step_by(block) {
-            if run == 1 {
-                for (unit, e) in (start..start + block).enumerate() {
-                    f(e, unit);
-                }
-            } else {
-                for (unit, first) in (start..start + block).step_by(run).enumerate() {
-                    for e in first..first + run {
-                        f(e, unit);
-                    }
-                }
-            }
-        }
     }
 
     /// The sum of each unit's `values` (memory order), the axes added one at a time in increasing
@@ -286,14 +263,36 @@ mod tests {
         }
     }
 
-    /// `for_each` visits every element once, in memory order, with the index along `keep`.
+    /// `runs` visits every element once, in memory order, with its index along `keep`; and
+    /// `with_units` hands each element of a piece (starting at a run boundary) its unit's value.
     #[test]
-    fn for_each_names_each_elements_unit() {
-        let mut seen = Vec::new();
-        Units::new([2, 3, 1, 2], 1).for_each(|e, u| seen.push((e, u)));
-        let units: Vec<usize> = seen.iter().map(|&(_, u)| u).collect();
-        assert_eq!(units, vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]);
-        assert!(seen.iter().enumerate().all(|(i, &(e, _))| i == e));
+    fn runs_and_with_units_name_each_elements_unit() {
+        let units_of = |units: Units| -> Vec<usize> {
+            let mut seen = Vec::new();
+            for (u, range) in units.runs() {
+                assert_eq!(range.start, seen.len());
+                seen.extend(range.map(|_| u));
+            }
+            seen
+        };
+        let linear = Units::new([2, 3, 1, 1], 1);
+        assert_eq!(units_of(linear), vec![0, 1, 2, 0, 1, 2]);
+        let filters = Units::new([3, 2, 1, 2], 0);
+        assert_eq!(units_of(filters), vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+        let channels = Units::new([2, 3, 1, 2], 1);
+        assert_eq!(units_of(channels), vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]);
+        // A piece from element 4 on (a run boundary of each view): values 10·unit, others 1..
+        for (units, start) in [(linear, 3), (filters, 4), (channels, 4)] {
+            let all = units_of(units);
+            let per_unit: Vec<f32> = (0..units.count()).map(|u| 10.0 * u as f32).collect();
+            let mut piece = vec![0.0f32; units.len() - start];
+            let other: Vec<f32> = (0..piece.len()).map(|i| i as f32).collect();
+            units.with_units(start, &mut piece, &other, &per_unit, |x, y, v| *x = v + y);
+            let want: Vec<f32> = (0..piece.len())
+                .map(|i| 10.0 * all[start + i] as f32 + i as f32)
+                .collect();
+            assert_eq!(piece, want, "{units:?} from {start}");
+        }
         assert!(Units::new([4, 3, 1, 1], 1).exact());
         assert!(Units::new([4, 3, 3, 3], 0).exact());
         assert!(!Units::new([4, 3, 5, 5], 0).exact());
