@@ -246,6 +246,49 @@ pub fn project(w: Tensor<4>, p: f64, unit: usize) -> Tensor<4> {
     w.div(norm.clamp_min(fused::TINY))
 }
 
+impl Optimizer for LpSgd {
+    type State<const D: usize> = SgdState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let Some(p) = self.p else {
+            return self.free.step(lr, tensor, grad, state);
+        };
+        let step = fused::SphereStep {
+            p,
+            momentum: self.momentum,
+            lr,
+            first: state.is_none(),
+        };
+        let operands = Operands {
+            tensor,
+            grad,
+            velocity: state.and_then(|s| s.velocity),
+        };
+        let (next, velocity) = match Self::sphere_step_fused(&step, operands) {
+            Ok(done) => done,
+            Err(back) => {
+                let Operands {
+                    tensor,
+                    grad,
+                    velocity,
+                } = *back;
+                Self::sphere_step_tensors(&step, tensor, grad, velocity)
+            }
+        };
+        (next, Some(SgdState { velocity }))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        Sgd::to_device(state, device)
+    }
+}
+
 impl LpSgd {
     /// The sphere step as tensor ops (any backend): the reference of [`fused`].
     fn sphere_step_tensors<const D: usize>(
@@ -321,49 +364,6 @@ struct Operands<const D: usize> {
     tensor: Tensor<D>,
     grad: Tensor<D>,
     velocity: Option<Tensor<D>>,
-}
-
-impl Optimizer for LpSgd {
-    type State<const D: usize> = SgdState<D>;
-
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        tensor: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let Some(p) = self.p else {
-            return self.free.step(lr, tensor, grad, state);
-        };
-        let step = fused::SphereStep {
-            p,
-            momentum: self.momentum,
-            lr,
-            first: state.is_none(),
-        };
-        let operands = Operands {
-            tensor,
-            grad,
-            velocity: state.and_then(|s| s.velocity),
-        };
-        let (next, velocity) = match Self::sphere_step_fused(&step, operands) {
-            Ok(done) => done,
-            Err(back) => {
-                let Operands {
-                    tensor,
-                    grad,
-                    velocity,
-                } = *back;
-                Self::sphere_step_tensors(&step, tensor, grad, velocity)
-            }
-        };
-        (next, Some(SgdState { velocity }))
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        Sgd::to_device(state, device)
-    }
 }
 
 #[cfg(test)]
