@@ -17,7 +17,8 @@
 //! libm's `powf` promises less (0.82 ulp), so the two differ in rare values: code that switches
 //! from one to the other moves a training run by float rounding.
 //!
-//! An integral `e` of 0, 1 or 2 is computed as `1`, `x`, `x·x`, like [`crate::Lane::powf`].
+//! An integral `e` of 0, ±1 or ±2 is computed by [`crate::Lane::powf`] (by multiplication and
+//! division, as burn's CPU backend computes it).
 //! Special values: `0^e` is 0 (`e > 0`), 1 or ∞; `∞^e` is ∞ (`e > 0`), 1 or 0; NaN stays NaN; a
 //! negative `x` gives NaN (callers pass magnitudes).
 //!
@@ -29,12 +30,8 @@ use std::f64::consts::{LN_2, SQRT_2};
 /// `x ← x^e` for every value of `xs` (non-negative or NaN).
 pub fn powf_in_place(xs: &mut [f32], e: f64) {
     let whole = e as i64;
-    if whole as f64 == e && (0..=2).contains(&whole) {
-        match whole {
-            0 => xs.iter_mut().for_each(|x| *x = 1.0),
-            1 => {}
-            _ => xs.iter_mut().for_each(|x| *x = *x * *x),
-        }
+    if whole as f64 == e && (-2..=2).contains(&whole) {
+        xs.iter_mut().for_each(|x| *x = crate::Lane::powf(*x, e));
         return;
     }
     let e = f64::from(e as f32);

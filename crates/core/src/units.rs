@@ -1,5 +1,6 @@
 //! Per-unit reductions of a weight's elements on the host, in the order burn's CPU backend adds
-//! them, for fused updates that need a norm per output unit (LpSGD's sphere, SPEC §1.2).
+//! them, for fused updates that need a sum per unit: LpSGD's norm per output unit (SPEC §1.2)
+//! and the group lasso's sums per input unit in ProxSSI's metric prox (SPEC §1.4).
 //!
 //! [`crate::Weight::sum_except`]`(x, keep)` sums a rank-4 weight view over every axis but `keep`,
 //! one axis at a time in increasing order (`sum_dim`). flex adds the entries of a first or middle
@@ -111,13 +112,10 @@ impl Units {
         }
     }
 
-    /// The runs of consecutive elements that share a unit, in memory order: `(unit, range)`.
+    /// The runs of consecutive elements that share a unit, in memory order: `(unit, range)`
+    /// ([`crate::fused::group_ranges`] with this view's run and unit count).
     pub fn runs(&self) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
-        let (run, count) = (self.run().max(1), self.count().max(1));
-        (0..self.len())
-            .step_by(run)
-            .enumerate()
-            .map(move |(r, start)| (r % count, start..start + run))
+        crate::fused::group_ranges(self.len(), self.run(), self.count())
     }
 
     /// The sum of each unit's `values` (memory order), the axes added one at a time in increasing
