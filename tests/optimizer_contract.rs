@@ -153,6 +153,8 @@ fn a_state_record_round_trip_resumes_bit_identically() {
 /// The fused forms an optimiser and its prox take on flex compute what their tensor-op forms
 /// compute, bit for bit (the invariant of `sparselab::core::fused`), so the speed-up never moves
 /// a result; an optimiser that declares `FUSED_BITS_EXACT = false` agrees to float rounding.
+/// Either way the fused forms give the same bits on every vector width (the invariant of
+/// `sparselab::core::wide`).
 #[test]
 fn fused_forms_equal_tensor_op_forms_bit_for_bit() {
     let d = Device::flex().autodiff();
@@ -171,6 +173,15 @@ fn fused_forms_equal_tensor_op_forms_bit_for_bit() {
             0..4,
             &d,
         );
+        let baseline = sparselab::core::wide::with_baseline(|| {
+            run(
+                &mut build(&o, r.as_deref(), &table).optim,
+                m0.clone(),
+                0..4,
+                &d,
+            )
+        });
+        assert_eq!(bits(&fused), bits(&baseline), "{o} {r:?}: vector width");
         let ops = sparselab::core::fused::with_tensor_ops(|| {
             run(&mut build(&o, r.as_deref(), &table).optim, m0, 0..4, &d)
         });

@@ -15,7 +15,8 @@
 //! **Invariant:** a fused update performs, per element, the same f32 operations in the same order
 //! as its tensor-op form (no fused multiply-add, scalars rounded to f32 as burn rounds them), so
 //! the two agree bit for bit; each optimiser and prox that uses this module tests that on random
-//! inputs.
+//! inputs. A kernel whose loops are bound by arithmetic rather than memory runs them inside
+//! [`crate::wide::widest`] (the same bits, more lanes).
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;

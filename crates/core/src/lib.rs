@@ -13,7 +13,7 @@
 //! - [`fused`] and [`lane`]: elementwise updates written once, run as one pass in place on the
 //!   CPU backend and as tensor ops elsewhere, with the same bits; [`units`]: per-unit sums and
 //!   maxima for such updates, added in the CPU backend's order; [`powf`]: `x^e` for a slice,
-//!   vectorised.
+//!   vectorised; [`wide`]: such kernels compiled for the widest vector unit the CPU has.
 //! - [`rng`]: the seeded random generator every crate uses for reproducible runs.
 
 pub mod config;
@@ -25,6 +25,7 @@ pub mod registry;
 pub mod rng;
 pub mod units;
 pub mod weight;
+pub mod wide;
 
 pub use config::{ConfigError, Validate};
 pub use lane::Lane;

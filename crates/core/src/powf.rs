@@ -22,8 +22,8 @@
 //! Special values: `0^e` is 0 (`e > 0`), 1 or ∞; `∞^e` is ∞ (`e > 0`), 1 or 0; NaN stays NaN; a
 //! negative `x` gives NaN (callers pass magnitudes).
 //!
-//! The loop is written once and compiled for AVX-512 and AVX2+FMA as well as the baseline; the
-//! widest the CPU has is picked at run time.
+//! The loop is written once and runs compiled for the widest vector unit the CPU has
+//! ([`crate::wide`]).
 
 use std::f64::consts::{LN_2, SQRT_2};
 
@@ -35,31 +35,7 @@ pub fn powf_in_place(xs: &mut [f32], e: f64) {
         return;
     }
     let e = f64::from(e as f32);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
-            return unsafe { powf_avx512(xs, e) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { powf_avx2(xs, e) };
-        }
-    }
-    powf_loop(xs, e);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-unsafe fn powf_avx512(xs: &mut [f32], e: f64) {
-    powf_loop(xs, e);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn powf_avx2(xs: &mut [f32], e: f64) {
-    powf_loop(xs, e);
+    crate::widest!(powf_loop(xs, e));
 }
 
 /// The loop every variant compiles; `e` is already rounded to f32.

@@ -6,7 +6,7 @@
 
 use crate::RecordState;
 use burn::tensor::{Device, Tensor};
-use sparselab_core::{Lane, Weight};
+use sparselab_core::{Lane, Weight, fused};
 use sparselab_regularizers::{Regularizer, Threshold};
 use std::sync::Arc;
 
@@ -79,11 +79,54 @@ impl ProxState {
     /// `B ← decay·B + add`: one step of an accumulated threshold.
     #[must_use]
     pub fn accumulate(self, decay: f64, add: Threshold) -> Self {
-        let (threshold, threshold_weights) = (self.accumulated().scale(decay) + add).into_parts();
+        let state = match self.accumulate_in_place(decay, &add) {
+            Ok(done) => return done,
+            Err(state) => state,
+        };
+        let (threshold, threshold_weights) = (state.accumulated().scale(decay) + add).into_parts();
         Self {
             threshold,
             threshold_weights,
-            ..self
+            ..state
+        }
+    }
+
+    /// [`ProxState::accumulate`] of a per-element `B` and `add` as one pass in place on flex
+    /// ([`fused`]), `add` evaluated inside it ([`sparselab_regularizers::Lazy`]): bit for bit the
+    /// tensor ops `B·decay + add`. `Err` gives the state back unchanged for the tensor-op form.
+    // The state is small (two handles and a scalar); boxing it would only add an allocation.
+    #[allow(clippy::result_large_err)]
+    fn accumulate_in_place(mut self, decay: f64, add: &Threshold) -> Result<Self, Self> {
+        let lazy = match add.per_element() {
+            Some(lazy) if self.threshold == 0.0 => lazy,
+            _ => return Err(self),
+        };
+        let Some(b) = self.threshold_weights.take() else {
+            return Err(self);
+        };
+        let source = lazy.source.clone().expand(b.shape());
+        let decay = decay as f32;
+        let result = fused::update_in_place([b], [&source], |[b], [t]| {
+            lazy.for_chunks(
+                t,
+                #[inline(always)]
+                |range, theta| {
+                    b[range]
+                        .iter_mut()
+                        .zip(theta)
+                        .for_each(|(b, t)| *b = *b * decay + t);
+                },
+            );
+        });
+        match result {
+            Ok([b]) => {
+                self.threshold_weights = Some(b);
+                Ok(self)
+            }
+            Err([b]) => {
+                self.threshold_weights = Some(b);
+                Err(self)
+            }
         }
     }
 

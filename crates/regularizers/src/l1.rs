@@ -1,11 +1,13 @@
 //! `l1`: the lasso penalty `ψ(w) = ‖w‖₁`, prox `S_{λθ}` (SPEC.md §1.1, §1.4).
 
-use crate::prox::{Threshold, soft_threshold};
+use crate::prox::soft_threshold;
 use crate::regularizer::Regularizer;
+use crate::threshold::{Lazy, Reciprocal, Threshold};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::check_non_negative;
 use sparselab_core::{ConfigError, FromConfig, Validate, Weight};
+use std::sync::Arc;
 
 /// Hyperparameters of [`L1`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,11 +78,9 @@ impl Regularizer for L1 {
 
     /// Separable: `x_i = S_{λθ/d_i}(z_i)`.
     fn prox_diagonal(&self, z: Weight, d: Tensor<4>, theta: f64) -> Option<Weight> {
-        let per_element = d.recip().mul_scalar(self.config.lambda * theta);
-        Some(z.with_value(soft_threshold(
-            z.value.clone(),
-            &Threshold::Tensor(per_element),
-        )))
+        let per_element = Lazy::mapped(d, Arc::new(Reciprocal));
+        let theta = Threshold::Lazy(per_element).scale(self.config.lambda * theta);
+        Some(z.with_value(soft_threshold(z.value.clone(), &theta)))
     }
 }
 

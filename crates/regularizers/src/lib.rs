@@ -3,7 +3,8 @@
 //! A [`Regularizer`] says which parameters it acts on, how strong it is (`λ`), what its penalty
 //! is (for reporting), how to reweight itself from the current weights (adaptive methods), and
 //! how to apply its prox. Optimisers in `sparselab-optimizers` own *when* the prox is applied
-//! and with which threshold; the shared prox machinery lives in [`prox`].
+//! and with which threshold; the shared prox machinery lives in [`prox`],
+//! thresholds (scalar, per element, lazy) in [`threshold`].
 //!
 //! Members (one file each): [`l1`], [`reweighted_l1`], [`group_lasso`].
 
@@ -13,6 +14,7 @@ pub mod l1;
 pub mod prox;
 mod regularizer;
 pub mod reweighted_l1;
+pub mod threshold;
 
-pub use prox::Threshold;
 pub use regularizer::{Regularizer, registry};
+pub use threshold::{ElementMap, Lazy, Threshold};

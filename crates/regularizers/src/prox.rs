@@ -8,88 +8,11 @@
 //! expressed. [`group_prox_diagonal`] solves the group prox in a diagonal metric (ProxSSI).
 
 use crate::group_prox_fused::group_prox_diagonal_in_place;
+use crate::threshold::Lazy;
+pub use crate::threshold::Threshold;
 use burn::tensor::{Tensor, TensorData};
+use sparselab_core::widest;
 use sparselab_core::{Layout, Weight, fused};
-
-/// A prox threshold θ: one scalar for the whole tensor, or one value per element (a tensor that
-/// broadcasts against the canonical rank-4 weight).
-// A threshold lives for one optimiser step; boxing the tensor would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-pub enum Threshold {
-    /// The same θ for every element.
-    Scalar(f64),
-    /// θ per element.
-    Tensor(Tensor<4>),
-    /// θ per element as `t·a₁·a₂⋯` (the factors applied in order, each an f32 `mul_scalar`), kept
-    /// lazy so a fused prox forms θ inside its own pass instead of one pass per factor. What
-    /// [`Threshold::scale`] makes of a per-element θ.
-    Scaled(Tensor<4>, Vec<f64>),
-}
-
-impl Threshold {
-    /// θ = 1 (the weights `r ≡ 1` of an unweighted penalty).
-    pub const ONE: Threshold = Threshold::Scalar(1.0);
-    /// θ = 0 (no thresholding).
-    pub const ZERO: Threshold = Threshold::Scalar(0.0);
-
-    /// `a·θ` (lazy for a per-element θ: see [`Threshold::Scaled`]).
-    #[must_use]
-    pub fn scale(self, a: f64) -> Self {
-        match self {
-            Threshold::Scalar(t) => Threshold::Scalar(a * t),
-            Threshold::Tensor(t) => Threshold::Scaled(t, vec![a]),
-            Threshold::Scaled(t, mut factors) => {
-                factors.push(a);
-                Threshold::Scaled(t, factors)
-            }
-        }
-    }
-
-    /// θ as a scalar part and a per-element part (`(0, Some(t))` or `(s, None)`), with every
-    /// pending factor applied as tensor ops.
-    pub fn into_parts(self) -> (f64, Option<Tensor<4>>) {
-        match self {
-            Threshold::Scalar(s) => (s, None),
-            Threshold::Tensor(t) => (0.0, Some(t)),
-            Threshold::Scaled(t, factors) => (0.0, Some(apply_factors(t, &factors))),
-        }
-    }
-
-    /// Whether θ is the scalar 0 (the prox is the identity).
-    pub fn is_zero(&self) -> bool {
-        matches!(self, Threshold::Scalar(t) if *t == 0.0)
-    }
-
-    /// A per-element θ as `(t, factors)` (none for a plain tensor), or `None` for a scalar.
-    fn per_element(&self) -> Option<(&Tensor<4>, &[f64])> {
-        match self {
-            Threshold::Scalar(_) => None,
-            Threshold::Tensor(t) => Some((t, &[])),
-            Threshold::Scaled(t, factors) => Some((t, factors)),
-        }
-    }
-}
-
-/// `t·a₁·a₂⋯` as tensor ops, one `mul_scalar` per factor in order.
-fn apply_factors(t: Tensor<4>, factors: &[f64]) -> Tensor<4> {
-    factors.iter().fold(t, |t, a| t.mul_scalar(*a))
-}
-
-impl std::ops::Add for Threshold {
-    type Output = Threshold;
-
-    /// `θ + other`.
-    fn add(self, other: Threshold) -> Threshold {
-        match (self.into_parts(), other.into_parts()) {
-            ((a, None), (b, None)) => Threshold::Scalar(a + b),
-            ((_, Some(t)), (b, None)) | ((b, None), (_, Some(t))) => {
-                Threshold::Tensor(t.add_scalar(b))
-            }
-            ((_, Some(a)), (_, Some(b))) => Threshold::Tensor(a + b),
-        }
-    }
-}
 
 /// Elementwise soft-thresholding `S_θ(z) = sign(z)·max(|z| − θ, 0)`, computed as
 /// `z − clamp(z, −θ, θ)`, which returns an exact `0.0` wherever `|z| ≤ θ`. On flex it runs as one
@@ -100,27 +23,28 @@ pub fn soft_threshold(z: Tensor<4>, theta: &Threshold) -> Tensor<4> {
         Threshold::Scalar(t) => {
             let t32 = *t as f32;
             fused::update_in_place([z], [], |[z], []| {
-                z.iter_mut().for_each(|x| *x = shrink(*x, t32));
+                widest!(z.iter_mut().for_each(|x| *x = shrink(*x, t32)));
             })
             .map_or_else(|[z]| z.clone() - z.clamp(-*t, *t), |[z]| z)
         }
-        Threshold::Tensor(_) | Threshold::Scaled(..) => {
-            let (t, factors) = theta.per_element().expect("a per-element threshold");
-            let t = t.clone().expand(z.shape());
-            let f: Vec<f32> = factors.iter().map(|a| *a as f32).collect();
+        Threshold::Tensor(_) | Threshold::Lazy(_) => {
+            let lazy = theta.per_element().expect("a per-element threshold");
+            let t = lazy.source.clone().expand(z.shape());
             fused::update_in_place([z], [&t], |[z], [t]| {
-                let pairs = z.iter_mut().zip(t.iter());
-                // The common factor counts spelled out, so the loop vectorises.
-                match f[..] {
-                    [] => pairs.for_each(|(x, t)| *x = shrink(*x, *t)),
-                    [a] => pairs.for_each(|(x, t)| *x = shrink(*x, *t * a)),
-                    [a, b] => pairs.for_each(|(x, t)| *x = shrink(*x, *t * a * b)),
-                    _ => pairs.for_each(|(x, t)| *x = shrink(*x, f.iter().fold(*t, |t, a| t * a))),
-                }
+                lazy.for_chunks(
+                    t,
+                    #[inline(always)]
+                    |range, theta| {
+                        z[range]
+                            .iter_mut()
+                            .zip(theta)
+                            .for_each(|(x, t)| *x = shrink(*x, *t));
+                    },
+                );
             })
             .map_or_else(
                 |[z]| {
-                    let t = apply_factors(t, factors);
+                    let t = Lazy { source: t, ..lazy }.into_tensor();
                     z.clone() - z.max_pair(t.clone().neg()).min_pair(t)
                 },
                 |[z]| z,
@@ -213,7 +137,7 @@ pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> 
     let theta = match theta {
         Threshold::Scalar(t) if *t <= 0.0 => return z,
         Threshold::Scalar(t) => norms.zeros_like().add_scalar(*t),
-        Threshold::Tensor(_) | Threshold::Scaled(..) => {
+        Threshold::Tensor(_) | Threshold::Lazy(_) => {
             let (_, t) = theta.clone().into_parts();
             let t = t.expect("a per-element threshold");
             let (sum, _) = group_sum(t.expand(z.shape()), layout);
@@ -342,8 +266,10 @@ fn newton_terms(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::threshold::Reciprocal;
     use burn::tensor::{Device, TensorData};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn t4(values: &[f32]) -> Tensor<4> {
         Tensor::from_data(
@@ -376,18 +302,6 @@ mod tests {
     fn zero_threshold_is_identity() {
         let z = t4(&[-1.0, 0.5]);
         assert_eq!(host(soft_threshold(z, &Threshold::ZERO)), vec![-1.0, 0.5]);
-    }
-
-    #[test]
-    fn threshold_algebra() {
-        let t = Threshold::Scalar(2.0).scale(0.5) + Threshold::ONE;
-        assert!(matches!(t, Threshold::Scalar(v) if v == 2.0));
-        let t = Threshold::Tensor(t4(&[1.0, 2.0])).scale(2.0) + Threshold::Scalar(1.0);
-        let Threshold::Tensor(t) = t else { panic!() };
-        assert_eq!(host(t), vec![3.0, 5.0]);
-        let lazy = Threshold::Tensor(t4(&[1.0, 2.0])).scale(2.0).scale(0.5);
-        assert!(matches!(&lazy, Threshold::Scaled(_, f) if f == &[2.0, 0.5]));
-        assert_eq!(host(lazy.into_parts().1.unwrap()), vec![1.0, 2.0]);
     }
 
     proptest! {
@@ -460,11 +374,13 @@ mod tests {
             let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
             let bits = |t: Tensor<4>| host(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             let per_element = Threshold::Tensor(tensor(&t)).scale(theta).scale(1.7);
+            let mapped = Threshold::Lazy(Lazy::mapped(tensor(&d), Arc::new(Reciprocal))).scale(theta);
             for layout in [Layout::Conv, Layout::Linear, Layout::Vector] {
                 let all = |z: &Tensor<4>| {
                     vec![
                         soft_threshold(z.clone(), &Threshold::Scalar(theta)),
                         soft_threshold(z.clone(), &per_element),
+                        soft_threshold(z.clone(), &mapped),
                         group_soft_threshold(z.clone(), layout, &Threshold::Scalar(theta)),
                         group_soft_threshold(z.clone(), layout, &per_element),
                         group_prox_diagonal(z.clone(), tensor(&d), layout, theta, 5),

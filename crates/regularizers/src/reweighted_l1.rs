@@ -25,12 +25,15 @@
 //! the reported penalty uses the current magnitudes in place of the moving average (its
 //! fixed point), so it needs no optimiser state.
 
-use crate::prox::{Threshold, soft_threshold};
+use crate::prox::soft_threshold;
 use crate::regularizer::Regularizer;
+use crate::threshold::{ElementMap, Lazy, Threshold};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_non_negative, check_positive};
+use sparselab_core::widest;
 use sparselab_core::{ConfigError, FromConfig, Layout, Validate, Weight, fused};
+use std::sync::Arc;
 
 /// How magnitudes are pooled before reweighting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,13 +117,8 @@ impl ReweightedL1 {
 
     /// `r = c·M / (1 + (M − 1)·A / max A)` for moving averages `a`.
     pub fn weights_from_average(&self, a: Tensor<4>, scale: f64) -> Tensor<4> {
-        let m = self.config.max_factor;
         let max = a.clone().max().clamp_min(1e-30).reshape([1, 1, 1, 1]);
-        (a / max)
-            .mul_scalar(m - 1.0)
-            .add_scalar(1.0)
-            .recip()
-            .mul_scalar(scale * m)
+        weights_of_ratio(a / max, self.config.max_factor, scale)
     }
 
     /// [`Regularizer::reweight`] of the unstructured mode as two passes over memory on flex
@@ -159,15 +157,12 @@ impl ReweightedL1 {
         };
         let [average] = average;
         let floor = 1e-30f32;
-        let max = if max > floor { max } else { floor };
-        let m = self.config.max_factor;
-        let (m1, cm) = ((m - 1.0) as f32, m as f32);
-        let [r] = fused::update_in_place([average.clone()], [], |[r], []| {
-            r.iter_mut()
-                .for_each(|x| *x = (1.0 / ((*x / max) * m1 + 1.0)) * cm);
-        })
-        .map_err(|_| Some(average.clone()))?;
-        Ok((Threshold::Tensor(r), Some(average)))
+        let weights = Weights {
+            max: if max > floor { max } else { floor },
+            max_factor: self.config.max_factor,
+        };
+        let theta = Lazy::mapped(average.clone(), Arc::new(weights));
+        Ok((Threshold::Lazy(theta), Some(average)))
     }
 
     /// Size of the groups of contiguous values (burn memory order) that share one weight (1,
@@ -179,6 +174,45 @@ impl ReweightedL1 {
             (Mode::Channel, Layout::Conv) => (c_in * kh * kw, ((c_in * kh * kw) as f64).sqrt()),
             _ => (1, 1.0),
         }
+    }
+}
+
+/// `c·M / (1 + (M − 1)·ratio)` as tensor ops, `ratio = A / max A`, `m = M`, `scale = c`.
+fn weights_of_ratio(ratio: Tensor<4>, m: f64, scale: f64) -> Tensor<4> {
+    ratio
+        .mul_scalar(m - 1.0)
+        .add_scalar(1.0)
+        .recip()
+        .mul_scalar(scale * m)
+}
+
+/// The weights `r = M / (1 + (M − 1)·A / max A)` of the unstructured mode (c = 1) as a map of the
+/// moving average A, with `max A` already known: evaluated by the prox inside its own pass
+/// ([`Lazy`]), never stored.
+#[derive(Clone, Copy, Debug)]
+struct Weights {
+    /// `max A`, floored at 1e-30.
+    max: f32,
+    /// `M`.
+    max_factor: f64,
+}
+
+impl ElementMap for Weights {
+    fn fill(&self, a: &[f32], out: &mut [f32]) {
+        let (max, m1, m) = (
+            self.max,
+            (self.max_factor - 1.0) as f32,
+            self.max_factor as f32,
+        );
+        widest!(
+            out.iter_mut()
+                .zip(a)
+                .for_each(|(r, a)| *r = (1.0 / ((a / max) * m1 + 1.0)) * m)
+        );
+    }
+
+    fn tensor(&self, a: Tensor<4>) -> Tensor<4> {
+        weights_of_ratio(a.div_scalar(self.max), self.max_factor, 1.0)
     }
 }
 
@@ -334,7 +368,7 @@ mod tests {
         let r = reg(Mode::Unstructured, 1e-9);
         let values = [0.3f32, -0.02, 1.5, 0.0004, -0.7];
         let w = linear(&values);
-        let (Threshold::Tensor(weights), _) = r.reweight(&w, None, 1.0) else {
+        let (_, Some(weights)) = r.reweight(&w, None, 1.0).0.into_parts() else {
             panic!("reweighting gives per-element weights");
         };
         let weights = host(weights);
@@ -366,8 +400,8 @@ mod tests {
             ),
             &Device::flex(),
         ));
-        let (Threshold::Tensor(weights), _) = r.reweight(&w, None, 1.0) else {
-            panic!()
+        let (_, Some(weights)) = r.reweight(&w, None, 1.0).0.into_parts() else {
+            panic!("reweighting gives per-element weights");
         };
         assert_eq!(weights.dims(), [1, 2, 1, 1]);
         let v = host(weights);
