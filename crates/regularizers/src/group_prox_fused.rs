@@ -1,5 +1,8 @@
-//! [`group_prox_diagonal`](crate::prox::group_prox_diagonal) (ProxSSI's group prox, SPEC §1.4)
-//! on the host, on the CPU backend: the whole Newton solve over the weight's f32 storage.
+//! The group lasso's proxes (SPEC §1.4) on the host, on the CPU backend:
+//! [`group_prox_diagonal`](crate::prox::group_prox_diagonal) (ProxSSI's, the whole Newton solve
+//! over the weight's f32 storage) and
+//! [`group_soft_threshold`](crate::prox::group_soft_threshold) with a scalar θ (every other
+//! proximal optimiser's: one pass for the norms, one to scale, nothing allocated per element).
 //!
 //! The tensor-op form runs about fifteen small tensor ops per Newton step on one value per group,
 //! each an allocation and a dispatch, plus host round trips. This form does the same f32
@@ -11,7 +14,7 @@
 
 use crate::prox::TINY;
 use burn::tensor::Tensor;
-use sparselab_core::{Lane, Layout, Units, fused};
+use sparselab_core::{Lane, Layout, Units, fused, widest};
 use std::cell::RefCell;
 
 /// burn's `max_pair` of one element.
@@ -45,6 +48,55 @@ pub(crate) fn group_prox_diagonal_in_place(
     }
     fused::update_in_place([z], [d], |[x], [d]| {
         solve(&units, x, d, theta, iterations);
+    })
+    .map(|[x]| x)
+    .map_err(|[z]| z)
+}
+
+/// Group soft-thresholding `z_g ← max(0, ‖z_g‖ − θ√|g|)/max(‖z_g‖, TINY)·z_g` of `z` in place on
+/// flex with a scalar θ, or `z` back (another backend, a layout whose sums flex adds in SIMD
+/// lanes). The tensor form's f32 operations: `cut = θ·√|g|` rounded as `mul_scalar` rounds,
+/// norms from [`Units::sums`] of the squares.
+// `Err` hands `z` back by value once per parameter and step: boxing it would only add an
+// allocation.
+#[allow(clippy::result_large_err)]
+pub(crate) fn group_soft_threshold_in_place(
+    z: Tensor<4>,
+    layout: Layout,
+    theta: f64,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let Some(axis) = layout.input_axis() else {
+        return Err(z);
+    };
+    let units = Units::new(z.dims(), axis);
+    if !units.exact() || units.is_empty() {
+        return Err(z);
+    }
+    fused::update_in_place([z], [], |[x], []| {
+        let size = units.len() / units.count();
+        // `zeros_like().add_scalar(θ).mul_scalar(√|g|)`: 0 + θ is θ for the θ > 0 that get here.
+        let cut = (theta as f32).mul_scalar((size as f64).sqrt());
+        let norms = SCRATCH.with_borrow_mut(|[squares, ..]| {
+            squares.resize(x.len(), 0.0);
+            widest!(
+                squares
+                    .iter_mut()
+                    .zip(x.iter())
+                    .for_each(|(q, z)| *q = *z * *z)
+            );
+            units.sums(squares)
+        });
+        let factor: Vec<f32> = norms
+            .into_iter()
+            .map(|n| {
+                let n = n.sqrt();
+                (n - cut).clamp_min(0.0) / n.clamp_min(TINY)
+            })
+            .collect();
+        for (g, range) in units.runs() {
+            let f = factor[g];
+            x[range].iter_mut().for_each(|x| *x *= f);
+        }
     })
     .map(|[x]| x)
     .map_err(|[z]| z)

@@ -7,7 +7,7 @@
 //! ([`Threshold`]), which is how reweighted and accumulated (dual-averaging) thresholds are
 //! expressed. [`group_prox_diagonal`] solves the group prox in a diagonal metric (ProxSSI).
 
-use crate::group_prox_fused::group_prox_diagonal_in_place;
+use crate::group_prox_fused::{group_prox_diagonal_in_place, group_soft_threshold_in_place};
 use crate::threshold::Lazy;
 pub use crate::threshold::Threshold;
 use burn::tensor::{Tensor, TensorData};
@@ -132,10 +132,20 @@ pub fn group_norms(z: &Tensor<4>, layout: Layout) -> (Tensor<4>, usize) {
 
 /// Group soft-thresholding: `z_g ← max(0, 1 − θ√|g|/‖z_g‖)·z_g`, exactly 0 when
 /// `‖z_g‖ ≤ θ√|g|`. A per-element θ is averaged over each group.
+///
+/// With a scalar θ on flex it runs on the host ([`crate::group_prox_fused`]), bit for bit these
+/// tensor ops.
 pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> Tensor<4> {
+    let z = match theta {
+        Threshold::Scalar(t) if *t <= 0.0 => return z,
+        Threshold::Scalar(t) => match group_soft_threshold_in_place(z, layout, *t) {
+            Ok(x) => return x,
+            Err(z) => z,
+        },
+        _ => z,
+    };
     let (norms, size) = group_norms(&z, layout);
     let theta = match theta {
-        Threshold::Scalar(t) if *t <= 0.0 => return z,
         Threshold::Scalar(t) => norms.zeros_like().add_scalar(*t),
         Threshold::Tensor(_) | Threshold::Lazy(_) => {
             let (_, t) = theta.clone().into_parts();
