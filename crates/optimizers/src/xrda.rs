@@ -118,13 +118,33 @@ struct StepScalars {
     keep: Option<f64>,
 }
 
+/// The three cases of the averaging `a` in [`Xrda::dual_step`]: the dual point restarts at the
+/// weights (`a = 0`), holds (`a = 1`) or blends the two.
+struct Mix;
+
+impl Mix {
+    const RESTART: u8 = 0;
+    const HOLD: u8 = 1;
+    const BLEND: u8 = 2;
+}
+
 impl Xrda {
     /// `[z, dual, v]` of one step of size `s` with averaging `a`, for whole tensors or one element
     /// ([`Lane`]): `d = g + wd·w`, the velocity `v ← e^{−s/τ}·v + (1 − e^{−s/τ})·d` (`d` itself
     /// when τ = 0; `v` is `None` before the first step), the dual point
     /// `dual ← a·dual + (1 − a)·w − s·v`, and the prox's argument `z` (its value).
+    ///
+    /// `MIX` says which of `a = 0`, `a = 1` or `0 < a < 1` holds ([`Mix`]), as a constant, so a
+    /// fused loop carries no branch on it.
     #[inline(always)]
-    fn dual_step<L: Lane>(&self, k: StepScalars, w: L, dual: L, g: L, v: Option<L>) -> [L; 3] {
+    fn dual_step<L: Lane, const MIX: u8>(
+        &self,
+        k: StepScalars,
+        w: L,
+        dual: L,
+        g: L,
+        v: Option<L>,
+    ) -> [L; 3] {
         let StepScalars { s, a, keep } = k;
         let weight_decay = self.config.weight_decay;
         let d = if weight_decay > 0.0 {
@@ -132,9 +152,9 @@ impl Xrda {
         } else {
             g
         };
-        let dual = match a {
-            0.0 => w,
-            1.0 => dual,
+        let dual = match MIX {
+            Mix::RESTART => w,
+            Mix::HOLD => dual,
             _ => dual.mul_scalar(a) + w.mul_scalar(1.0 - a),
         };
         let v = match keep {
@@ -143,6 +163,29 @@ impl Xrda {
         };
         let dual = dual - v.clone().mul_scalar(s);
         [dual.clone(), dual, v]
+    }
+
+    /// [`Xrda::dual_step`] on whole tensors: one pass on flex ([`fused`]), else tensor ops.
+    fn fused_dual_step<const D: usize, const MIX: u8>(
+        &self,
+        k: StepScalars,
+        tensor: Tensor<D>,
+        dual: Tensor<D>,
+        velocity: Option<Tensor<D>>,
+        grad: Tensor<D>,
+    ) -> [Tensor<D>; 3] {
+        // One pass on flex ([`fused`]): the prox's argument goes into the old weights' storage;
+        // without a velocity yet (or with τ = 0) it goes into the gradient's.
+        match velocity {
+            Some(v) => fused::map_in_place([tensor, dual, v], [&grad], |[w, dual, v], [g]| {
+                self.dual_step::<_, MIX>(k, w, dual, g, Some(v))
+            })
+            .unwrap_or_else(|[w, dual, v]| self.dual_step::<_, MIX>(k, w, dual, grad, Some(v))),
+            None => fused::map_in_place([tensor, dual, grad], [], |[w, dual, g], []| {
+                self.dual_step::<_, MIX>(k, w, dual, g, None)
+            })
+            .unwrap_or_else(|[w, dual, g]| self.dual_step::<_, MIX>(k, w, dual, g, None)),
+        }
     }
 }
 
@@ -191,17 +234,10 @@ impl Optimizer for Xrda {
             a,
             keep: (self.config.tau > 0.0).then(|| (-s / self.config.tau).exp()),
         };
-        // One pass on flex ([`fused`]): the prox's argument goes into the old weights' storage;
-        // without a velocity yet (or with τ = 0) it goes into the gradient's.
-        let [z, dual, velocity] = match velocity {
-            Some(v) => fused::map_in_place([tensor, dual, v], [&grad], |[w, dual, v], [g]| {
-                self.dual_step(k, w, dual, g, Some(v))
-            })
-            .unwrap_or_else(|[w, dual, v]| self.dual_step(k, w, dual, grad, Some(v))),
-            None => fused::map_in_place([tensor, dual, grad], [], |[w, dual, g], []| {
-                self.dual_step(k, w, dual, g, None)
-            })
-            .unwrap_or_else(|[w, dual, g]| self.dual_step(k, w, dual, g, None)),
+        let [z, dual, velocity] = match a {
+            0.0 => self.fused_dual_step::<D, { Mix::RESTART }>(k, tensor, dual, velocity, grad),
+            1.0 => self.fused_dual_step::<D, { Mix::HOLD }>(k, tensor, dual, velocity, grad),
+            _ => self.fused_dual_step::<D, { Mix::BLEND }>(k, tensor, dual, velocity, grad),
         };
         let w = self.prox.apply(z, &prox.accumulated());
         (
