@@ -87,6 +87,26 @@ impl Weight {
         }
     }
 
+    /// The weight with its values replaced by `f(values)`. `f` receives the values by value, so
+    /// when this weight held the only handle a fused update of them runs in place instead of
+    /// copying them first (as `with_value(f(w.value.clone()))` would).
+    #[must_use]
+    pub fn map_value(self, f: impl FnOnce(Tensor<4>) -> Tensor<4>) -> Self {
+        let Self {
+            value,
+            layout,
+            shape,
+        } = self;
+        let dims = value.dims();
+        let value = f(value);
+        debug_assert_eq!(value.dims(), dims);
+        Self {
+            value,
+            layout,
+            shape,
+        }
+    }
+
     /// A weight with new values of the same shape and layout.
     #[must_use]
     pub fn with_value(&self, value: Tensor<4>) -> Self {

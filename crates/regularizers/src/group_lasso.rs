@@ -79,12 +79,8 @@ impl Regularizer for GroupLasso {
     }
 
     fn prox(&self, z: Weight, theta: &Threshold) -> Weight {
-        let value = group_soft_threshold(
-            z.value.clone(),
-            z.layout,
-            &theta.clone().scale(self.config.lambda),
-        );
-        z.with_value(value)
+        let (layout, theta) = (z.layout, theta.clone().scale(self.config.lambda));
+        z.map_value(|z| group_soft_threshold(z, layout, &theta))
     }
 
     fn has_diagonal_prox(&self) -> bool {
@@ -92,14 +88,8 @@ impl Regularizer for GroupLasso {
     }
 
     fn prox_diagonal(&self, z: Weight, d: Tensor<4>, theta: f64) -> Option<Weight> {
-        let value = group_prox_diagonal(
-            z.value.clone(),
-            d,
-            z.layout,
-            self.config.lambda * theta,
-            NEWTON_STEPS,
-        );
-        Some(z.with_value(value))
+        let (layout, theta) = (z.layout, self.config.lambda * theta);
+        Some(z.map_value(|z| group_prox_diagonal(z, d, layout, theta, NEWTON_STEPS)))
     }
 }
 

@@ -68,8 +68,8 @@ impl Regularizer for L1 {
     }
 
     fn prox(&self, z: Weight, theta: &Threshold) -> Weight {
-        let value = soft_threshold(z.value.clone(), &theta.clone().scale(self.config.lambda));
-        z.with_value(value)
+        let theta = theta.clone().scale(self.config.lambda);
+        z.map_value(|z| soft_threshold(z, &theta))
     }
 
     fn has_diagonal_prox(&self) -> bool {
@@ -80,7 +80,7 @@ impl Regularizer for L1 {
     fn prox_diagonal(&self, z: Weight, d: Tensor<4>, theta: f64) -> Option<Weight> {
         let per_element = Lazy::mapped(d, Arc::new(Reciprocal));
         let theta = Threshold::Lazy(per_element).scale(self.config.lambda * theta);
-        Some(z.with_value(soft_threshold(z.value.clone(), &theta)))
+        Some(z.map_value(|z| soft_threshold(z, &theta)))
     }
 }
 

@@ -304,8 +304,8 @@ impl Regularizer for ReweightedL1 {
     }
 
     fn prox(&self, z: Weight, theta: &Threshold) -> Weight {
-        let value = soft_threshold(z.value.clone(), &theta.clone().scale(self.config.lambda));
-        z.with_value(value)
+        let theta = theta.clone().scale(self.config.lambda);
+        z.map_value(|z| soft_threshold(z, &theta))
     }
 }
 
