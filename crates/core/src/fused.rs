@@ -70,14 +70,22 @@ thread_local! {
 /// tensor-op form: the reference the fused forms are tested against (bit for bit), and the
 /// baseline of their speed-up.
 pub fn with_tensor_ops<T>(f: impl FnOnce() -> T) -> T {
-    /// Restores the previous setting, also when `f` panics.
-    struct Restore(bool);
+    with_flag(&TENSOR_OPS_ONLY, f)
+}
+
+/// Runs `f` with the thread-local `flag` set, restoring its previous value afterwards, also
+/// when `f` panics.
+pub(crate) fn with_flag<T>(
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            TENSOR_OPS_ONLY.with(|c| c.set(self.0));
+            self.0.with(|c| c.set(self.1));
         }
     }
-    let _restore = Restore(TENSOR_OPS_ONLY.with(|c| c.replace(true)));
+    let _restore = Restore(flag, flag.with(|c| c.replace(true)));
     f()
 }
 

@@ -20,15 +20,7 @@ thread_local! {
 /// Runs `f` with every [`widest`] kernel on this thread compiled for the baseline target only:
 /// the reference the wide variants are tested against, and the baseline of their speed-up.
 pub fn with_baseline<T>(f: impl FnOnce() -> T) -> T {
-    /// Restores the previous setting, also when `f` panics.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            BASELINE_ONLY.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(BASELINE_ONLY.with(|c| c.replace(true)));
-    f()
+    crate::fused::with_flag(&BASELINE_ONLY, f)
 }
 
 /// The vector units [`widest`] may pick, widest first.

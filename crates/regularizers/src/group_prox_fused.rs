@@ -27,6 +27,13 @@ fn min_pair(a: f32, b: f32) -> f32 {
     if b < a { b } else { a }
 }
 
+/// The groups of `z` (its input units) when [`Units::sums`] adds them in flex's order and there
+/// are any.
+fn groups(z: &Tensor<4>, layout: Layout) -> Option<Units> {
+    let units = Units::new(z.dims(), layout.input_axis()?);
+    (units.exact() && !units.is_empty()).then_some(units)
+}
+
 /// The group prox in the metric `diag(d)` of `z` in place on flex, or `z` back (another backend,
 /// a layout whose sums flex adds in SIMD lanes).
 // `Err` hands `z` back by value once per parameter and step: boxing it would only add an
@@ -39,13 +46,9 @@ pub(crate) fn group_prox_diagonal_in_place(
     theta: f64,
     iterations: usize,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    let Some(axis) = layout.input_axis() else {
+    let Some(units) = groups(&z, layout) else {
         return Err(z);
     };
-    let units = Units::new(z.dims(), axis);
-    if !units.exact() || units.is_empty() {
-        return Err(z);
-    }
     fused::update_in_place([z], [d], |[x], [d]| {
         solve(&units, x, d, theta, iterations);
     })
@@ -65,13 +68,9 @@ pub(crate) fn group_soft_threshold_in_place(
     layout: Layout,
     theta: f64,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    let Some(axis) = layout.input_axis() else {
+    let Some(units) = groups(&z, layout) else {
         return Err(z);
     };
-    let units = Units::new(z.dims(), axis);
-    if !units.exact() || units.is_empty() {
-        return Err(z);
-    }
     fused::update_in_place([z], [], |[x], []| {
         let size = units.len() / units.count();
         // `zeros_like().add_scalar(θ).mul_scalar(√|g|)`: 0 + θ is θ for the θ > 0 that get here.

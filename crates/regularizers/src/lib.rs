@@ -14,6 +14,8 @@ pub mod l1;
 pub mod prox;
 mod regularizer;
 pub mod reweighted_l1;
+#[cfg(test)]
+mod testing;
 pub mod threshold;
 
 pub use regularizer::{Regularizer, registry};

@@ -276,21 +276,11 @@ fn newton_terms(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{host, t4};
     use crate::threshold::Reciprocal;
     use burn::tensor::{Device, TensorData};
     use proptest::prelude::*;
     use std::sync::Arc;
-
-    fn t4(values: &[f32]) -> Tensor<4> {
-        Tensor::from_data(
-            TensorData::new(values.to_vec(), [values.len(), 1, 1, 1]),
-            &Device::flex(),
-        )
-    }
-
-    fn host(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().try_into_vec_as::<f32>().unwrap()
-    }
 
     #[test]
     fn soft_threshold_hand_computed() {
