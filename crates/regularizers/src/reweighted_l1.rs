@@ -121,8 +121,9 @@ impl ReweightedL1 {
         weights_of_ratio(a / max, self.config.max_factor, scale)
     }
 
-    /// [`Regularizer::reweight`] of the unstructured mode as two passes over memory on flex
-    /// ([`fused`]): the moving average in place, with its maximum, then `r`; bit for bit the
+    /// [`Regularizer::reweight`] of the unstructured mode as one pass over memory on flex
+    /// ([`fused`]): the moving average in place, with its maximum; the weights `r` stay a map of
+    /// the average ([`Weights`]) that the prox evaluates in its own pass. Bit for bit the
     /// tensor-op form (the maximum of f32 values is exact in any order). `Err` gives the state
     /// back for the tensor-op form (other backends, pooled modes).
     // `Err` hands the state back by value once per parameter and step: boxing it would only
@@ -139,22 +140,20 @@ impl ReweightedL1 {
         }
         let (k, fresh) = (keep as f32, (1.0 - keep) as f32);
         let mut max = f32::NEG_INFINITY;
-        let average = match state {
-            Some(a) => fused::update_in_place([a], [&w.value], |[a], [w]| {
-                for (a, w) in a.iter_mut().zip(w.iter()) {
-                    *a = *a * k + w.abs() * fresh;
-                }
-                max = largest(a);
-            })
-            .map_err(|[a]| Some(a))?,
-            None => fused::update_in_place([w.value.clone()], [], |[a], []| {
-                for a in a.iter_mut() {
-                    *a = a.abs() * fresh;
-                }
-                max = largest(a);
-            })
-            .map_err(|_| None)?,
-        };
+        // A₀ = 0, so the first average is (1 − keep)·|w|, written into a copy of w.
+        let first = state.is_none();
+        let average = fused::update_in_place(
+            [state.unwrap_or_else(|| w.value.clone())],
+            [&w.value],
+            |[a], [w]| {
+                max = if first {
+                    update_largest(a, w, |_, w| w.abs() * fresh)
+                } else {
+                    update_largest(a, w, |a, w| a * k + w.abs() * fresh)
+                };
+            },
+        )
+        .map_err(|[a]| (!first).then_some(a))?;
         let [average] = average;
         let floor = 1e-30f32;
         let weights = Weights {
@@ -216,20 +215,20 @@ impl ElementMap for Weights {
     }
 }
 
-/// The largest of `values` (−∞ for none): exact in any order, so it is taken over 16 lanes side by
-/// side, which vectorises.
-fn largest(values: &[f32]) -> f32 {
+/// `values[i] ← f(values[i], others[i])` for every element, returning the largest new value (−∞
+/// for none). The maximum is exact in any order, so it is kept over 16 lanes side by side in the
+/// same pass, which vectorises.
+#[inline(always)]
+fn update_largest(values: &mut [f32], others: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 16];
-    let mut chunks = values.chunks_exact(16);
-    for chunk in &mut chunks {
-        for (m, v) in lanes.iter_mut().zip(chunk) {
+    for (chunk, others) in values.chunks_mut(16).zip(others.chunks(16)) {
+        for ((v, o), m) in chunk.iter_mut().zip(others).zip(lanes.iter_mut()) {
+            *v = f(*v, *o);
             *m = if *v > *m { *v } else { *m };
         }
     }
-    chunks
-        .remainder()
+    lanes
         .iter()
-        .chain(&lanes)
         .fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m })
 }
 
