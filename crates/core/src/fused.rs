@@ -136,7 +136,8 @@ pub fn update_in_place<const D: usize, const M: usize, const R: usize>(
 
 /// [`update_in_place`] with a per-element kernel: `f(outputs, inputs)` maps the M output values
 /// and R input values of one element to its M new output values (an update written once
-/// against [`crate::Lane`] and called with `f32`).
+/// against [`crate::Lane`] and called with `f32`). The loop runs inside [`crate::wide::widest`],
+/// so it vectorises for the CPU's widest unit, the same bits at every width.
 pub fn map_in_place<const D: usize, const M: usize, const R: usize>(
     outputs: [Tensor<D>; M],
     inputs: [&Tensor<D>; R],
@@ -145,15 +146,25 @@ pub fn map_in_place<const D: usize, const M: usize, const R: usize>(
     update_in_place(outputs, inputs, |outs, ins| {
         let n = outs[0].len();
         assert!(outs.iter().all(|o| o.len() == n) && ins.iter().all(|i| i.len() == n));
-        for i in 0..n {
-            let new = f(
-                std::array::from_fn(|k| outs[k][i]),
-                std::array::from_fn(|k| ins[k][i]),
-            );
-            for (out, value) in outs.iter_mut().zip(new) {
-                out[i] = value;
-            }
-        }
+        // The slices move into the kernel by value, cut to `n`: held behind the caller's arrays
+        // they were reloaded for every element and the loop stayed scalar inside `widest`
+        // (measured 2× slower than without `widest`); moved in, it runs 16 lanes wide.
+        let mut outs: [&mut [f32]; M] = outs.each_mut().map(|o| &mut o[..n]);
+        let ins: [&[f32]; R] = ins.map(|i| &i[..n]);
+        crate::wide::widest(
+            #[inline(always)]
+            move || {
+                for i in 0..n {
+                    let new = f(
+                        std::array::from_fn(|k| outs[k][i]),
+                        std::array::from_fn(|k| ins[k][i]),
+                    );
+                    for (out, value) in outs.iter_mut().zip(new) {
+                        out[i] = value;
+                    }
+                }
+            },
+        )
     })
 }
 

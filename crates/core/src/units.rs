@@ -112,6 +112,19 @@ impl Units {
         }
     }
 
+    /// `Some(run)` when each unit's elements are one run of `run` consecutive elements along a
+    /// single axis (the axes before `keep` and all but one after it have size 1, as in a linear
+    /// weight `[d_in, d_out, 1, 1]` with units along `d_in`): then [`Units::sums`] is each run's
+    /// left fold from 0.0, the order a kernel may reproduce run by run.
+    pub fn folded_runs(&self) -> Option<usize> {
+        let before = self.dims[..self.keep].iter().product::<usize>();
+        let longer = self.dims[self.keep + 1..]
+            .iter()
+            .filter(|&&n| n > 1)
+            .count();
+        (before == 1 && longer <= 1 && !self.is_empty()).then(|| self.run())
+    }
+
     /// The runs of consecutive elements that share a unit, in memory order: `(unit, range)`
     /// ([`crate::fused::group_ranges`] with this view's run and unit count).
     pub fn runs(&self) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
@@ -328,6 +341,10 @@ mod tests {
                 .collect();
             assert_eq!(piece, want, "{units:?} from {start}");
         }
+        assert_eq!(Units::new([4, 3, 1, 1], 0).folded_runs(), Some(3));
+        assert_eq!(Units::new([1, 4, 3, 1], 1).folded_runs(), Some(3));
+        assert_eq!(Units::new([4, 3, 1, 1], 1).folded_runs(), None);
+        assert_eq!(Units::new([4, 3, 2, 1], 0).folded_runs(), None);
         assert!(Units::new([4, 3, 1, 1], 1).exact());
         assert!(Units::new([4, 3, 3, 3], 0).exact());
         assert!(!Units::new([4, 3, 5, 5], 0).exact());

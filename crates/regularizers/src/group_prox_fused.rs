@@ -10,7 +10,10 @@
 //! `sum_dim` order), per-group scalars with [`Lane`]'s f32 operations, and burn's pair rules
 //! (`max_pair(a, b)` takes `b` only when `a < b`, `min_pair` only when `b < a`). So the two forms
 //! agree bit for bit (tested on random inputs). It applies to the layouts whose group sums
-//! [`Units`] reproduces: linear weights and conv weights with kernels narrower than 4.
+//! [`Units`] reproduces: linear weights and conv weights with kernels narrower than 4. A linear
+//! weight's groups are runs of consecutive elements, and their Newton solve runs sixteen groups
+//! at a time in SIMD lanes ([`crate::group_prox_lanes`]), with the per-group and per-element
+//! operations shared from here ([`Root`], [`newton_terms`]).
 
 use crate::prox::TINY;
 use burn::tensor::Tensor;
@@ -18,11 +21,13 @@ use sparselab_core::{Lane, Layout, Units, fused, widest};
 use std::cell::RefCell;
 
 /// burn's `max_pair` of one element.
+#[inline(always)]
 fn max_pair(a: f32, b: f32) -> f32 {
     if a < b { b } else { a }
 }
 
 /// burn's `min_pair` of one element.
+#[inline(always)]
 fn min_pair(a: f32, b: f32) -> f32 {
     if b < a { b } else { a }
 }
@@ -107,27 +112,105 @@ thread_local! {
     static SCRATCH: RefCell<[Vec<f32>; 4]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
 }
 
-/// `x` holds `z` and becomes the prox; `d` the metric; groups are the units of `units`.
+/// `x` holds `z` and becomes the prox; `d` the metric; groups are the units of `units`. Groups
+/// that are runs of consecutive elements (linear weights) are solved sixteen at a time in SIMD
+/// lanes ([`crate::group_prox_lanes`]); other layouts one Newton pass over the whole weight at a
+/// time ([`solve_with`]). Both do the same f32 operations.
 fn solve(units: &Units, x: &mut [f32], d: &[f32], theta: f64, iterations: usize) {
+    let t = theta * ((units.len() / units.count()) as f64).sqrt();
+    let d_max = largest(d);
     SCRATCH.with_borrow_mut(|scratch| {
+        if let Some(run) = units.folded_runs() {
+            let [zt, dt, st, _] = scratch;
+            return crate::group_prox_lanes::solve_runs(
+                x,
+                d,
+                run,
+                (t, d_max),
+                iterations,
+                [zt, dt, st],
+            );
+        }
         for v in scratch.iter_mut() {
             v.resize(x.len(), 0.0);
         }
         let [dz, s, a, b] = scratch;
-        solve_with(units, x, d, theta, iterations, [dz, s, a, b]);
+        solve_with(units, x, d, (t, d_max), iterations, [dz, s, a, b]);
     });
+}
+
+/// One group's secular equation `μ·‖x(μ)‖ = t` ([`crate::prox::group_prox_diagonal`]): its
+/// bracket `[lo, hi]` and Newton's iterate μ, with the tensor form's f32 operations.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Root {
+    lo: f32,
+    hi: f32,
+    pub(crate) mu: f32,
+}
+
+impl Root {
+    /// The bracket `[t/‖z‖, t·max d/(‖Dz‖ − t)]` and the start `μ₀ = t·(‖Dz‖/‖z‖)/(‖Dz‖ − t)`
+    /// clamped to it, from `‖Dz‖`, `Σ z²` and `max d`.
+    #[inline(always)]
+    pub(crate) fn start(dz_norm: f32, z_squares: f32, t: f64, d_max: f32) -> Self {
+        let z_norm = z_squares.sqrt().clamp_min(TINY);
+        let excess = (dz_norm - t as f32).clamp_min(1e-12);
+        let lo = (1.0 / z_norm).mul_scalar(t);
+        let hi = (1.0 / excess).mul_scalar(t) * d_max;
+        let start = (dz_norm / z_norm / excess).mul_scalar(t);
+        Self {
+            lo,
+            hi,
+            mu: min_pair(max_pair(start, lo), hi),
+        }
+    }
+
+    /// One Newton step from `‖x(μ)‖² = Σ s/(d + μ)²` and `Σ s/(d + μ)³`, clamped to the bracket.
+    #[inline(always)]
+    pub(crate) fn newton(&mut self, x_squares: f32, curvature: f32, t: f64) {
+        let x_norm = x_squares.sqrt().clamp_min(TINY);
+        let f = self.mu * x_norm - t as f32;
+        let df = (x_norm - self.mu * curvature / x_norm).clamp_min(TINY);
+        self.mu = min_pair(max_pair(self.mu - f / df, self.lo), self.hi);
+    }
+}
+
+/// One element's two Newton sums, `s/(d + μ)²` and `s/(d + μ)³`, as the tensor form computes
+/// them: `inv = 1/(d + μ)`, `a = s·inv·inv`, `a·inv`.
+#[inline(always)]
+pub(crate) fn newton_terms(s: f32, d: f32, mu: f32) -> (f32, f32) {
+    let inv = 1.0 / (d + mu);
+    let a = s * inv * inv;
+    (a, a * inv)
+}
+
+/// `max d` as `d.max()` gives it: a left fold of `max_pair` from −∞, which skips NaN. Taken in
+/// sixteen lanes, which gives the same value unless the maximum is a zero (then the fold decides
+/// between +0 and −0, and runs).
+fn largest(d: &[f32]) -> f32 {
+    let fold = |d: &[f32]| d.iter().fold(f32::NEG_INFINITY, |m, v| max_pair(m, *v));
+    let lanes = widest!({
+        let mut lanes = [f32::NEG_INFINITY; 16];
+        let chunks = d.chunks_exact(16);
+        let rest = fold(chunks.remainder());
+        for chunk in chunks {
+            for (m, v) in lanes.iter_mut().zip(chunk) {
+                *m = max_pair(*m, *v);
+            }
+        }
+        lanes.iter().fold(rest, |m, v| max_pair(m, *v))
+    });
+    if lanes == 0.0 { fold(d) } else { lanes }
 }
 
 fn solve_with(
     units: &Units,
     x: &mut [f32],
     d: &[f32],
-    theta: f64,
+    (t, d_max): (f64, f32),
     iterations: usize,
     [dz, s, a, b]: [&mut [f32]; 4],
 ) {
-    let size = units.len() / units.count();
-    let t = theta * (size as f64).sqrt();
     for ((dz, s), (d, z)) in dz.iter_mut().zip(s.iter_mut()).zip(d.iter().zip(x.iter())) {
         *dz = *d * *z;
         *s = *dz * *dz;
@@ -136,44 +219,21 @@ fn solve_with(
     for (square, z) in a.iter_mut().zip(x.iter()) {
         *square = *z * *z;
     }
-    let z_norm: Vec<f32> = units
-        .sums(a)
-        .into_iter()
-        .map(|v| v.sqrt().clamp_min(TINY))
-        .collect();
-    let d_max = d.iter().fold(f32::NEG_INFINITY, |m, v| max_pair(m, *v));
-    let excess: Vec<f32> = dz_norm
-        .iter()
-        .map(|n| (*n - t as f32).clamp_min(1e-12))
-        .collect();
-    let lo: Vec<f32> = z_norm.iter().map(|n| (1.0 / n).mul_scalar(t)).collect();
-    let hi: Vec<f32> = excess
-        .iter()
-        .map(|e| (1.0 / e).mul_scalar(t) * d_max)
-        .collect();
-    let mut mu: Vec<f32> = (0..units.count())
-        .map(|g| {
-            let start = (dz_norm[g] / z_norm[g] / excess[g]).mul_scalar(t);
-            min_pair(max_pair(start, lo[g]), hi[g])
-        })
+    let mut roots: Vec<Root> = (units.sums(a).into_iter().zip(&dz_norm))
+        .map(|(z_squares, dz_norm)| Root::start(*dz_norm, z_squares, t, d_max))
         .collect();
     for _ in 0..iterations {
         for (g, range) in units.runs() {
-            let mu = mu[g];
+            let mu = roots[g].mu;
             let (a, b) = (&mut a[range.clone()], &mut b[range.clone()]);
             let (s, d) = (&s[range.clone()], &d[range]);
             for (((a, b), s), d) in a.iter_mut().zip(b.iter_mut()).zip(s).zip(d) {
-                let inv = 1.0 / (*d + mu);
-                *a = *s * inv * inv;
-                *b = *a * inv;
+                (*a, *b) = newton_terms(*s, *d, mu);
             }
         }
         let (x_sq, curv) = (units.sums(a), units.sums(b));
-        for (g, mu) in mu.iter_mut().enumerate() {
-            let x_norm = x_sq[g].sqrt().clamp_min(TINY);
-            let f = *mu * x_norm - t as f32;
-            let df = (x_norm - *mu * curv[g] / x_norm).clamp_min(TINY);
-            *mu = min_pair(max_pair(*mu - f / df, lo[g]), hi[g]);
+        for (g, root) in roots.iter_mut().enumerate() {
+            root.newton(x_sq[g], curv[g], t);
         }
     }
     // Groups with ‖D z‖ ≤ t are exactly zero (their μ is meaningless and may not be finite).
@@ -182,10 +242,31 @@ fn solve_with(
         if dz_norm[g] <= t as f32 {
             x.fill(0.0);
         } else {
-            let mu = mu[g];
+            let mu = roots[g].mu;
             for ((x, dz), d) in x.iter_mut().zip(dz).zip(d) {
                 *x = *dz / (*d + mu);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `largest` is the left fold of `max_pair` from −∞ bit for bit, with zeros of both
+        /// signs, NaN and lengths around the lane count.
+        #[test]
+        fn largest_is_the_left_fold(
+            d in proptest::collection::vec(
+                prop_oneof![Just(0.0f32), Just(-0.0), Just(f32::NAN), -5.0f32..5.0],
+                0..80,
+            ),
+        ) {
+            let fold = d.iter().fold(f32::NEG_INFINITY, |m, v| max_pair(m, *v));
+            prop_assert_eq!(largest(&d).to_bits(), fold.to_bits());
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod group_lasso;
 mod group_prox_fused;
+mod group_prox_lanes;
 pub mod l1;
 pub mod prox;
 mod regularizer;

@@ -188,7 +188,6 @@ impl std::ops::Add for Threshold {
 mod tests {
     use super::*;
     use crate::testing::{host, t4};
-    use burn::tensor::{Device, TensorData};
     use proptest::prelude::*;
 
     #[test]

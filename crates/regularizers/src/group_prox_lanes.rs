@@ -1,0 +1,188 @@
+//! ProxSSI's group prox (SPEC §1.4, [`crate::prox::group_prox_diagonal`]) for groups that are
+//! runs of consecutive elements (a linear weight's input neurons), sixteen groups at a time in
+//! SIMD lanes.
+//!
+//! The Newton solve sums two terms over every group on each of its steps, and the tensor form
+//! adds a group's terms one after another ([`sparselab_core::Units::sums`]): a chain of
+//! additions per group, which one group at a time cannot spread over vector lanes. Here a block
+//! of sixteen groups is first copied transposed, element `j` of group `i` at `j·16 + i`; then
+//! every pass runs down the block sixteen groups wide, each lane adding its own group's terms in
+//! the tensor form's order, and all Newton steps of the block reuse the copy while it sits in
+//! cache. Per element and per group the f32 operations are those of
+//! [`crate::group_prox_fused`] ([`Root`], [`newton_terms`]), so the result is the same bit for
+//! bit (tested).
+
+use crate::group_prox_fused::{Root, newton_terms};
+use sparselab_core::widest;
+
+/// Groups per block: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// `x` holds `z` (`x.len() / run` groups of `run` consecutive elements) and becomes the prox in
+/// the metric `d`; `t = θ√|g|`, `d_max = max d`. `scratch` holds three work arrays, grown to
+/// `16·run` values.
+pub(crate) fn solve_runs(
+    x: &mut [f32],
+    d: &[f32],
+    run: usize,
+    (t, d_max): (f64, f32),
+    iterations: usize,
+    [zt, dt, st]: [&mut Vec<f32>; 3],
+) {
+    for v in [&mut *zt, &mut *dt, &mut *st] {
+        v.resize(run * LANES, 0.0);
+    }
+    widest!(solve_blocks(
+        x,
+        d,
+        run,
+        (t, d_max),
+        iterations,
+        [zt, dt, st]
+    ));
+}
+
+#[inline(always)]
+fn solve_blocks(
+    x: &mut [f32],
+    d: &[f32],
+    run: usize,
+    (t, d_max): (f64, f32),
+    iterations: usize,
+    [zt, dt, st]: [&mut [f32]; 3],
+) {
+    let block = run * LANES;
+    for (xs, ds) in x.chunks_mut(block).zip(d.chunks(block)) {
+        transpose_in(xs, ds, run, [zt, dt]);
+        let (dz_norm, roots) = solve_block([zt, dt, st], (t, d_max), iterations);
+        // Groups with ‖D z‖ ≤ t are exactly zero (their μ is meaningless and may not be finite).
+        for ((x, d), (dz_norm, root)) in xs
+            .chunks_exact_mut(run)
+            .zip(ds.chunks_exact(run))
+            .zip(dz_norm.iter().zip(&roots))
+        {
+            if *dz_norm <= t as f32 {
+                x.fill(0.0);
+            } else {
+                for (x, d) in x.iter_mut().zip(d) {
+                    *x = (*d * *x) / (*d + root.mu);
+                }
+            }
+        }
+    }
+}
+
+/// Copies the groups of `z` and `d` (up to sixteen runs) transposed into `zt` and `dt`, row by
+/// row of the copy (sixteen reads from sixteen runs, one contiguous write); lanes without a
+/// group get `z = 0`, `d = 1` (a zero group, finite throughout, never written back).
+#[inline(always)]
+fn transpose_in(z: &[f32], d: &[f32], run: usize, [zt, dt]: [&mut [f32]; 2]) {
+    let groups = z.len() / run;
+    let (zt, dt) = (rows_mut(zt), rows_mut(dt));
+    if groups == LANES {
+        // Sixteen runs as slices of exactly `run` values: the reads below need no bounds checks.
+        let zs: [&[f32]; LANES] = std::array::from_fn(|lane| &z[lane * run..][..run]);
+        let ds: [&[f32]; LANES] = std::array::from_fn(|lane| &d[lane * run..][..run]);
+        for (j, (zr, dr)) in zt.iter_mut().zip(dt.iter_mut()).enumerate().take(run) {
+            for lane in 0..LANES {
+                zr[lane] = zs[lane][j];
+                dr[lane] = ds[lane][j];
+            }
+        }
+        return;
+    }
+    for (j, (zr, dr)) in zt.iter_mut().zip(dt.iter_mut()).enumerate() {
+        for lane in 0..LANES {
+            (zr[lane], dr[lane]) = if lane < groups {
+                (z[lane * run + j], d[lane * run + j])
+            } else {
+                (0.0, 1.0)
+            };
+        }
+    }
+}
+
+/// A transposed block as rows of sixteen lanes (fixed-size arrays: no bounds checks in the lane
+/// loops, which then vectorise).
+#[inline(always)]
+fn rows(block: &[f32]) -> &[[f32; LANES]] {
+    block.as_chunks::<LANES>().0
+}
+
+#[inline(always)]
+fn rows_mut(block: &mut [f32]) -> &mut [[f32; LANES]] {
+    block.as_chunks_mut::<LANES>().0
+}
+
+/// The Newton solve of one transposed block: `‖D z‖` and the root of each lane's group.
+#[inline(always)]
+fn solve_block(
+    [zt, dt, st]: [&mut [f32]; 3],
+    (t, d_max): (f64, f32),
+    iterations: usize,
+) -> ([f32; LANES], [Root; LANES]) {
+    let (mut dz_squares, mut z_squares) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let (st, dt, zt) = (rows_mut(st), rows(dt), rows(zt));
+    for ((s, d), z) in st.iter_mut().zip(dt).zip(zt) {
+        for lane in 0..LANES {
+            let dz = d[lane] * z[lane];
+            s[lane] = dz * dz;
+            dz_squares[lane] += s[lane];
+            z_squares[lane] += z[lane] * z[lane];
+        }
+    }
+    let dz_norm = dz_squares.map(f32::sqrt);
+    let mut roots: [Root; LANES] =
+        std::array::from_fn(|lane| Root::start(dz_norm[lane], z_squares[lane], t, d_max));
+    for _ in 0..iterations {
+        let mu: [f32; LANES] = std::array::from_fn(|lane| roots[lane].mu);
+        let (mut x_squares, mut curvature) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for (s, d) in st.iter().zip(dt) {
+            for lane in 0..LANES {
+                let (a, b) = newton_terms(s[lane], d[lane], mu[lane]);
+                x_squares[lane] += a;
+                curvature[lane] += b;
+            }
+        }
+        for (lane, root) in roots.iter_mut().enumerate() {
+            root.newton(x_squares[lane], curvature[lane], t);
+        }
+    }
+    (dz_norm, roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::prox::group_prox_diagonal;
+    use crate::testing::host;
+    use burn::tensor::{Device, Tensor, TensorData};
+    use proptest::prelude::*;
+    use sparselab_core::{Layout, Units, fused, wide};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Linear weights of up to 40 input neurons (two full blocks of sixteen groups and a
+        /// partial one), thresholds that zero some groups and shrink others: the lane solve
+        /// gives the tensor ops' bits, at every vector width.
+        #[test]
+        fn lane_solve_equals_tensor_ops_bit_for_bit(
+            (dims, z, d) in (1usize..41, 1usize..24).prop_flat_map(|(i, o)| (
+                Just([i, o, 1, 1]),
+                proptest::collection::vec(prop_oneof![Just(0.0f32), Just(-0.0), -2.0f32..2.0], i * o),
+                proptest::collection::vec(0.01f32..50.0, i * o),
+            )),
+            theta in 0.0f64..20.0,
+        ) {
+            prop_assert_eq!(Units::new(dims, 0).folded_runs(), Some(dims[1]));
+            let tensor = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &Device::flex());
+            let prox = || {
+                let x = host(group_prox_diagonal(tensor(&z), tensor(&d), Layout::Linear, theta, 5));
+                x.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let lanes = prox();
+            prop_assert_eq!(&lanes, &wide::with_baseline(prox));
+            prop_assert_eq!(&lanes, &fused::with_tensor_ops(prox));
+        }
+    }
+}
