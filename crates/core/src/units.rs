@@ -195,6 +195,13 @@ impl Units {
 /// order from 0.0 (flex's order for an axis whose later axes have size 1). Eight runs are summed
 /// side by side, so the additions form independent chains, not one long one.
 pub fn sum_runs(x: &[f32], run: usize, sums: &mut [f32]) {
+    sum_runs_of(x, run, sums, |v| v);
+}
+
+/// [`sum_runs`] of `f(x)`: `sums[k] = ((0 + f(x[k·run])) + f(x[k·run + 1])) + …`, without
+/// storing the `f(x)` (a group's sum of squares in one read of the weight).
+#[inline]
+pub fn sum_runs_of(x: &[f32], run: usize, sums: &mut [f32], f: impl Fn(f32) -> f32) {
     assert_eq!(x.len(), run * sums.len(), "one sum per run");
     if run == 0 {
         sums.fill(0.0);
@@ -220,19 +227,19 @@ pub fn sum_runs(x: &[f32], run: usize, sums: &mut [f32]) {
             .zip(r6)
             .zip(r7);
         for (((((((x0, x1), x2), x3), x4), x5), x6), x7) in zipped {
-            a0 += x0;
-            a1 += x1;
-            a2 += x2;
-            a3 += x3;
-            a4 += x4;
-            a5 += x5;
-            a6 += x6;
-            a7 += x7;
+            a0 += f(*x0);
+            a1 += f(*x1);
+            a2 += f(*x2);
+            a3 += f(*x3);
+            a4 += f(*x4);
+            a5 += f(*x5);
+            a6 += f(*x6);
+            a7 += f(*x7);
         }
         out.copy_from_slice(&[a0, a1, a2, a3, a4, a5, a6, a7]);
     }
     for (out, row) in rest.iter_mut().zip(x[whole * run..].chunks_exact(run)) {
-        *out = row.iter().fold(0.0f32, |a, v| a + v);
+        *out = row.iter().fold(0.0f32, |a, v| a + f(*v));
     }
 }
 
@@ -308,6 +315,9 @@ mod tests {
             sum_runs(&x, run, &mut sums);
             let folds: Vec<f32> = x.chunks(run).map(|r| r.iter().fold(0.0f32, |a, v| a + v)).collect();
             prop_assert_eq!(bits(&sums), bits(&folds));
+            sum_runs_of(&x, run, &mut sums, |v| v * v);
+            let squares: Vec<f32> = x.chunks(run).map(|r| r.iter().fold(0.0f32, |a, v| a + v * v)).collect();
+            prop_assert_eq!(bits(&sums), bits(&squares));
         }
     }
 

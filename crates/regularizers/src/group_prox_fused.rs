@@ -17,6 +17,7 @@
 
 use crate::prox::TINY;
 use burn::tensor::Tensor;
+use sparselab_core::units::sum_runs_of;
 use sparselab_core::{Lane, Layout, Units, fused, widest};
 use std::cell::RefCell;
 
@@ -80,16 +81,23 @@ pub(crate) fn group_soft_threshold_in_place(
         let size = units.len() / units.count();
         // `zeros_like().add_scalar(θ).mul_scalar(√|g|)`: 0 + θ is θ for the θ > 0 that get here.
         let cut = (theta as f32).mul_scalar((size as f64).sqrt());
-        let norms = SCRATCH.with_borrow_mut(|[squares, ..]| {
-            squares.resize(x.len(), 0.0);
-            widest!(
-                squares
-                    .iter_mut()
-                    .zip(x.iter())
-                    .for_each(|(q, z)| *q = *z * *z)
-            );
-            units.sums(squares)
-        });
+        let norms = if let Some(run) = units.folded_runs() {
+            // Each group's squares added in order as they are read (no array of squares).
+            let mut sums = vec![0.0f32; units.count()];
+            sum_runs_of(x, run, &mut sums, |z| z * z);
+            sums
+        } else {
+            SCRATCH.with_borrow_mut(|[squares, ..]| {
+                squares.resize(x.len(), 0.0);
+                widest!(
+                    squares
+                        .iter_mut()
+                        .zip(x.iter())
+                        .for_each(|(q, z)| *q = *z * *z)
+                );
+                units.sums(squares)
+            })
+        };
         let factor: Vec<f32> = norms
             .into_iter()
             .map(|n| {
