@@ -7,7 +7,7 @@
 //! step ([`crate::fused::map_in_place`]), the proxes' soft-threshold loops, the threshold maps,
 //! the group lasso's Newton solve and [`crate::powf`] run 16 or 8 lanes at a time instead of 4.
 //!
-//! Two ways a kernel silently stays narrow inside [`widest`] (both measured, 2–3× slower): a
+//! Two ways a kernel silently stays narrow inside [`widest`] (both measured, 1.8–5× slower): a
 //! call the compiler does not inline, such as `Iterator::for_each` over a long `zip` chain (write
 //! a `for` loop), and data reached through references the loop might write (move slices and
 //! scalars into the kernel, or copy them to locals, so they live in registers).

@@ -115,9 +115,9 @@ pub(crate) fn group_soft_threshold_in_place(
 }
 
 thread_local! {
-    /// Four work arrays of a weight's size, kept between calls: a fresh megabyte-sized allocation
-    /// costs a page fault per page on every step.
-    static SCRATCH: RefCell<[Vec<f32>; 4]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
+    /// Three work arrays (of a weight's size, or of a block's in the lane solver), kept between
+    /// calls: a fresh megabyte-sized allocation costs a page fault per page on every step.
+    static SCRATCH: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// `x` holds `z` and becomes the prox; `d` the metric; groups are the units of `units`. Groups
@@ -129,7 +129,7 @@ fn solve(units: &Units, x: &mut [f32], d: &[f32], theta: f64, iterations: usize)
     let d_max = largest(d);
     SCRATCH.with_borrow_mut(|scratch| {
         if let Some(run) = units.folded_runs() {
-            let [zt, dt, st, _] = scratch;
+            let [zt, dt, st] = scratch;
             return crate::group_prox_lanes::solve_runs(
                 x,
                 d,
@@ -142,8 +142,8 @@ fn solve(units: &Units, x: &mut [f32], d: &[f32], theta: f64, iterations: usize)
         for v in scratch.iter_mut() {
             v.resize(x.len(), 0.0);
         }
-        let [dz, s, a, b] = scratch;
-        solve_with(units, x, d, (t, d_max), iterations, [dz, s, a, b]);
+        let [s, a, b] = scratch;
+        solve_with(units, x, d, (t, d_max), iterations, [s, a, b]);
     });
 }
 
@@ -217,11 +217,11 @@ fn solve_with(
     d: &[f32],
     (t, d_max): (f64, f32),
     iterations: usize,
-    [dz, s, a, b]: [&mut [f32]; 4],
+    [s, a, b]: [&mut [f32]; 3],
 ) {
-    for ((dz, s), (d, z)) in dz.iter_mut().zip(s.iter_mut()).zip(d.iter().zip(x.iter())) {
-        *dz = *d * *z;
-        *s = *dz * *dz;
+    for (s, (d, z)) in s.iter_mut().zip(d.iter().zip(x.iter())) {
+        let dz = *d * *z;
+        *s = dz * dz;
     }
     let dz_norm: Vec<f32> = units.sums(s).into_iter().map(f32::sqrt).collect();
     for (square, z) in a.iter_mut().zip(x.iter()) {
@@ -244,16 +244,20 @@ fn solve_with(
             root.newton(x_sq[g], curv[g], t);
         }
     }
-    // Groups with ‖D z‖ ≤ t are exactly zero (their μ is meaningless and may not be finite).
     for (g, range) in units.runs() {
-        let (x, dz, d) = (&mut x[range.clone()], &dz[range.clone()], &d[range]);
-        if dz_norm[g] <= t as f32 {
-            x.fill(0.0);
-        } else {
-            let mu = roots[g].mu;
-            for ((x, dz), d) in x.iter_mut().zip(dz).zip(d) {
-                *x = *dz / (*d + mu);
-            }
+        write_group(&mut x[range.clone()], &d[range], dz_norm[g], roots[g].mu, t);
+    }
+}
+
+/// Writes one group's prox over its `z` in `x`: exactly zero when `‖D z‖ ≤ t` (its μ is then
+/// meaningless and may not be finite), else `x = d·z/(d + μ)`.
+#[inline(always)]
+pub(crate) fn write_group(x: &mut [f32], d: &[f32], dz_norm: f32, mu: f32, t: f64) {
+    if dz_norm <= t as f32 {
+        x.fill(0.0);
+    } else {
+        for (x, d) in x.iter_mut().zip(d) {
+            *x = (*d * *x) / (*d + mu);
         }
     }
 }

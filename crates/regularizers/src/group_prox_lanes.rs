@@ -9,10 +9,10 @@
 //! every pass runs down the block sixteen groups wide, each lane adding its own group's terms in
 //! the tensor form's order, and all Newton steps of the block reuse the copy while it sits in
 //! cache. Per element and per group the f32 operations are those of
-//! [`crate::group_prox_fused`] ([`Root`], [`newton_terms`]), so the result is the same bit for
+//! [`crate::group_prox_fused`] ([`Root`], [`newton_terms`], [`write_group`]), so the result is the same bit for
 //! bit (tested).
 
-use crate::group_prox_fused::{Root, newton_terms};
+use crate::group_prox_fused::{Root, newton_terms, write_group};
 use sparselab_core::widest;
 
 /// Groups per block: one AVX-512 register of f32.
@@ -55,19 +55,9 @@ fn solve_blocks(
     for (xs, ds) in x.chunks_mut(block).zip(d.chunks(block)) {
         transpose_in(xs, ds, run, [zt, dt]);
         let (dz_norm, roots) = solve_block([zt, dt, st], (t, d_max), iterations);
-        // Groups with ‖D z‖ ≤ t are exactly zero (their μ is meaningless and may not be finite).
-        for ((x, d), (dz_norm, root)) in xs
-            .chunks_exact_mut(run)
-            .zip(ds.chunks_exact(run))
-            .zip(dz_norm.iter().zip(&roots))
-        {
-            if *dz_norm <= t as f32 {
-                x.fill(0.0);
-            } else {
-                for (x, d) in x.iter_mut().zip(d) {
-                    *x = (*d * *x) / (*d + root.mu);
-                }
-            }
+        let groups = xs.chunks_exact_mut(run).zip(ds.chunks_exact(run));
+        for ((x, d), (dz_norm, root)) in groups.zip(dz_norm.iter().zip(&roots)) {
+            write_group(x, d, *dz_norm, root.mu, t);
         }
     }
 }
