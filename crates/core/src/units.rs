@@ -1,6 +1,7 @@
-//! Per-unit reductions of a weight's elements on the host, in the order burn's CPU backend adds
-//! them, for fused updates that need a sum per unit: LpSGD's norm per output unit (SPEC §1.2)
-//! and the group lasso's sums per input unit in ProxSSI's metric prox (SPEC §1.4).
+//! Per-unit reductions of a weight's elements on the host, for fused updates that need a sum
+//! per unit: the group lasso's sums per input unit in ProxSSI's metric prox (SPEC §1.4), in the
+//! order burn's CPU backend adds them, and LpSGD's norm per output unit (SPEC §1.2), in pieces
+//! that run in parallel.
 //!
 //! [`crate::Weight::sum_except`]`(x, keep)` sums a rank-4 weight view over every axis but `keep`,
 //! one axis at a time in increasing order (`sum_dim`). flex adds the entries of a first or middle
@@ -8,10 +9,14 @@
 //! lanes; a last axis shorter than the narrowest SIMD width flex dispatches to (4 lanes of f32:
 //! SSE, NEON, WASM) it also adds one after another from 0.0. [`Units::sums`] repeats exactly
 //! that, so its sums equal the tensor-op form's bit for bit whenever [`Units::exact`] holds: for
-//! every linear weight (last axis of size 1) and conv weights with kernels narrower than 4. A
-//! maximum does not depend on the order, so [`Units::max_abs`] is exact for every shape (for
-//! inputs without NaN, whose propagation rules differ).
+//! every linear weight (last axis of size 1) and conv weights with kernels narrower than 4.
+//!
+//! [`Units::par_pieces`] cuts a weight into pieces of whole unit runs and [`Units::fold_piece`]
+//! folds a piece into per-unit values, in an order fixed by the shape alone: a caller that
+//! combines the pieces' results in piece order gets the same bits on any number of threads and
+//! at any vector width, though not flex's order.
 
+use crate::wide::LANES;
 use rayon::prelude::*;
 
 /// The narrowest f32 SIMD width flex's kernels run with.
@@ -62,42 +67,110 @@ impl Units {
         self.dims[self.keep + 1..].iter().product()
     }
 
-    /// Calls `f(start, piece)` on rayon's current pool for pieces of `out` (one value per
-    /// element) that start at element `start` and hold whole unit runs (whole rows of units when
-    /// each unit holds one element per row), at least [`PIECE`] elements each: how the work is cut
-    /// does not depend on how many threads run it.
+    /// How many elements a piece of [`Units::par_pieces`] holds (the last one may hold fewer):
+    /// whole unit runs, or whole [`Units::tile`]s when each unit holds one element per row, at
+    /// least [`PIECE`] elements. It does not depend on how many threads run the pieces.
+    pub fn piece_len(&self) -> usize {
+        let whole = if self.run() == 1 {
+            self.tile_len()
+        } else {
+            self.run()
+        };
+        PIECE.div_ceil(whole.max(1)) * whole.max(1)
+    }
+
+    /// The length of a tile: the fewest whole rows (each one element of every unit) that fill
+    /// whole vectors of [`LANES`].
+    fn tile_len(&self) -> usize {
+        let count = self.count().max(1);
+        let (mut a, mut b) = (count, LANES);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        count / a * LANES
+    }
+
+    /// `per_unit` repeated over a tile ([`Units::tile_len`] values), for views whose units hold
+    /// one element per row: a loop over a tile runs whole vectors, with no remainder per row (on
+    /// a layer with rows of 300 units, a remainder of 12 elements cost about as much as the 288
+    /// before it when each element takes a power).
+    fn tile(&self, per_unit: &[f32]) -> Vec<f32> {
+        // Whole copies (a `cycle().take()` iterator cost about 3 ns a value).
+        per_unit.repeat(self.tile_len() / per_unit.len().max(1))
+    }
+
+    /// Calls `f(start, piece)` on rayon's current pool for the pieces of `out` (one value per
+    /// element, [`Units::piece_len`] elements each) that start at element `start`: how the work
+    /// is cut does not depend on how many threads run it.
     pub fn par_pieces(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
         assert_eq!(out.len(), self.len(), "one value per element");
-        let (run, count) = (self.run(), self.count());
         if out.is_empty() {
             return;
         }
-        let whole = if run == 1 { count } else { run };
-        let piece = PIECE.div_ceil(whole) * whole;
+        let piece = self.piece_len();
         out.par_chunks_mut(piece)
             .enumerate()
             .for_each(|(i, values)| f(i * piece, values));
+    }
+
+    /// Every unit's fold of `f(x, per_unit[u])` over its elements `x` ([`Reduction`]): pieces of
+    /// [`Units::piece_len`] elements folded on rayon's current pool ([`Units::fold_piece`], at the
+    /// CPU's full vector width), their results combined in piece order. The same bits on any
+    /// number of threads. `f` is `Copy` so that each piece's kernel holds its own copy in
+    /// registers ([`crate::wide`]'s second trap).
+    pub fn par_fold<R: Reduction>(
+        &self,
+        x: &[f32],
+        per_unit: &[f32],
+        f: impl Fn(f32, f32) -> f32 + Copy + Sync,
+    ) -> Vec<f32> {
+        assert_eq!(x.len(), self.len(), "one value per element");
+        let (piece, count) = (self.piece_len(), self.count());
+        let partials: Vec<Vec<f32>> = x
+            .par_chunks(piece)
+            .enumerate()
+            .map(|(i, values)| {
+                let mut acc = vec![R::IDENTITY; count];
+                crate::widest!(self.fold_piece::<R>(i * piece, values, per_unit, &mut acc, f));
+                acc
+            })
+            .collect();
+        self.merge::<R>(partials)
+    }
+
+    /// The pieces' per-unit results (of [`Units::fold_piece`]) combined in piece order.
+    pub fn merge<R: Reduction>(&self, partials: Vec<Vec<f32>>) -> Vec<f32> {
+        partials
+            .into_iter()
+            .reduce(|mut a, b| {
+                a.iter_mut()
+                    .zip(&b)
+                    .for_each(|(a, b)| *a = R::combine(*a, *b));
+                a
+            })
+            .unwrap_or_else(|| vec![R::IDENTITY; self.count()])
     }
 
     /// Calls `f(x, y, value)` for every element of a piece of [`Units::par_pieces`] that starts
     /// at element `start`: `x` is its entry of `piece`, `y` its entry of `other` (the same
     /// elements of another array), `value` its unit's entry of `per_unit`. Plain zipped loops over
     /// rows or runs, without index arithmetic, so the compiler can vectorise `f`.
-    #[inline]
+    #[inline(always)]
     pub fn with_units(
         &self,
         start: usize,
         piece: &mut [f32],
         other: &[f32],
         per_unit: &[f32],
-        mut f: impl FnMut(&mut f32, f32, f32),
+        f: impl Fn(&mut f32, f32, f32) + Copy,
     ) {
         assert_eq!(piece.len(), other.len(), "one value per element");
         let (run, count) = (self.run(), self.count());
         if run == 1 {
             debug_assert_eq!(start % count, 0, "pieces hold whole rows");
-            for (row, others) in piece.chunks_mut(count).zip(other.chunks(count)) {
-                for ((x, y), v) in row.iter_mut().zip(others).zip(per_unit) {
+            let tile = self.tile(per_unit);
+            for (xs, ys) in piece.chunks_mut(tile.len()).zip(other.chunks(tile.len())) {
+                for ((x, y), v) in xs.iter_mut().zip(ys).zip(&tile) {
                     f(x, *y, *v);
                 }
             }
@@ -166,28 +239,89 @@ impl Units {
         current.unwrap_or_else(|| values.to_vec())
     }
 
-    /// The largest `|x|` of each unit (NaN if it has one).
-    pub fn max_abs(&self, x: &[f32]) -> Vec<f32> {
-        assert_eq!(x.len(), self.len(), "one value per element");
-        let larger = |m: f32, v: f32| {
-            let a = v.abs();
-            if a > m || a.is_nan() { a } else { m }
-        };
+    /// Folds every element `x` of a piece of [`Units::par_pieces`] that starts at element
+    /// `start` into its unit's entry of `acc`: `acc[u] = combine(acc[u], f(x, per_unit[u]))`
+    /// ([`Reduction`]). Where each unit holds one element per row, the piece is folded tile by
+    /// tile ([`Units::tile`]) into one accumulator per tile position (row `i` into the tile's row
+    /// `i mod rows`), whose rows then fold into `acc` in order. A longer run is folded into
+    /// [`LANES`] lanes (element `i` of the run into lane `i mod 16`), which then fold into `acc`
+    /// in lane order. Either order is fixed by the shape alone, not by the vector width.
+    #[inline(always)]
+    pub fn fold_piece<R: Reduction>(
+        &self,
+        start: usize,
+        piece: &[f32],
+        per_unit: &[f32],
+        acc: &mut [f32],
+        f: impl Fn(f32, f32) -> f32 + Copy,
+    ) {
+        let combine = R::combine;
         let (run, count) = (self.run(), self.count());
-        let mut max = vec![0.0f32; count];
+        assert!(
+            acc.len() == count && per_unit.len() == count,
+            "one entry per unit"
+        );
         if run == 1 {
-            for row in x.chunks(count.max(1)) {
-                for (m, v) in max.iter_mut().zip(row) {
-                    *m = larger(*m, *v);
+            debug_assert_eq!(start % count, 0, "pieces hold whole rows");
+            let tile = self.tile(per_unit);
+            let mut lanes = vec![R::IDENTITY; tile.len()];
+            for xs in piece.chunks(tile.len()) {
+                for ((a, x), v) in lanes.iter_mut().zip(xs).zip(&tile) {
+                    *a = combine(*a, f(*x, *v));
                 }
             }
-        } else if run > 0 {
-            for (r, values) in x.chunks(run).enumerate() {
-                let m = &mut max[r % count];
-                *m = values.iter().fold(*m, |m, v| larger(m, *v));
+            for row in lanes.chunks_exact(count) {
+                for (a, l) in acc.iter_mut().zip(row) {
+                    *a = combine(*a, *l);
+                }
             }
+            return;
         }
-        max
+        for (r, values) in piece.chunks(run).enumerate() {
+            let unit = (start / run + r) % count;
+            let v = per_unit[unit];
+            let mut lanes = [R::IDENTITY; LANES];
+            let mut blocks = values.chunks_exact(LANES);
+            for block in &mut blocks {
+                for (l, x) in lanes.iter_mut().zip(block) {
+                    *l = combine(*l, f(*x, v));
+                }
+            }
+            for (l, x) in lanes.iter_mut().zip(blocks.remainder()) {
+                *l = combine(*l, f(*x, v));
+            }
+            acc[unit] = lanes.iter().fold(acc[unit], |a, l| combine(a, *l));
+        }
+    }
+}
+
+/// How [`Units::fold_piece`] combines values: an associative operation and its identity.
+pub trait Reduction {
+    /// `combine(IDENTITY, x) = x` for every value the fold sees.
+    const IDENTITY: f32;
+    /// Adds `x` to the running value `a`.
+    fn combine(a: f32, x: f32) -> f32;
+}
+
+/// The sum (of non-negative values, for which 0.0 is the identity).
+pub struct Sum;
+
+impl Reduction for Sum {
+    const IDENTITY: f32 = 0.0;
+    #[inline(always)]
+    fn combine(a: f32, x: f32) -> f32 {
+        a + x
+    }
+}
+
+/// The largest value (of non-negative values), NaN if one is NaN.
+pub struct Largest;
+
+impl Reduction for Largest {
+    const IDENTITY: f32 = 0.0;
+    #[inline(always)]
+    fn combine(a: f32, x: f32) -> f32 {
+        if x > a || x.is_nan() { x } else { a }
     }
 }
 
@@ -278,10 +412,13 @@ mod tests {
     }
 
     proptest! {
-        /// Where `exact` holds, the sums are `Weight::sum_except`'s bits; the maxima always.
+        /// Where `exact` holds, `sums` are `Weight::sum_except`'s bits. `par_fold` gives the
+        /// maxima bit for bit and the sums to rounding (its order is its own), the same bits on
+        /// one thread or three and at the baseline vector width.
         #[test]
-        fn sums_and_maxima_equal_flex_bit_for_bit(
+        fn sums_and_folds_equal_flex(
             (dims, keep, x) in shape().prop_flat_map(|(d, k)| (Just(d), Just(k), values(d))),
+            scale in 0.5f32..2.0,
         ) {
             let units = Units::new(dims, keep);
             let max = host(
@@ -289,15 +426,39 @@ mod tests {
                     .filter(|&a| a != keep)
                     .fold(view(&x, dims).abs(), |acc, axis| acc.max_dim(axis)),
             );
-            prop_assert_eq!(bits(&units.max_abs(&x)), bits(&max));
             let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
             let flex = host(Weight::sum_except(view(&abs, dims), keep));
             if units.exact() {
                 prop_assert_eq!(bits(&units.sums(&abs)), bits(&flex));
             }
+            let per_unit: Vec<f32> = (0..units.count()).map(|u| scale + u as f32).collect();
+            let scaled: Vec<f32> = flex.iter().zip(&per_unit).map(|(s, v)| s * v).collect();
+            let folds = || {
+                (
+                    bits(&units.par_fold::<Largest>(&x, &per_unit, |x, _| x.abs())),
+                    bits(&units.par_fold::<Sum>(&x, &per_unit, |x, v| x.abs() * v)),
+                )
+            };
+            let on = |threads: usize, f: &(dyn Fn() -> (Vec<u32>, Vec<u32>) + Sync)| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a pool")
+                    .install(f)
+            };
+            let (largest, sums) = on(1, &folds);
+            prop_assert_eq!(&largest, &bits(&max));
+            prop_assert_eq!((largest.clone(), sums.clone()), on(3, &folds));
+            prop_assert_eq!(
+                (largest, sums.clone()),
+                on(1, &|| crate::wide::with_baseline(folds))
+            );
             // Any order gives nearly the same sums.
             for (a, b) in units.sums(&abs).iter().zip(&flex) {
                 prop_assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{} vs {}", a, b);
+            }
+            for (a, c) in sums.iter().map(|s| f32::from_bits(*s)).zip(&scaled) {
+                prop_assert!((a - c).abs() <= 1e-5 * c.abs().max(1.0), "{} vs {}", a, c);
             }
         }
     }

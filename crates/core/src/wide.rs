@@ -7,16 +7,20 @@
 //! step ([`crate::fused::map_in_place`]), the proxes' soft-threshold loops, the threshold maps,
 //! the group lasso's Newton solve and [`crate::powf`] run 16 or 8 lanes at a time instead of 4.
 //!
-//! Two ways a kernel silently stays narrow inside [`widest`] (both measured, 1.8–5× slower): a
-//! call the compiler does not inline, such as `Iterator::for_each` over a long `zip` chain (write
-//! a `for` loop), and data reached through references the loop might write (move slices and
-//! scalars into the kernel, or copy them to locals, so they live in registers).
+//! Three ways a kernel silently stays narrow inside [`widest`] (each measured, 1.8–20× slower):
+//! a call the compiler does not inline, such as `Iterator::for_each` over a long `zip` chain
+//! (write a `for` loop) or a closure called through a reference (`&mut F`: pass `Copy` closures
+//! by value); data reached through references the loop might write (move slices and scalars
+//! into the kernel, a `move` closure, or copy them to locals, so they live in registers); and a
+//! per-element choice whose sides are costly, which a vectorised loop computes on both sides.
 //!
 //! **Invariant:** the variants compute the same bits. Rust never contracts a multiply and an add
-//! into a fused multiply-add nor reorders float operations on its own, and every vector
+//! into a fused multiply-add nor reorders float operations on its own, an explicit `mul_add`
+//! rounds once in every variant (the baseline calls libm's exact `fmaf`), and every vector
 //! instruction used for `+ − × ÷`, comparisons and selects rounds exactly like its scalar form;
 //! so a kernel's result does not depend on the vector width. Tests check this by running
-//! kernels inside [`with_baseline`] as well.
+//! kernels inside [`with_baseline`] as well (on a one-thread pool where the kernel hands work
+//! to rayon, since the choice is per thread).
 
 thread_local! {
     /// Whether [`widest`] runs the baseline variant on this thread ([`with_baseline`]).
@@ -90,6 +94,9 @@ macro_rules! widest {
         )
     };
 }
+
+/// The f32 lanes of the widest vector unit [`widest`] compiles for (AVX-512).
+pub const LANES: usize = 16;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]

@@ -35,10 +35,9 @@
 //! Row norms are computed as `m·‖x/m‖_q` with `m` the row's largest magnitude, since `|x|^q`
 //! underflows for q ≈ 15 (p = 1.07).
 //!
-//! **Speed.** On the CPU backend the step runs as a few passes in place ([`fused`]), with
-//! vectorised powers: the same computation as the tensor-op form up to float rounding. Conv
-//! filters with kernels 4 wide or wider keep the tensor-op form, whose last-axis sums flex adds
-//! in SIMD lanes.
+//! **Speed.** On the CPU backend the step runs as five passes in place ([`fused`]), in
+//! parallel pieces at full vector width, with f32 powers: the same computation as the tensor-op
+//! form up to float rounding.
 
 mod fused;
 
@@ -321,8 +320,8 @@ impl LpSgd {
         (w.with_value(primal(v, p)).into_tensor(), velocity)
     }
 
-    /// The sphere step in place on the CPU backend ([`fused`]), or its operands back where that
-    /// form does not apply (another backend, or sums flex adds in SIMD lanes).
+    /// The sphere step in place on the CPU backend ([`fused`]), or its operands back on another
+    /// backend.
     fn sphere_step_fused<const D: usize>(
         step: &fused::SphereStep,
         operands: Operands<D>,
@@ -331,9 +330,6 @@ impl LpSgd {
             let w = Weight::from_tensor(operands.tensor.clone());
             Units::new(w.value.dims(), w.layout.output_axis())
         };
-        if !units.exact() {
-            return Err(Box::new(operands));
-        }
         let Operands {
             tensor,
             grad,
@@ -632,14 +628,20 @@ mod tests {
         out
     }
 
-    /// Two trajectories agree to float rounding: every weight and velocity entry within 1e-5
-    /// relative (of 1e-3 for entries near 0), and with the same sign pattern of zeros.
+    /// Two trajectories agree to float rounding: every weight and velocity entry within 1e-5 of
+    /// the largest magnitude in its array (the scale of a unit's entries: its p-norm is 1), and
+    /// with the same pattern of zeros. Not 1e-5 of the entry itself: a small entry is the
+    /// difference of `(1 − η)·dual(w)` and `η·ĝ`, which cancel, so a power's rounding in either
+    /// (a few ulp of the larger terms) comes out large relative to the entry (measured: 7e-5 of
+    /// an entry of 6e-4 after three steps at p = 1.91, 5e-8 absolute).
     fn close(a: &[(Vec<u32>, Option<Vec<u32>>)], b: &[(Vec<u32>, Option<Vec<u32>>)]) -> bool {
         let near = |x: &[u32], y: &[u32]| {
+            let value = |b: &u32| f32::from_bits(*b);
+            let scale = y.iter().map(|y| value(y).abs()).fold(0.0f32, f32::max);
             x.len() == y.len()
                 && x.iter().zip(y).all(|(x, y)| {
-                    let (x, y) = (f32::from_bits(*x), f32::from_bits(*y));
-                    (x - y).abs() <= 1e-5 * y.abs().max(1e-3) && ((x == 0.0) == (y == 0.0))
+                    let (x, y) = (value(x), value(y));
+                    (x - y).abs() <= 1e-5 * scale && ((x == 0.0) == (y == 0.0))
                 })
         };
         a.len() == b.len()
@@ -659,7 +661,7 @@ mod tests {
 
     /// The in-place step cuts its work into pieces that do not depend on the thread count, so
     /// one thread and three give the same bits (what `--jobs` needs), on a layer large enough to
-    /// be cut (784×300, LeNet-300-100's first layer).
+    /// be cut (784×300, LeNet-300-100's first layer); and so does the baseline vector width.
     #[test]
     fn the_in_place_step_gives_the_same_bits_on_any_number_of_threads() {
         let opt = LpSgd::new(&config(1.2), Some(1.2));
@@ -680,6 +682,14 @@ mod tests {
         };
         let one = on(1);
         assert_eq!(one, on(3));
+        let baseline = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a pool")
+            .install(|| {
+                sparselab_core::wide::with_baseline(|| trajectory(&opt, w.clone(), &gs, 0.1))
+            });
+        assert_eq!(one, baseline, "the same bits at the baseline vector width");
         let ops = sparselab_core::fused::with_tensor_ops(|| trajectory(&opt, w.clone(), &gs, 0.1));
         assert!(close(&one, &ops));
         assert_ne!(
@@ -693,7 +703,7 @@ mod tests {
 
         /// The in-place form (`fused`) computes what the tensor-op form computes, to float
         /// rounding (its powers are vectorised, not libm's), after every step: for linear weights
-        /// and conv filters (3×3 in place, 5×5 through the tensor ops, so bit for bit), p with
+        /// and conv filters (3×3 and 5×5, whose runs are folded in sixteen lanes), p with
         /// integral exponents (2, 3, 1.5) and without momentum.
         #[test]
         fn the_in_place_step_equals_the_tensor_op_step(
@@ -728,11 +738,7 @@ mod tests {
                     let w = tensor(&values(n, 0), dims);
                     let fused = trajectory(&opt, w.clone(), &gs, lr);
                     let ops = sparselab_core::fused::with_tensor_ops(|| trajectory(&opt, w, &gs, lr));
-                    if k < 4 {
-                        prop_assert!(close(&fused, &ops), "{:?}\nvs\n{:?}", fused, ops);
-                    } else {
-                        prop_assert_eq!(fused, ops);
-                    }
+                    prop_assert!(close(&fused, &ops), "{:?}\nvs\n{:?}", fused, ops);
                 }
             }
         }

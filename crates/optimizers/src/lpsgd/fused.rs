@@ -2,8 +2,7 @@
 //!
 //! The tensor-op form ([`super::LpSgd`]'s `step`) makes about twenty passes over memory,
 //! allocates a tensor for each, and takes its four powers per element with libm's `powf`, one
-//! call per value (most of the step). This form computes, per element, in the tensor-op form's
-//! order,
+//! call per value. This form computes, per element, in the tensor-op form's order,
 //!
 //! ```text
 //! buf ← μ·buf + g,  d = g + μ·buf                  (first step: buf = g)
@@ -12,14 +11,18 @@
 //! w ← sign(v/‖v_j‖_q)·|v/‖v_j‖_q|^{1/(p−1)}
 //! ```
 //!
-//! with the unit norms `m·(Σ|x/m|^r)^{1/r}` summed by [`Units`] in flex's order, and every power
-//! of a whole tensor taken by [`powf_in_place`] (vectorised, correctly rounded but for a few values
-//! in a million). So the two forms agree to float rounding, not bit for bit: a power that libm
-//! rounds differently moves the rest of the step by that rounding (tested: 1e-5 relative after
-//! three steps). The passes are split across the pool's threads in pieces that do not depend on
-//! the thread count, so a run gives the same bits with any number of threads.
+//! with the unit norms `m·(Σ|x/m|^r)^{1/r}` (`m` the unit's largest `|x|`), in five passes:
+//! the momentum (and the largest `|d|`), the sum for `‖d_j‖_q`, the dual step (and the largest
+//! `|v|`), the sum for `‖v_j‖_q` and the primal map. Every pass runs on pieces of whole unit runs in
+//! parallel ([`Units::par_pieces`], [`Units::par_fold`]) at the CPU's full vector width, the
+//! powers taken inside the passes by [`Power`] (f32, within `⌈|e|⌉ + 1` ulp) and the sums added
+//! piece by piece in an order fixed by the shape. So the two forms agree to float rounding, not
+//! bit for bit (tested: 1e-5 relative after three steps), and a run gives the same bits with any
+//! number of threads and at any vector width.
 
-use sparselab_core::powf::powf_in_place;
+use rayon::prelude::*;
+use sparselab_core::powf::Power;
+use sparselab_core::units::{Largest, Sum};
 use sparselab_core::{Lane, Units};
 use std::cell::RefCell;
 
@@ -39,56 +42,86 @@ pub(super) struct SphereStep {
 }
 
 thread_local! {
-    /// The step's two work arrays (the direction and the powers), kept between steps: a fresh
-    /// megabyte-sized allocation costs a page fault per page on every step.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The step's direction `d`, kept between steps: a fresh megabyte-sized allocation costs a
+    /// page fault per page on every step.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `powers ← |x|^r` (after `f` maps `|x|` and its unit's entry of `per_unit`), piece by piece.
-fn powers_of(
-    units: &Units,
-    x: &[f32],
-    per_unit: &[f32],
-    r: f64,
-    powers: &mut [f32],
-    f: impl Fn(f32, f32) -> f32 + Sync,
-) {
-    units.par_pieces(powers, |start, piece| {
-        let x = &x[start..start + piece.len()];
-        units.with_units(start, piece, x, per_unit, |out, x, v| *out = f(x.abs(), v));
-        powf_in_place(piece, r);
-    });
-}
-
-/// `‖x_j‖_r = m·(Σ|x/m|^r)^{1/r}` with `m = max|x_j|` for every unit (the tensor-op
-/// `unit_norm`); `powers` holds the `|x/m|^r`.
-fn unit_norms(units: &Units, x: &[f32], r: f64, powers: &mut [f32]) -> Vec<f32> {
-    let max = units.max_abs(x);
+/// `‖x_j‖_r = m·(Σ|x/m|^r)^{1/r}` for every unit (the tensor-op `unit_norm`), given
+/// `max = max|x_j|`.
+fn unit_norms(units: &Units, x: &[f32], max: &[f32], r: f64) -> Vec<f32> {
     let floor: Vec<f32> = max.iter().map(|m| m.clamp_min(TINY)).collect();
-    powers_of(units, x, &floor, r, powers, |a, m| a / m);
-    let sums = units.sums(powers);
+    let power = Power::new(r);
+    let sums = units.par_fold::<Sum>(x, &floor, move |x, m| power.of(x.abs() / m));
     max.iter()
         .zip(sums)
         .map(|(m, s)| *m * Lane::powf(s, 1.0 / r))
         .collect()
 }
 
-/// `x ← f(x, y, its unit's norm)` piece by piece, `y` the same element of another array.
+/// The largest `|x|` of each unit in one piece that starts at element `start`.
+fn piece_max(units: &Units, start: usize, x: &[f32]) -> Vec<f32> {
+    let ones = vec![1.0f32; units.count()];
+    let mut max = vec![0.0f32; units.count()];
+    sparselab_core::widest!(
+        units.fold_piece::<Largest>(start, x, &ones, &mut max, |x, _| { x.abs() })
+    );
+    max
+}
+
+/// `x ← f(x, y, its unit's norm)` piece by piece at full vector width, `y` the same element of
+/// another array; returns the largest `|x|` of each unit after the update when `max` is set
+/// (taken while each piece is in cache).
 fn update(
     units: &Units,
-    x: &mut [f32],
-    y: &[f32],
+    (x, y): (&mut [f32], &[f32]),
     norms: &[f32],
-    f: impl Fn(f32, f32, f32) -> f32 + Sync,
-) {
-    units.par_pieces(x, |start, piece| {
-        let y = &y[start..start + piece.len()];
-        units.with_units(start, piece, y, norms, |x, y, n| *x = f(*x, y, n));
-    });
+    max: bool,
+    f: impl Fn(f32, f32, f32) -> f32 + Copy + Sync,
+) -> Vec<f32> {
+    let piece = units.piece_len();
+    let maxima = x
+        .par_chunks_mut(piece)
+        .zip(y.par_chunks(piece))
+        .enumerate()
+        .map(|(i, (x, y))| {
+            // A `move` closure: its own copy of `f` (and of the scalars it holds) in registers.
+            sparselab_core::widest!(
+                units.with_units(i * piece, x, y, norms, move |x, y, n| { *x = f(*x, y, n) })
+            );
+            if max {
+                piece_max(units, i * piece, x)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    if max {
+        units.merge::<Largest>(maxima)
+    } else {
+        Vec::new()
+    }
+}
+
+/// `d = g + μ·buf` after `buf ← μ·buf + g` (the first step: `d = g + μ·g`, `buf` already `g`;
+/// without momentum `d = g`), for one piece. Its scalars arrive by value, so they live in
+/// registers inside [`sparselab_core::widest!`].
+#[inline(always)]
+fn momentum(d: &mut [f32], buf: &mut [f32], g: &[f32], mu: f64, first: bool) {
+    for ((d, b), g) in d.iter_mut().zip(buf.iter_mut()).zip(g) {
+        *d = if mu <= 0.0 {
+            *g
+        } else if first {
+            *g + g.mul_scalar(mu)
+        } else {
+            *b = b.mul_scalar(mu) + *g;
+            *g + b.mul_scalar(mu)
+        };
+    }
 }
 
 /// One step in place: `w` (the weight, becomes the new weight) and `buf` (the momentum buffer;
-/// on the first step a copy of `g`) on the units of `units`. Needs `units.exact()`.
+/// on the first step a copy of `g`) on the units of `units`.
 pub(super) fn sphere_step(
     step: &SphereStep,
     units: &Units,
@@ -96,11 +129,9 @@ pub(super) fn sphere_step(
     buf: &mut [f32],
     g: &[f32],
 ) {
-    debug_assert!(units.exact());
-    SCRATCH.with_borrow_mut(|(d, powers)| {
+    SCRATCH.with_borrow_mut(|d| {
         d.resize(g.len(), 0.0);
-        powers.resize(g.len(), 0.0);
-        in_place(step, units, w, buf, g, d, powers);
+        in_place(step, units, w, buf, g, d);
     });
 }
 
@@ -111,35 +142,41 @@ fn in_place(
     buf: &mut [f32],
     g: &[f32],
     d: &mut [f32],
-    powers: &mut [f32],
 ) {
-    let (p, mu, lr) = (step.p, step.momentum, step.lr);
+    let (p, mu, lr, first) = (step.p, step.momentum, step.lr, step.first);
     let q = p / (p - 1.0);
-    for ((d, b), g) in d.iter_mut().zip(buf.iter_mut()).zip(g) {
-        *d = if mu <= 0.0 {
-            *g
-        } else if step.first {
-            *g + g.mul_scalar(mu)
-        } else {
-            *b = b.mul_scalar(mu) + *g;
-            *g + b.mul_scalar(mu)
-        };
+    let piece = units.piece_len();
+    let d_max = d
+        .par_chunks_mut(piece)
+        .zip(buf.par_chunks_mut(piece))
+        .zip(g.par_chunks(piece))
+        .enumerate()
+        .map(|(i, ((d, buf), g))| {
+            sparselab_core::widest!(momentum(d, buf, g, mu, first));
+            piece_max(units, i * piece, d)
+        })
+        .collect();
+    let d_max = units.merge::<Largest>(d_max);
+    if first {
+        let ones = vec![1.0f32; units.count()];
+        let max = units.par_fold::<Largest>(w, &ones, |x, _| x.abs());
+        let norms = unit_norms(units, w, &max, p);
+        update(units, (w, d), &norms, false, |w, _, n| {
+            w / n.clamp_min(TINY)
+        });
     }
-    if step.first {
-        let norms = unit_norms(units, w, p, powers);
-        update(units, w, d, &norms, |w, _, n| w / n.clamp_min(TINY));
-    }
-    let d_norms = unit_norms(units, d, q, powers);
+    let d_norms = unit_norms(units, d, &d_max, q);
     // v = (1 − η)·dual(w) − η·ĝ, dual(w) = sign(w)·|w|^{p−1}.
-    let ones = vec![1.0f32; units.count()];
-    powers_of(units, w, &ones, p - 1.0, powers, |a, _| a);
-    update(units, w, powers, &ones, |w, power, _| w.sign() * power);
-    update(units, w, d, &d_norms, |dual, d, n| {
+    let dual = Power::new(p - 1.0);
+    let v_max = update(units, (w, d), &d_norms, true, move |w, d, n| {
+        let dual = w.sign() * dual.of(w.abs());
         dual.mul_scalar(1.0 - lr) - (d / n.add_scalar(1e-6)).mul_scalar(lr)
     });
     // w = primal(v / ‖v_j‖_q) = sign·|v/‖v_j‖_q|^{1/(p−1)}.
-    let v_norms = unit_norms(units, w, q, powers);
-    update(units, w, powers, &v_norms, |v, _, n| v / n.clamp_min(TINY));
-    powers_of(units, w, &ones, 1.0 / (p - 1.0), powers, |a, _| a);
-    update(units, w, powers, &ones, |v, power, _| v.sign() * power);
+    let v_norms = unit_norms(units, w, &v_max, q);
+    let primal = Power::new(1.0 / (p - 1.0));
+    update(units, (w, d), &v_norms, false, move |v, _, n| {
+        let v = v / n.clamp_min(TINY);
+        v.sign() * primal.of(v.abs())
+    });
 }
