@@ -68,8 +68,9 @@ impl Units {
     }
 
     /// How many elements a piece of [`Units::par_pieces`] holds (the last one may hold fewer):
-    /// whole unit runs, or whole [`Units::tile`]s when each unit holds one element per row, at
-    /// least [`PIECE`] elements. It does not depend on how many threads run the pieces.
+    /// whole unit runs, or whole tiles (the fewest rows that fill whole vectors of [`LANES`])
+    /// when each unit holds one element per row, at least [`PIECE`] elements. It does not depend
+    /// on how many threads run the pieces.
     pub fn piece_len(&self) -> usize {
         let whole = if self.run() == 1 {
             self.tile_len()
@@ -242,8 +243,8 @@ impl Units {
     /// Folds every element `x` of a piece of [`Units::par_pieces`] that starts at element
     /// `start` into its unit's entry of `acc`: `acc[u] = combine(acc[u], f(x, per_unit[u]))`
     /// ([`Reduction`]). Where each unit holds one element per row, the piece is folded tile by
-    /// tile ([`Units::tile`]) into one accumulator per tile position (row `i` into the tile's row
-    /// `i mod rows`), whose rows then fold into `acc` in order. A longer run is folded into
+    /// tile (see [`Units::piece_len`]) into one accumulator per tile position (row `i` into the
+    /// tile's row `i mod rows`), whose rows then fold into `acc` in order. A longer run is folded into
     /// [`LANES`] lanes (element `i` of the run into lane `i mod 16`), which then fold into `acc`
     /// in lane order. Either order is fixed by the shape alone, not by the vector width.
     #[inline(always)]
