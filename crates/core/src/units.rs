@@ -11,7 +11,7 @@
 //! that, so its sums equal the tensor-op form's bit for bit whenever [`Units::exact`] holds: for
 //! every linear weight (last axis of size 1) and conv weights with kernels narrower than 4.
 //!
-//! [`Units::par_pieces`] cuts a weight into pieces of whole unit runs and [`Units::fold_piece`]
+//! [`Units::piece_len`] cuts a weight into pieces of whole unit runs and [`Units::fold_piece`]
 //! folds a piece into per-unit values, in an order fixed by the shape alone: a caller that
 //! combines the pieces' results in piece order gets the same bits on any number of threads and
 //! at any vector width, though not flex's order.
@@ -22,7 +22,7 @@ use rayon::prelude::*;
 /// The narrowest f32 SIMD width flex's kernels run with.
 const NARROWEST_LANES: usize = 4;
 
-/// The fewest elements [`Units::par_pieces`] gives one task (a piece smaller than this
+/// The fewest elements a piece ([`Units::piece_len`]) gives one task (a piece smaller than this
 /// costs more to hand over than to compute).
 pub const PIECE: usize = 8192;
 
@@ -67,7 +67,8 @@ impl Units {
         self.dims[self.keep + 1..].iter().product()
     }
 
-    /// How many elements a piece of [`Units::par_pieces`] holds (the last one may hold fewer):
+    /// How many elements a piece of work holds (the last one may hold fewer), for callers that
+    /// split a weight's elements across rayon's pool (`par_chunks(piece_len())`):
     /// whole unit runs, or whole tiles (the fewest rows that fill whole vectors of [`LANES`])
     /// when each unit holds one element per row, at least [`PIECE`] elements. It does not depend
     /// on how many threads run the pieces.
@@ -98,20 +99,6 @@ impl Units {
     fn tile(&self, per_unit: &[f32]) -> Vec<f32> {
         // Whole copies (a `cycle().take()` iterator cost about 3 ns a value).
         per_unit.repeat(self.tile_len() / per_unit.len().max(1))
-    }
-
-    /// Calls `f(start, piece)` on rayon's current pool for the pieces of `out` (one value per
-    /// element, [`Units::piece_len`] elements each) that start at element `start`: how the work
-    /// is cut does not depend on how many threads run it.
-    pub fn par_pieces(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
-        assert_eq!(out.len(), self.len(), "one value per element");
-        if out.is_empty() {
-            return;
-        }
-        let piece = self.piece_len();
-        out.par_chunks_mut(piece)
-            .enumerate()
-            .for_each(|(i, values)| f(i * piece, values));
     }
 
     /// Every unit's fold of `f(x, per_unit[u])` over its elements `x` ([`Reduction`]): pieces of
@@ -152,7 +139,7 @@ impl Units {
             .unwrap_or_else(|| vec![R::IDENTITY; self.count()])
     }
 
-    /// Calls `f(x, y, value)` for every element of a piece of [`Units::par_pieces`] that starts
+    /// Calls `f(x, y, value)` for every element of a piece ([`Units::piece_len`]) that starts
     /// at element `start`: `x` is its entry of `piece`, `y` its entry of `other` (the same
     /// elements of another array), `value` its unit's entry of `per_unit`. Plain zipped loops over
     /// rows or runs, without index arithmetic, so the compiler can vectorise `f`.
@@ -240,7 +227,7 @@ impl Units {
         current.unwrap_or_else(|| values.to_vec())
     }
 
-    /// Folds every element `x` of a piece of [`Units::par_pieces`] that starts at element
+    /// Folds every element `x` of a piece ([`Units::piece_len`]) that starts at element
     /// `start` into its unit's entry of `acc`: `acc[u] = combine(acc[u], f(x, per_unit[u]))`
     /// ([`Reduction`]). Where each unit holds one element per row, the piece is folded tile by
     /// tile (see [`Units::piece_len`]) into one accumulator per tile position (row `i` into the

@@ -13,10 +13,9 @@
 //! bit (tested).
 
 use crate::group_prox_fused::{Root, newton_terms, write_group};
+// Groups per block: one AVX-512 register of f32.
+use sparselab_core::wide::LANES;
 use sparselab_core::widest;
-
-/// Groups per block: one AVX-512 register of f32.
-const LANES: usize = 16;
 
 /// `x` holds `z` (`x.len() / run` groups of `run` consecutive elements) and becomes the prox in
 /// the metric `d`; `t = θ√|g|`, `d_max = max d`. `scratch` holds three work arrays, grown to

@@ -14,11 +14,11 @@
 //! with the unit norms `m·(Σ|x/m|^r)^{1/r}` (`m` the unit's largest `|x|`), in five passes:
 //! the momentum (and the largest `|d|`), the sum for `‖d_j‖_q`, the dual step (and the largest
 //! `|v|`), the sum for `‖v_j‖_q` and the primal map. Every pass runs on pieces of whole unit runs in
-//! parallel ([`Units::par_pieces`], [`Units::par_fold`]) at the CPU's full vector width, the
+//! parallel ([`Units::piece_len`], [`Units::par_fold`]) at the CPU's full vector width, the
 //! powers taken inside the passes by [`Power`] (f32, within `⌈|e|⌉ + 1` ulp) and the sums added
 //! piece by piece in an order fixed by the shape. So the two forms agree to float rounding, not
-//! bit for bit (tested: 1e-5 relative after three steps), and a run gives the same bits with any
-//! number of threads and at any vector width.
+//! bit for bit (tested: within 1e-5 of each array's largest magnitude after three steps), and a
+//! run gives the same bits with any number of threads and at any vector width.
 
 use rayon::prelude::*;
 use sparselab_core::powf::Power;
@@ -70,15 +70,15 @@ fn piece_max(units: &Units, start: usize, x: &[f32]) -> Vec<f32> {
 }
 
 /// `x ← f(x, y, its unit's norm)` piece by piece at full vector width, `y` the same element of
-/// another array; returns the largest `|x|` of each unit after the update when `max` is set
-/// (taken while each piece is in cache).
+/// another array; with `max`, also the largest `|x|` of each unit after the update (taken while
+/// each piece is in cache).
 fn update(
     units: &Units,
     (x, y): (&mut [f32], &[f32]),
     norms: &[f32],
     max: bool,
     f: impl Fn(f32, f32, f32) -> f32 + Copy + Sync,
-) -> Vec<f32> {
+) -> Option<Vec<f32>> {
     let piece = units.piece_len();
     let maxima = x
         .par_chunks_mut(piece)
@@ -89,18 +89,12 @@ fn update(
             sparselab_core::widest!(
                 units.with_units(i * piece, x, y, norms, move |x, y, n| { *x = f(*x, y, n) })
             );
-            if max {
-                piece_max(units, i * piece, x)
-            } else {
-                Vec::new()
-            }
+            max.then(|| piece_max(units, i * piece, x))
         })
-        .collect();
-    if max {
-        units.merge::<Largest>(maxima)
-    } else {
-        Vec::new()
-    }
+        // Collected as a `Vec` of options: collecting into an `Option` would stop at the first
+        // `None` and leave later pieces un-updated.
+        .collect::<Vec<Option<Vec<f32>>>>();
+    max.then(|| units.merge::<Largest>(maxima.into_iter().flatten().collect()))
 }
 
 /// `d = g + μ·buf` after `buf ← μ·buf + g` (the first step: `d = g + μ·g`, `buf` already `g`;
@@ -171,7 +165,8 @@ fn in_place(
     let v_max = update(units, (w, d), &d_norms, true, move |w, d, n| {
         let dual = w.sign() * dual.of(w.abs());
         dual.mul_scalar(1.0 - lr) - (d / n.add_scalar(1e-6)).mul_scalar(lr)
-    });
+    })
+    .expect("asked for the maxima");
     // w = primal(v / ‖v_j‖_q) = sign·|v/‖v_j‖_q|^{1/(p−1)}.
     let v_norms = unit_norms(units, w, &v_max, q);
     let primal = Power::new(1.0 / (p - 1.0));
