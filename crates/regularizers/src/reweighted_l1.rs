@@ -146,10 +146,11 @@ impl ReweightedL1 {
             [state.unwrap_or_else(|| w.value.clone())],
             [&w.value],
             |[a], [w]| {
+                let (a, w): (&mut [f32], &[f32]) = (a, w);
                 max = if first {
-                    update_largest(a, w, |_, w| w.abs() * fresh)
+                    widest!(update_largest(a, w, move |_, w| w.abs() * fresh))
                 } else {
-                    update_largest(a, w, |a, w| a * k + w.abs() * fresh)
+                    widest!(update_largest(a, w, move |a, w| a * k + w.abs() * fresh))
                 };
             },
         )
@@ -216,20 +217,31 @@ impl ElementMap for Weights {
 }
 
 /// `values[i] ← f(values[i], others[i])` for every element, returning the largest new value (−∞
-/// for none). The maximum is exact in any order, so it is kept over 16 lanes side by side in the
-/// same pass, which vectorises.
+/// for none). The maximum is exact in any order, so it is kept over 16 lanes side by side, block
+/// by block while each block is in L1: a map loop, then a max loop, each of which vectorises
+/// (in one loop, the compiler spilled the new values to the stack and reloaded them, and the
+/// pass cost as much as the optimiser's and the prox's together; measured). Call it inside
+/// [`widest!`] with `f` moved in.
 #[inline(always)]
-fn update_largest(values: &mut [f32], others: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 16];
-    for (chunk, others) in values.chunks_mut(16).zip(others.chunks(16)) {
-        for ((v, o), m) in chunk.iter_mut().zip(others).zip(lanes.iter_mut()) {
+fn update_largest(values: &mut [f32], others: &[f32], f: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    const LANES: usize = sparselab_core::wide::LANES;
+    const BLOCK: usize = 64 * LANES;
+    let largest = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut max = f32::NEG_INFINITY;
+    for (block, others) in values.chunks_mut(BLOCK).zip(others.chunks(BLOCK)) {
+        for (v, o) in block.iter_mut().zip(others) {
             *v = f(*v, *o);
-            *m = if *v > *m { *v } else { *m };
         }
+        let mut vectors = block.chunks_exact(LANES);
+        for vector in &mut vectors {
+            for (m, v) in lanes.iter_mut().zip(vector) {
+                *m = largest(*m, *v);
+            }
+        }
+        max = vectors.remainder().iter().copied().fold(max, largest);
     }
-    lanes
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m })
+    lanes.into_iter().fold(max, largest)
 }
 
 /// The log penalty `Σ_g n_g·c·M·ε·log(1 + A_g/ε)`, `ε = max A/(M − 1)`, of pooled magnitudes
