@@ -1,5 +1,5 @@
 //! `x^e` for non-negative f32 values, in f32 arithmetic that vectorises: LpSGD (SPEC §1.2) takes
-//! four powers per weight per step, more than any other part of its step costs.
+//! three powers per weight per step, more than any other part of its step costs.
 //!
 //! [`Power::of`] computes, for a finite `x > 0`,
 //!

@@ -36,8 +36,9 @@
 //! underflows for q ≈ 15 (p = 1.07).
 //!
 //! **Speed.** On the CPU backend the step runs as five passes in place ([`fused`]), in
-//! parallel pieces at full vector width, with f32 powers: the same computation as the tensor-op
-//! form up to float rounding.
+//! parallel pieces at full vector width, with three f32 powers per element (the primal map's
+//! power also gives the terms of the dual's q-norm): the same computation as the tensor-op form
+//! up to float rounding.
 
 mod fused;
 
@@ -657,6 +658,30 @@ mod tests {
 
     fn tensor<const D: usize>(values: &[f32], dims: [usize; D]) -> Tensor<D> {
         Tensor::from_data(TensorData::new(values.to_vec(), dims), &Device::flex())
+    }
+
+    /// A unit whose weights and gradients are all zero stays zero in both forms (its `v` is 0:
+    /// the in-place form's scale `S^{−1/p}` would be infinite, the tensor-op form's norm is
+    /// floored), while the other units take their normal step.
+    #[test]
+    fn an_all_zero_unit_stays_zero_in_both_forms() {
+        let opt = LpSgd::new(&config(1.3), Some(1.3));
+        // Units are columns: column 1 is zero in the weight and in every gradient.
+        let w = linear(&[0.5, 0.0, -0.2, 0.0, 0.7, 0.0], 2);
+        let gs: Vec<Tensor<2>> = (0..3)
+            .map(|k| linear(&[0.1 * k as f32 - 0.1, 0.0, 0.3, 0.0, -0.2, 0.0], 2))
+            .collect();
+        let fused = trajectory(&opt, w.clone(), &gs, 0.1);
+        let ops = sparselab_core::fused::with_tensor_ops(|| trajectory(&opt, w, &gs, 0.1));
+        assert!(close(&fused, &ops), "{fused:?}\nvs\n{ops:?}");
+        for (w, _) in &fused {
+            let w: Vec<f32> = w.iter().map(|b| f32::from_bits(*b)).collect();
+            assert!(w.iter().skip(1).step_by(2).all(|x| *x == 0.0), "{w:?}");
+            assert!(
+                w.iter().step_by(2).all(|x| x.is_finite() && *x != 0.0),
+                "{w:?}"
+            );
+        }
     }
 
     /// The in-place step cuts its work into pieces that do not depend on the thread count, so

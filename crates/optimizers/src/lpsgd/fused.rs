@@ -2,23 +2,29 @@
 //!
 //! The tensor-op form ([`super::LpSgd`]'s `step`) makes about twenty passes over memory,
 //! allocates a tensor for each, and takes its four powers per element with libm's `powf`, one
-//! call per value. This form computes, per element, in the tensor-op form's order,
+//! call per value. This form computes, per element,
 //!
 //! ```text
 //! buf ← μ·buf + g,  d = g + μ·buf                  (first step: buf = g)
 //! w₀ = w / max(‖w_j‖_p, tiny)                      (first step only)
 //! v = (1 − η)·sign(w₀)|w₀|^{p−1} − η·d/(‖d_j‖_q + 1e-6)
-//! w ← sign(v/‖v_j‖_q)·|v/‖v_j‖_q|^{1/(p−1)}
+//! u = |v/m_j|^{1/(p−1)},  S_j = Σ_j |v/m_j|·u       (m_j the unit's largest |v|)
+//! w ← sign(v)·u·S_j^{−1/p}
 //! ```
 //!
-//! with the unit norms `m·(Σ|x/m|^r)^{1/r}` (`m` the unit's largest `|x|`), in five passes:
-//! the momentum (and the largest `|d|`), the sum for `‖d_j‖_q`, the dual step (and the largest
-//! `|v|`), the sum for `‖v_j‖_q` and the primal map. Every pass runs on pieces of whole unit runs in
-//! parallel ([`Units::piece_len`], [`Units::par_fold`]) at the CPU's full vector width, the
-//! powers taken inside the passes by [`Power`] (f32, within `⌈|e|⌉ + 1` ulp) and the sums added
-//! piece by piece in an order fixed by the shape. So the two forms agree to float rounding, not
-//! bit for bit (tested: within 1e-5 of each array's largest magnitude after three steps), and a
-//! run gives the same bits with any number of threads and at any vector width.
+//! The last two lines are the tensor-op form's `w = sign(v/‖v_j‖_q)·|v/‖v_j‖_q|^{1/(p−1)}`
+//! with one power fewer: since `q = p/(p−1) = 1 + 1/(p−1)`, `|x|^q = |x|·|x|^{1/(p−1)}`, so the
+//! power of the primal map also gives the terms of `‖v_j‖_q`, and `(m_j/‖v_j‖_q)^{1/(p−1)} =
+//! S_j^{−1/(q(p−1))} = S_j^{−1/p}` (three powers per element instead of four). A unit whose `v` is
+//! all zero gets `w = 0`, as in the tensor-op form. Unit norms are `m·(Σ|x/m|^r)^{1/r}` (`m` the
+//! unit's largest `|x|`). Five passes: the momentum (and the largest `|d|`), the sum for
+//! `‖d_j‖_q`, the dual step into `d` (and the largest `|v|`), the primal power with the sums
+//! `S_j`, and the scale. Every pass runs on pieces of whole unit runs in parallel
+//! ([`Units::piece_len`], [`Units::par_fold`]) at the CPU's full vector width, the powers taken
+//! inside the passes by [`Power`] (f32, within `⌈|e|⌉ + 1` ulp) and the sums added piece by piece
+//! in an order fixed by the shape. So the two forms agree to float rounding, not bit for bit
+//! (tested: within 1e-5 of each array's largest magnitude after three steps), and a run gives
+//! the same bits with any number of threads and at any vector width.
 
 use rayon::prelude::*;
 use sparselab_core::powf::Power;
@@ -160,18 +166,55 @@ fn in_place(
         });
     }
     let d_norms = unit_norms(units, d, &d_max, q);
-    // v = (1 − η)·dual(w) − η·ĝ, dual(w) = sign(w)·|w|^{p−1}.
+    // v = (1 − η)·dual(w) − η·ĝ, dual(w) = sign(w)·|w|^{p−1}, into d (not needed after).
     let dual = Power::new(p - 1.0);
-    let v_max = update(units, (w, d), &d_norms, true, move |w, d, n| {
+    let v_max = update(units, (d, w), &d_norms, true, move |d, w, n| {
         let dual = w.sign() * dual.of(w.abs());
         dual.mul_scalar(1.0 - lr) - (d / n.add_scalar(1e-6)).mul_scalar(lr)
     })
     .expect("asked for the maxima");
-    // w = primal(v / ‖v_j‖_q) = sign·|v/‖v_j‖_q|^{1/(p−1)}.
-    let v_norms = unit_norms(units, w, &v_max, q);
+    // w = sign(v)·|v/m|^{1/(p−1)}·S^{−1/p}, S = Σ|v/m|·|v/m|^{1/(p−1)} = Σ|v/m|^q.
+    let sums = primal_parts(units, w, d, &v_max, p);
+    let scales: Vec<f32> = sums
+        .iter()
+        .map(|s| {
+            if *s > 0.0 {
+                Lane::powf(*s, -1.0 / p)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    update(units, (w, d), &scales, false, |w, _, c| w * c);
+}
+
+/// The primal map's two parts, piece by piece: `w ← sign(v)·u` with `u = |v/m|^{1/(p−1)}`
+/// (`m` the unit's largest `|v|`, floored), and each unit's sum `S = Σ|v/m|·u`, which is
+/// `Σ|v/m|^q` since `q = 1 + 1/(p−1)`: one power per element serves both the q-norm and the map
+/// (`d` is overwritten with the terms of the sum).
+fn primal_parts(units: &Units, w: &mut [f32], v: &mut [f32], v_max: &[f32], p: f64) -> Vec<f32> {
+    let floor: Vec<f32> = v_max.iter().map(|m| m.clamp_min(TINY)).collect();
+    let ones = vec![1.0f32; units.count()];
     let primal = Power::new(1.0 / (p - 1.0));
-    update(units, (w, d), &v_norms, false, move |v, _, n| {
-        let v = v / n.clamp_min(TINY);
-        v.sign() * primal.of(v.abs())
-    });
+    let piece = units.piece_len();
+    let sums = w
+        .par_chunks_mut(piece)
+        .zip(v.par_chunks_mut(piece))
+        .enumerate()
+        .map(|(i, (w, v))| {
+            let (floor, ones, start) = (&floor, &ones, i * piece);
+            let mut acc = vec![0.0f32; units.count()];
+            sparselab_core::widest!({
+                units.with_units(start, w, v, floor, move |w, v, m| {
+                    *w = v.sign() * primal.of(v.abs() / m);
+                });
+                units.with_units(start, v, w, floor, move |v, u, m| {
+                    *v = (v.abs() / m) * u.abs();
+                });
+                units.fold_piece::<Sum>(start, v, ones, &mut acc, |x, _| x);
+            });
+            acc
+        })
+        .collect();
+    units.merge::<Sum>(sums)
 }
