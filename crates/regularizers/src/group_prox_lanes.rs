@@ -12,7 +12,7 @@
 //! [`crate::group_prox_fused`] ([`Root`], [`newton_terms`], [`write_group`]), so the result is the same bit for
 //! bit (tested).
 
-use crate::group_prox_fused::{Root, newton_terms, write_group};
+use crate::group_prox_fused::{Root, newton_terms, settled, write_group};
 // Groups per block: one AVX-512 register of f32.
 use sparselab_core::wide::LANES;
 use sparselab_core::widest;
@@ -135,6 +135,9 @@ fn solve_block(
         }
         for (lane, root) in roots.iter_mut().enumerate() {
             root.newton(x_squares[lane], curvature[lane], t);
+        }
+        if settled(&mu, roots.iter().map(|r| r.mu), &dz_norm, t) {
+            break;
         }
     }
     (dz_norm, roots)
