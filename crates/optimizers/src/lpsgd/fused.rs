@@ -80,27 +80,37 @@ fn piece_max(units: &Units, start: usize, x: &[f32]) -> Vec<f32> {
 /// each piece is in cache).
 fn update(
     units: &Units,
-    (x, y): (&mut [f32], &[f32]),
+    (x, y): (&mut [f32], &mut [f32]),
     norms: &[f32],
     max: bool,
     f: impl Fn(f32, f32, f32) -> f32 + Copy + Sync,
 ) -> Option<Vec<f32>> {
-    let piece = units.piece_len();
-    let maxima = x
-        .par_chunks_mut(piece)
-        .zip(y.par_chunks(piece))
-        .enumerate()
-        .map(|(i, (x, y))| {
+    let maxima = pieces(units, x, y)
+        .map(|(start, x, y)| {
             // A `move` closure: its own copy of `f` (and of the scalars it holds) in registers.
             sparselab_core::widest!(
-                units.with_units(i * piece, x, y, norms, move |x, y, n| { *x = f(*x, y, n) })
+                units.with_units(start, x, y, norms, move |x, y, n| { *x = f(*x, y, n) })
             );
-            max.then(|| piece_max(units, i * piece, x))
+            max.then(|| piece_max(units, start, x))
         })
         // Collected as a `Vec` of options: collecting into an `Option` would stop at the first
         // `None` and leave later pieces un-updated.
         .collect::<Vec<Option<Vec<f32>>>>();
     max.then(|| units.merge::<Largest>(maxima.into_iter().flatten().collect()))
+}
+
+/// The same pieces ([`Units::piece_len`]) of two arrays side by side, in parallel, each with the
+/// index of its first element.
+fn pieces<'a>(
+    units: &Units,
+    x: &'a mut [f32],
+    y: &'a mut [f32],
+) -> impl IndexedParallelIterator<Item = (usize, &'a mut [f32], &'a mut [f32])> {
+    let piece = units.piece_len();
+    x.par_chunks_mut(piece)
+        .zip(y.par_chunks_mut(piece))
+        .enumerate()
+        .map(move |(i, (x, y))| (i * piece, x, y))
 }
 
 /// `d = g + μ·buf` after `buf ← μ·buf + g` (the first step: `d = g + μ·g`, `buf` already `g`;
@@ -196,13 +206,9 @@ fn primal_parts(units: &Units, w: &mut [f32], v: &mut [f32], v_max: &[f32], p: f
     let floor: Vec<f32> = v_max.iter().map(|m| m.clamp_min(TINY)).collect();
     let ones = vec![1.0f32; units.count()];
     let primal = Power::new(1.0 / (p - 1.0));
-    let piece = units.piece_len();
-    let sums = w
-        .par_chunks_mut(piece)
-        .zip(v.par_chunks_mut(piece))
-        .enumerate()
-        .map(|(i, (w, v))| {
-            let (floor, ones, start) = (&floor, &ones, i * piece);
+    let sums = pieces(units, w, v)
+        .map(|(start, w, v)| {
+            let (floor, ones) = (&floor, &ones);
             let mut acc = vec![0.0f32; units.count()];
             sparselab_core::widest!({
                 units.with_units(start, w, v, floor, move |w, v, m| {
