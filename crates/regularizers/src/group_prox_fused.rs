@@ -115,8 +115,8 @@ pub(crate) fn group_soft_threshold_in_place(
 }
 
 thread_local! {
-    /// Three work arrays (of a weight's size, or of a block's in the lane solver), kept between
-    /// calls: a fresh megabyte-sized allocation costs a page fault per page on every step.
+    /// Three work arrays of a weight's size ([`solve_with`]), kept between calls: a fresh
+    /// megabyte-sized allocation costs a page fault per page on every step.
     static SCRATCH: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
@@ -127,18 +127,10 @@ thread_local! {
 fn solve(units: &Units, x: &mut [f32], d: &[f32], theta: f64, iterations: usize) {
     let t = theta * ((units.len() / units.count()) as f64).sqrt();
     let d_max = largest(d);
+    if let Some(run) = units.folded_runs() {
+        return crate::group_prox_lanes::solve_runs(x, d, run, (t, d_max), iterations);
+    }
     SCRATCH.with_borrow_mut(|scratch| {
-        if let Some(run) = units.folded_runs() {
-            let [zt, dt, st] = scratch;
-            return crate::group_prox_lanes::solve_runs(
-                x,
-                d,
-                run,
-                (t, d_max),
-                iterations,
-                [zt, dt, st],
-            );
-        }
         for v in scratch.iter_mut() {
             v.resize(x.len(), 0.0);
         }

@@ -8,37 +8,57 @@
 //! of sixteen groups is first copied transposed, element `j` of group `i` at `j·16 + i`; then
 //! every pass runs down the block sixteen groups wide, each lane adding its own group's terms in
 //! the tensor form's order, and all Newton steps of the block reuse the copy while it sits in
-//! cache. Per element and per group the f32 operations are those of
-//! [`crate::group_prox_fused`] ([`Root`], [`newton_terms`], [`write_group`]), so the result is the same bit for
-//! bit (tested).
+//! cache. Blocks are independent, so pieces of whole blocks run in parallel on rayon's current
+//! pool (the training pool). Per element and per group the f32 operations are those of
+//! [`crate::group_prox_fused`] ([`Root`], [`newton_terms`], [`write_group`]), so the result is
+//! the same bit for bit, on any number of threads (tested).
 
 use crate::group_prox_fused::{Root, newton_terms, settled, write_group};
+use rayon::prelude::*;
 // Groups per block: one AVX-512 register of f32.
 use sparselab_core::wide::LANES;
 use sparselab_core::widest;
+use std::cell::RefCell;
+
+/// Values per parallel piece (whole blocks, at least one): a few microseconds of Newton steps,
+/// so handing a piece to the pool's other thread costs little against it.
+const PIECE_VALUES: usize = 16_384;
+
+thread_local! {
+    /// Each thread's three transposed work arrays of one block, kept between calls.
+    static BLOCK: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
 
 /// `x` holds `z` (`x.len() / run` groups of `run` consecutive elements) and becomes the prox in
-/// the metric `d`; `t = θ√|g|`, `d_max = max d`. `scratch` holds three work arrays, grown to
-/// `16·run` values.
+/// the metric `d`; `t = θ√|g|`, `d_max = max d`. Blocks of sixteen groups are independent, so
+/// pieces of whole blocks run in parallel on rayon's current pool: the same bits on any number
+/// of threads.
 pub(crate) fn solve_runs(
     x: &mut [f32],
     d: &[f32],
     run: usize,
     (t, d_max): (f64, f32),
     iterations: usize,
-    [zt, dt, st]: [&mut Vec<f32>; 3],
 ) {
-    for v in [&mut *zt, &mut *dt, &mut *st] {
-        v.resize(run * LANES, 0.0);
-    }
-    widest!(solve_blocks(
-        x,
-        d,
-        run,
-        (t, d_max),
-        iterations,
-        [zt, dt, st]
-    ));
+    let block = run * LANES;
+    let piece = block * (PIECE_VALUES / block).max(1);
+    x.par_chunks_mut(piece)
+        .zip(d.par_chunks(piece))
+        .for_each(|(x, d)| {
+            BLOCK.with_borrow_mut(|[zt, dt, st]| {
+                for v in [&mut *zt, &mut *dt, &mut *st] {
+                    v.resize(block, 0.0);
+                }
+                widest!(solve_blocks(
+                    x,
+                    d,
+                    run,
+                    (t, d_max),
+                    iterations,
+                    [zt, dt, st]
+                ));
+            });
+        });
 }
 
 #[inline(always)]
@@ -176,5 +196,52 @@ mod tests {
             prop_assert_eq!(&lanes, &wide::with_baseline(prox));
             prop_assert_eq!(&lanes, &fused::with_tensor_ops(prox));
         }
+    }
+
+    /// A weight of several parallel pieces and a partial last block (301 input neurons of 100
+    /// outputs: 30 100 values, pieces of 16 000), solved on a pool of three threads, on one
+    /// thread and as tensor ops: the same bits, with groups both zeroed and shrunk.
+    #[test]
+    fn parallel_pieces_give_the_tensor_ops_bits() {
+        let (rows, cols) = (301usize, 100usize);
+        let dims = [rows, cols, 1, 1];
+        assert!(rows * cols > 16_000 + 16 * cols, "more than one piece");
+        // Row i scaled by (i mod 10)/10, so small rows fall under the threshold.
+        let z: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7_919 % 1_000) as f32 / 250.0 - 2.0) * ((i / cols) % 10) as f32 / 10.0)
+            .collect();
+        let d: Vec<f32> = (0..rows * cols)
+            .map(|i| 0.01 + (i * 104_729 % 997) as f32 / 20.0)
+            .collect();
+        let tensor =
+            |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &Device::flex());
+        let prox = || {
+            host(group_prox_diagonal(
+                tensor(&z),
+                tensor(&d),
+                Layout::Linear,
+                15.0,
+                5,
+            ))
+        };
+        let on = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(prox)
+        };
+        let bits = |x: Vec<f32>| x.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let parallel = on(3);
+        let zero_rows = parallel
+            .chunks(cols)
+            .filter(|r| r.iter().all(|x| *x == 0.0))
+            .count();
+        assert!(
+            zero_rows > 0 && zero_rows < rows,
+            "{zero_rows} of {rows} groups zeroed"
+        );
+        assert_eq!(bits(parallel.clone()), bits(on(1)));
+        assert_eq!(bits(parallel), bits(fused::with_tensor_ops(prox)));
     }
 }
