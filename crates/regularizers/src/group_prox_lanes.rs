@@ -41,7 +41,7 @@ pub(crate) fn solve_runs(
     iterations: usize,
 ) {
     let block = run * LANES;
-    let piece = block * (PIECE_VALUES / block).max(1);
+    let piece = piece_len(run);
     x.par_chunks_mut(piece)
         .zip(d.par_chunks(piece))
         .for_each(|(x, d)| {
@@ -59,6 +59,13 @@ pub(crate) fn solve_runs(
                 ));
             });
         });
+}
+
+/// Values per parallel piece for groups of `run` elements: the whole blocks of sixteen groups
+/// that fit in [`PIECE_VALUES`], at least one.
+fn piece_len(run: usize) -> usize {
+    let block = run * LANES;
+    block * (PIECE_VALUES / block).max(1)
 }
 
 #[inline(always)]
@@ -208,7 +215,9 @@ mod tests {
     fn parallel_pieces_give_the_tensor_ops_bits() {
         let (rows, cols) = (301usize, 100usize);
         let dims = [rows, cols, 1, 1];
-        assert!(rows * cols > 16_000 + 16 * cols, "more than one piece");
+        let piece = super::piece_len(cols);
+        assert!(rows * cols > piece + 16 * cols, "more than one piece");
+        assert!(rows % 16 != 0, "a partial last block");
         // Row i scaled by (i mod 10)/10, so small rows fall under the threshold.
         let z: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 7_919 % 1_000) as f32 / 250.0 - 2.0) * ((i / cols) % 10) as f32 / 10.0)
