@@ -3,6 +3,7 @@
 //! 28×28). Stages for feature taps: each conv block (they are separated by down-sampling) and the
 //! fully connected hidden layers.
 
+use crate::conv::conv2d;
 use crate::max_pool::max_pool;
 use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
 use burn::module::Module;
@@ -73,8 +74,8 @@ impl Buildable for LeNet5 {
 
 impl Architecture for LeNet5 {
     fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
-        let c1 = max_pool(relu(self.conv1.forward(x)), 2);
-        let c2 = max_pool(relu(self.conv2.forward(c1.clone())), 2);
+        let c1 = max_pool(relu(conv2d(&self.conv1, x)), 2);
+        let c2 = max_pool(relu(conv2d(&self.conv2, c1.clone())), 2);
         let f1 = relu(self.fc1.forward(c2.clone().flatten(1, 3)));
         let f2 = relu(self.fc2.forward(f1.clone()));
         let features = if taps {

@@ -10,6 +10,7 @@
 //! [`Model`] is the enum the runner trains; adding a model is a file plus one line in
 //! [`registry`].
 
+pub mod conv;
 pub mod lenet5;
 pub mod max_pool;
 pub mod mlp;

@@ -45,7 +45,7 @@ pub fn max_pool(x: Tensor<4>, k: usize) -> Tensor<4> {
 
 /// Whether [`max_pool`] runs sparselab's kernel on `x` (an f32 tensor on flex, with or without
 /// autodiff) rather than burn's op.
-fn runs_kernel(x: &Tensor<4>) -> bool {
+pub(crate) fn runs_kernel(x: &Tensor<4>) -> bool {
     x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32
 }
 

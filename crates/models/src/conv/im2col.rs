@@ -1,0 +1,228 @@
+//! flex's general convolution, the same products in the same order with cheaper copies.
+//!
+//! burn-flex computes a convolution it has no special path for (`conv3d_impl`) as, for each
+//! image `b` and each tile of up to 512 output positions, one matrix product
+//!
+//! ```text
+//! out[b, o, p] = Σ_j  W[o, j] · C[p, j],   j = (ky·KW + kx)·C_in + c  (kernel position, then channel)
+//! W[o, j] = w[o, c, ky, kx],   C[p, j] = x[b, c, y(p) + ky − pad_h, x(p) + kx − pad_w]  (0 outside)
+//! ```
+//!
+//! with `gemm::gemm` on the row-major `W` (`C_out × K`) and `C` (`tile × K`). Its weight
+//! gradient is the same routine on the batch-transposed tensors (burn computes
+//! `∂L/∂w = conv(xᵀ, gᵀ)ᵀ`, `ᵀ` swapping the first two dimensions). The sums are gemm's, so
+//! [`conv`] builds exactly the matrices flex builds and makes exactly its gemm call: the result is
+//! flex's bit for bit (tested against flex's op). What differs is the copying around it, which
+//! took most of flex's time for LeNet-5 (docs/performance.md): the transposed operands are read
+//! through strides instead of being copied first, the channel-last copies are blocked
+//! transposes on both cores, and the columns are copied one kernel row (`KW·C_in` values) at a time,
+//! on both cores when one image's tile is large (LeNet-5's first weight gradient is one image of
+//! 128 channels: a 25 × 100 352 matrix).
+
+use rayon::prelude::*;
+
+/// flex's tile of output positions per matrix product.
+const TILE: usize = 512;
+
+/// A 4-D f32 tensor read through strides; the last two dimensions are contiguous.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct View<'a> {
+    pub data: &'a [f32],
+    pub dims: [usize; 4],
+    pub strides: [usize; 4],
+}
+
+impl<'a> View<'a> {
+    /// A contiguous (row-major) tensor of shape `dims`.
+    pub fn contiguous(data: &'a [f32], dims: [usize; 4]) -> Self {
+        let strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1];
+        Self {
+            data,
+            dims,
+            strides,
+        }
+    }
+
+    /// The same tensor with its first two dimensions swapped (no copy).
+    pub fn swap_first_two(self) -> Self {
+        let [a, b, h, w] = self.dims;
+        let [sa, sb, sh, sw] = self.strides;
+        Self {
+            data: self.data,
+            dims: [b, a, h, w],
+            strides: [sb, sa, sh, sw],
+        }
+    }
+
+    /// `t[i, j, …]` as a matrix `[dims[1]][dims[2]·dims[3]]` (row stride `strides[1]`): its
+    /// transpose `[dims[2]·dims[3]][dims[1]]` written into `out`.
+    fn transpose_inner(&self, i: usize, out: &mut [f32]) {
+        let (rows, cols) = (self.dims[1], self.dims[2] * self.dims[3]);
+        let (base, stride) = (i * self.strides[0], self.strides[1]);
+        const BLOCK: usize = 64;
+        let run = |(block, out): (usize, &mut [f32])| {
+            let c0 = block * BLOCK;
+            for r0 in (0..rows).step_by(16) {
+                let r1 = (r0 + 16).min(rows);
+                for (dc, out) in out.chunks_exact_mut(rows).enumerate() {
+                    let c = c0 + dc;
+                    for (r, out) in out[r0..r1].iter_mut().enumerate() {
+                        *out = self.data[base + (r0 + r) * stride + c];
+                    }
+                }
+            }
+        };
+        if rows * cols >= 1 << 16 {
+            out.par_chunks_mut(rows * BLOCK).enumerate().for_each(run);
+        } else {
+            out.chunks_mut(rows * BLOCK).enumerate().for_each(run);
+        }
+    }
+}
+
+/// The convolution of `x` `[N, C, H, W]` with `w` `[O, C, KH, KW]` (stride 1, dilation 1,
+/// zero padding `pad` on both sides of each axis) as flex's `conv3d_impl` computes it, without
+/// bias: `[N, O, OH, OW]` contiguous.
+pub(super) fn conv(x: View, w: View, pad: [usize; 2]) -> Vec<f32> {
+    let [n, c, h, wd] = x.dims;
+    let [o, _, kh, kw] = w.dims;
+    let g = Geometry {
+        c,
+        h,
+        w: wd,
+        kh,
+        kw,
+        pad,
+        oh: h + 2 * pad[0] + 1 - kh,
+        ow: wd + 2 * pad[1] + 1 - kw,
+    };
+    let (k, spatial) = (c * kh * kw, g.oh * g.ow);
+    // W[o][(ky·KW + kx)·C + c] and the input channel-last, x[b][y][x][c].
+    let mut w_flat = vec![0.0f32; o * k];
+    w_flat
+        .par_chunks_mut(k)
+        .enumerate()
+        .for_each(|(i, out)| w.transpose_inner(i, out));
+    let mut x_nhwc = vec![0.0f32; n * h * wd * c];
+    x_nhwc
+        .par_chunks_mut(h * wd * c)
+        .enumerate()
+        .for_each(|(b, out)| x.transpose_inner(b, out));
+    let tiles = spatial.div_ceil(TILE);
+    let products: Vec<Vec<f32>> = (0..n * tiles)
+        .into_par_iter()
+        .map(|bt| {
+            let (b, start) = (bt / tiles, (bt % tiles) * TILE);
+            let len = TILE.min(spatial - start);
+            let mut columns = vec![0.0f32; len * k];
+            let image = &x_nhwc[b * h * wd * c..][..h * wd * c];
+            g.columns(image, start, &mut columns);
+            gemm_like_flex(&w_flat, &columns, o, k, len)
+        })
+        .collect();
+    let mut out = vec![0.0f32; n * o * spatial];
+    out.par_chunks_mut(o * spatial)
+        .enumerate()
+        .for_each(|(b, out)| {
+            for t in 0..tiles {
+                let (start, product) = (t * TILE, &products[b * tiles + t]);
+                let len = TILE.min(spatial - start);
+                for (oc, row) in product.chunks_exact(len).enumerate() {
+                    out[oc * spatial + start..][..len].copy_from_slice(row);
+                }
+            }
+        });
+    out
+}
+
+/// One convolution's sizes (input channels and plane, kernel, padding, output plane).
+#[derive(Clone, Copy)]
+struct Geometry {
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    pad: [usize; 2],
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    /// Fills `columns` (`len` rows of `C·KH·KW`) with the patches of output positions
+    /// `start..start + len` of one channel-last image, zeros where the patch leaves the image:
+    /// one copy per kernel row. Rows are filled on both cores when the matrix is large.
+    fn columns(&self, image: &[f32], start: usize, columns: &mut [f32]) {
+        let k = self.c * self.kh * self.kw;
+        let row = |(l, out): (usize, &mut [f32])| self.patch(image, start + l, out);
+        if columns.len() >= 1 << 18 {
+            columns.par_chunks_mut(k).enumerate().for_each(row);
+        } else {
+            columns.chunks_mut(k).enumerate().for_each(row);
+        }
+    }
+
+    /// The patch of output position `p` (row-major in the output plane) as one column row.
+    fn patch(&self, image: &[f32], p: usize, out: &mut [f32]) {
+        let (y, x) = (p / self.ow, p % self.ow);
+        let c = self.c;
+        // Kernel columns kx whose input column x + kx − pad_w lies in [0, W).
+        let kx0 = self.pad[1].saturating_sub(x).min(self.kw);
+        let kx1 = (self.w + self.pad[1])
+            .saturating_sub(x)
+            .min(self.kw)
+            .max(kx0);
+        for (ky, out) in out.chunks_exact_mut(self.kw * c).enumerate() {
+            let iy = (y + ky).wrapping_sub(self.pad[0]);
+            if iy >= self.h {
+                out.fill(0.0);
+                continue;
+            }
+            out[..kx0 * c].fill(0.0);
+            out[kx1 * c..].fill(0.0);
+            if kx0 < kx1 {
+                let from = (iy * self.w + x + kx0 - self.pad[1]) * c;
+                out[kx0 * c..kx1 * c].copy_from_slice(&image[from..from + (kx1 - kx0) * c]);
+            }
+        }
+    }
+}
+
+/// flex's `gemm_f32` in its convolution (burn-flex 0.22.1, `ops/conv.rs`), call for call:
+/// `a` is `m × k` and `b` is `n × k`, both row-major; the result `a·bᵀ` is `m × n`, row-major.
+/// The same arguments give the same bits, so this must not change while flex's does not.
+fn gemm_like_flex(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut c = vec![0.0f32; m * n];
+    let parallelism = if m * n * k >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    assert!(a.len() >= m * k && b.len() >= n * k);
+    // SAFETY: `c` holds m × n values (row stride n), `a` m × k (row stride k) and `b` n × k (row
+    // stride k, read as the k × n matrix bᵀ), checked above; none overlaps another.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    c
+}

@@ -1,0 +1,577 @@
+//! 2-D convolution on flex with the time spent where the arithmetic is (LeNet-5, SPEC.md §4).
+//!
+//! ```text
+//! y[b, o, i, j] = bias[o] + Σ_{c, p, q} x[b, c, i + p − pad_h, j + q − pad_w] · w[o, c, p, q]
+//! ∂L/∂w = conv(xᵀ, gᵀ)ᵀ   (ᵀ swaps the first two dimensions; burn's definition)
+//! ```
+//!
+//! [`conv2d`] runs a layer as a sparselab backend extension ([`Conv2dBackend`]) on flex, where
+//! the forward pass and the weight gradient are sparselab kernels that compute **burn-flex's
+//! result bit for bit** for the paths LeNet-5 takes (stride 1, dilation 1, one group, symmetric
+//! padding, f32): [`direct`] for flex's small-channel path (at most 4 input and 16 output
+//! channels: LeNet-5's first layer) and [`im2col`] for its general im2col + gemm path (the second
+//! layer, and both weight gradients). Which path flex would take is decided by [`flex_path`],
+//! flex's own rule; every other case, the input gradient and the bias gradient run flex's op. At
+//! batch 128 the four kernels took 1.4–2.3 ms each in flex, mostly in copies around the matrix
+//! products (docs/performance.md). Other backends (WGPU) and layers without a bias use burn's
+//! `Conv2d::forward`. Property tests compare values and gradients with burn's op bit for bit.
+
+mod direct;
+mod im2col;
+mod transpose;
+
+use crate::max_pool::runs_kernel;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::{
+    Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor,
+};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorData};
+use im2col::View;
+use sparselab_core::fused::elements;
+
+/// `layer` applied to `x` `[N, C, H, W]`: the same values and gradients as `layer.forward(x)`.
+pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match layer.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    };
+    match (&layer.bias, padding) {
+        (Some(bias), Some([ph, pw])) if runs_kernel(&x) => {
+            let options = ConvOptions::new(layer.stride, [ph, pw], layer.dilation, layer.groups);
+            Tensor::from_dispatch(<Dispatch as Conv2dBackend>::conv2d_fast(
+                x.into_dispatch(),
+                layer.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+                options,
+            ))
+        }
+        _ => layer.forward(x),
+    }
+}
+
+/// The convolution as a backend extension: flex runs it, autodiff differentiates it.
+#[backend_extension(Flex, Autodiff)]
+pub trait Conv2dBackend: Backend {
+    /// `conv2d(x, weight) + bias`.
+    fn conv2d_fast(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+    /// The gradient with respect to `x`, given the output's.
+    fn conv2d_fast_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+    /// The gradient with respect to `weight`, given the output's.
+    fn conv2d_fast_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+}
+
+/// The forward path burn-flex 0.22.1 takes for a convolution (`conv3d_typed!` in its
+/// `ops/conv.rs`, on the 2-D shapes it expands to 3-D), as far as sparselab reproduces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlexPath {
+    /// At most 4 input and 16 output channels: [`direct`].
+    SmallChannel,
+    /// im2col + gemm: [`im2col`].
+    General,
+    /// A path sparselab leaves to flex (1×1, depthwise, 1-D direct), or options it does not
+    /// handle (stride, dilation, groups).
+    Flex,
+}
+
+/// flex's choice for input `[N, C, H, W]` and weight `[O, C/groups, KH, KW]`, in flex's order
+/// (1×1, depthwise, small-channel, direct, general), limited to stride 1, dilation 1, one group.
+fn flex_path(x: [usize; 4], w: [usize; 4], options: &ConvOptions<2>) -> FlexPath {
+    let [_, c, h, _] = x;
+    let [o, _, kh, kw] = w;
+    let pad = options.padding_begin();
+    if !handled(x, w, options) {
+        return FlexPath::Flex;
+    }
+    let unpadded = pad == [0, 0];
+    let one_by_one = kh == 1 && kw == 1 && unpadded;
+    let depthwise = w[1] == 1 && c == 1 && o == 1;
+    let direct = unpadded && kh == 1 && h == 1 && c >= 32 && kw <= 8;
+    if one_by_one || depthwise {
+        FlexPath::Flex
+    } else if c <= 4 && o <= 16 {
+        FlexPath::SmallChannel
+    } else if direct {
+        FlexPath::Flex
+    } else {
+        FlexPath::General
+    }
+}
+
+/// Whether sparselab's kernels handle these options and shapes at all: stride 1, dilation 1, one
+/// group, the same padding on both sides, channels, and a kernel that fits the padded input.
+fn handled(x: [usize; 4], w: [usize; 4], options: &ConvOptions<2>) -> bool {
+    let pad = options.padding_begin();
+    options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.groups == 1
+        && !options.is_asymmetric()
+        && x[1] > 0
+        && w[0] > 0
+        && x[1] == w[1]
+        && w[2] <= x[2] + 2 * pad[0]
+        && w[3] <= x[3] + 2 * pad[1]
+}
+
+fn dims(t: &FlexTensor) -> [usize; 4] {
+    let s = t.layout().shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+fn flex_tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, dims))
+}
+
+/// flex's forward result for `x`, `weight`, `bias` (contiguous) by a sparselab kernel, or `None`
+/// where sparselab leaves the convolution to flex.
+fn forward_kernel(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<(Vec<f32>, [usize; 4])> {
+    if [x, weight, bias].iter().any(|t| t.dtype() != DType::F32) {
+        return None;
+    }
+    let (xd, wd) = (dims(x), dims(weight));
+    let pad = options.padding_begin();
+    let out = [
+        xd[0],
+        wd[0],
+        xd[2] + 2 * pad[0] + 1 - wd[2],
+        xd[3] + 2 * pad[1] + 1 - wd[3],
+    ];
+    let (w, b) = (elements(weight), elements(bias));
+    match flex_path(xd, wd, options) {
+        FlexPath::SmallChannel if pad == [0, 0] || w.iter().all(|v| v.is_finite()) => {
+            Some((direct::conv(elements(x), xd, w, wd, b, pad), out))
+        }
+        FlexPath::General => {
+            let mut y = im2col::conv(
+                View::contiguous(elements(x), xd),
+                View::contiguous(w, wd),
+                pad,
+            );
+            // flex adds the bias after the product, as `y + bias`.
+            for (i, plane) in y.chunks_exact_mut(out[2] * out[3]).enumerate() {
+                let bias = b[i % out[1]];
+                plane.iter_mut().for_each(|v| *v += bias);
+            }
+            Some((y, out))
+        }
+        _ => None,
+    }
+}
+
+/// flex's weight gradient (burn's `conv(xᵀ, gᵀ)ᵀ`; the inner convolution exchanges stride and
+/// dilation, both 1 here) by [`im2col`], reading the transposed `x` and `grad` (contiguous)
+/// through strides instead of copying them; `None` where the inner convolution is not on flex's
+/// general path.
+fn weight_backward_kernel(
+    x: &FlexTensor,
+    grad: &FlexTensor,
+    wd: [usize; 4],
+    options: &ConvOptions<2>,
+) -> Option<Vec<f32>> {
+    let (xd, gd) = (dims(x), dims(grad));
+    let pad = options.padding_begin();
+    let inner = ([xd[1], xd[0], xd[2], xd[3]], [gd[1], gd[0], gd[2], gd[3]]);
+    let kernel = [xd[2] + 2 * pad[0] + 1, xd[3] + 2 * pad[1] + 1].map(Some);
+    if x.dtype() != DType::F32
+        || grad.dtype() != DType::F32
+        || !handled(xd, wd, options)
+        || flex_path(inner.0, inner.1, options) != FlexPath::General
+        || [
+            kernel[0].and_then(|k| k.checked_sub(gd[2])),
+            kernel[1].and_then(|k| k.checked_sub(gd[3])),
+        ] != [Some(wd[2]), Some(wd[3])]
+    {
+        return None;
+    }
+    let xt = View::contiguous(elements(x), xd).swap_first_two();
+    let gt = View::contiguous(elements(grad), gd).swap_first_two();
+    // [C, O, KH, KW] → [O, C, KH, KW].
+    let swapped = im2col::conv(xt, gt, pad);
+    let (c, o, k) = (wd[1], wd[0], wd[2] * wd[3]);
+    let mut w_grad = vec![0.0f32; o * c * k];
+    for (oc, out) in w_grad.chunks_exact_mut(c * k).enumerate() {
+        for (ic, out) in out.chunks_exact_mut(k).enumerate() {
+            out.copy_from_slice(&swapped[(ic * o + oc) * k..][..k]);
+        }
+    }
+    Some(w_grad)
+}
+
+/// flex's input gradient (burn's transposed convolution of `grad` with `weight`) by
+/// [`transpose`], for input dims `xd`; `None` where flex would tile its column buffer.
+fn x_backward_kernel(
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    xd: [usize; 4],
+    options: &ConvOptions<2>,
+) -> Option<Vec<f32>> {
+    let (wd, gd) = (dims(weight), dims(grad));
+    let pad = options.padding_begin();
+    let columns_bytes = 4 * wd[1] * wd[2] * wd[3] * gd[2] * gd[3];
+    let fits = weight.dtype() == DType::F32
+        && grad.dtype() == DType::F32
+        && handled(xd, wd, options)
+        && columns_bytes <= transpose::COLUMNS_BYTES
+        && gd
+            == [
+                xd[0],
+                wd[0],
+                xd[2] + 2 * pad[0] + 1 - wd[2],
+                xd[3] + 2 * pad[1] + 1 - wd[3],
+            ];
+    fits.then(|| transpose::x_grad(elements(grad), gd, elements(weight), wd, pad))
+}
+
+impl Conv2dBackend for Flex {
+    fn conv2d_fast(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
+        match forward_kernel(&x, &weight, &bias, &options) {
+            Some((y, out)) => flex_tensor(y, out),
+            None => Flex::conv2d(x, weight, Some(bias), options),
+        }
+    }
+
+    fn conv2d_fast_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
+        let xd = dims(&x);
+        match x_backward_kernel(&weight, &grad, xd, &options) {
+            Some(x_grad) => flex_tensor(x_grad, xd),
+            None => Flex::conv2d_x_backward(x, weight, grad, options),
+        }
+    }
+
+    fn conv2d_fast_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
+        let wd = dims(&weight);
+        match weight_backward_kernel(&x, &grad, wd, &options) {
+            Some(w_grad) => flex_tensor(w_grad, wd),
+            None => Flex::conv2d_weight_backward(x, weight, grad, options),
+        }
+    }
+}
+
+/// Backward step of [`Conv2dBackend::conv2d_fast`] under autodiff, as burn's `conv2d` with a
+/// bias: the gradients of `x`, `weight` and `bias` from the nodes' saved outputs.
+#[derive(Debug)]
+struct Conv2dGrad;
+
+impl<B: Conv2dBackend> Backward<B, 3> for Conv2dGrad {
+    type State = (NodeId, NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state, options) = ops.state;
+        let x = cp.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = cp.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        let bias = cp.retrieve_node_output::<B::FloatTensorPrimitive>(bias_state);
+        if let Some(node) = node_x {
+            let g =
+                B::conv2d_fast_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+            grads.register::<B>(node.id, g);
+        }
+        if let Some(node) = node_weight {
+            let g = B::conv2d_fast_weight_backward(x.clone(), weight, grad.clone(), options);
+            grads.register::<B>(node.id, g);
+        }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
+        }
+    }
+}
+
+impl<B: Conv2dBackend, C: CheckpointStrategy> Conv2dBackend for Autodiff<B, C> {
+    fn conv2d_fast(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match Conv2dGrad
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let bias_state = prep.checkpoint(&bias);
+                prep.finish(
+                    (x_state, weight_state, bias_state, options.clone()),
+                    B::conv2d_fast(
+                        x.into_primitive(),
+                        weight.into_primitive(),
+                        bias.into_primitive(),
+                        options,
+                    ),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_fast(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                options,
+            )),
+        }
+    }
+
+    /// Not differentiated further (second derivatives are not needed).
+    fn conv2d_fast_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (x, weight, grad) = (Self::inner(x), Self::inner(weight), Self::inner(grad));
+        Self::from_inner(B::conv2d_fast_x_backward(x, weight, grad, options))
+    }
+
+    /// Not differentiated further.
+    fn conv2d_fast_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (x, weight, grad) = (Self::inner(x), Self::inner(weight), Self::inner(grad));
+        Self::from_inner(B::conv2d_fast_weight_backward(x, weight, grad, options))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Device;
+    use proptest::prelude::*;
+
+    /// Values with ties, ±0 and a wide range of magnitudes.
+    fn value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(0.0f32),
+            Just(-0.0f32),
+            Just(1.0f32),
+            -2.0f32..2.0,
+            -1e4f32..1e4,
+        ]
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    fn flex(values: &[f32], dims: [usize; 4]) -> FlexTensor {
+        flex_tensor(values.to_vec(), dims)
+    }
+
+    fn flex_values(t: FlexTensor) -> Vec<f32> {
+        elements(&t.to_contiguous()).to_vec()
+    }
+
+    /// A convolution's operands: input, weight, bias, output gradient and padding.
+    #[derive(Debug)]
+    struct Case {
+        x: (Vec<f32>, [usize; 4]),
+        w: (Vec<f32>, [usize; 4]),
+        b: Vec<f32>,
+        g: Vec<f32>,
+        pad: [usize; 2],
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            1usize..8,
+            1usize..7,
+            1usize..20,
+            1usize..6,
+            1usize..6,
+            0usize..3,
+            0usize..3,
+        )
+            .prop_flat_map(|(n, c, o, kh, kw, ph, pw)| {
+                let (h, w) = (
+                    kh.saturating_sub(2 * ph).max(1)..12,
+                    kw.saturating_sub(2 * pw).max(1)..12,
+                );
+                (Just((n, c, o, kh, kw, ph, pw)), h, w)
+            })
+            .prop_flat_map(|((n, c, o, kh, kw, ph, pw), h, w)| {
+                let (oh, ow) = (h + 2 * ph + 1 - kh, w + 2 * pw + 1 - kw);
+                let vec = |len| proptest::collection::vec(value(), len);
+                (
+                    vec(n * c * h * w),
+                    vec(o * c * kh * kw),
+                    vec(o),
+                    vec(n * o * oh * ow),
+                )
+                    .prop_map(move |(x, wv, b, g)| Case {
+                        x: (x, [n, c, h, w]),
+                        w: (wv, [o, c, kh, kw]),
+                        b,
+                        g,
+                        pad: [ph, pw],
+                    })
+            })
+    }
+
+    proptest! {
+        /// The kernels give flex's forward values and weight gradients bit for bit, on every
+        /// path they take (small-channel, general, and the general path of the weight gradient).
+        #[test]
+        fn kernels_equal_flex_bit_for_bit(case in case()) {
+            let Case { x, w, b, g, pad } = case;
+            let options = ConvOptions::new([1, 1], pad, [1, 1], 1);
+            let (xt, wt, bt) = (flex(&x.0, x.1), flex(&w.0, w.1), flex(&b, [1, 1, 1, b.len()]));
+            let bt = bt.reshape(burn::tensor::Shape::from(vec![b.len()]));
+            let theirs = flex_values(Flex::conv2d(xt.clone(), wt.clone(), Some(bt.clone()), options.clone()));
+            if let Some((ours, _)) = forward_kernel(&xt, &wt, &bt, &options) {
+                prop_assert_eq!(bits(&ours), bits(&theirs));
+            }
+            let gd = [x.1[0], w.1[0], x.1[2] + 2 * pad[0] + 1 - w.1[2], x.1[3] + 2 * pad[1] + 1 - w.1[3]];
+            let gt = flex(&g, gd);
+            let theirs = flex_values(Flex::conv2d_weight_backward(xt.clone(), wt.clone(), gt.clone(), options.clone()));
+            if let Some(ours) = weight_backward_kernel(&xt, &gt, w.1, &options) {
+                prop_assert_eq!(bits(&ours), bits(&theirs));
+            }
+            let theirs = flex_values(Flex::conv2d_x_backward(xt, wt.clone(), gt.clone(), options.clone()));
+            let ours = x_backward_kernel(&wt, &gt, x.1, &options).expect("every case fits");
+            prop_assert_eq!(bits(&ours), bits(&theirs));
+        }
+    }
+
+    /// An output plane of more than flex's 512-position tile (two matrix products per image)
+    /// also gives flex's bits.
+    #[test]
+    fn planes_of_several_tiles_equal_flex_bit_for_bit() {
+        let values = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i + seed) * 7919) % 2003) as f32 / 1001.0 - 1.0)
+                .collect()
+        };
+        let (xd, wd) = ([2, 5, 30, 30], [7, 5, 3, 3]);
+        let x = flex(&values(2 * 5 * 900, 1), xd);
+        let w = flex(&values(7 * 5 * 9, 2), wd);
+        let b = flex(&values(7, 3), [1, 1, 1, 7]).reshape(burn::tensor::Shape::from(vec![7]));
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let (ours, _) = forward_kernel(&x, &w, &b, &options).expect("the general path");
+        let theirs = flex_values(Flex::conv2d(x, w, Some(b), options));
+        assert_eq!(bits(&ours), bits(&theirs));
+    }
+
+    /// Values and the three gradients of `layer` on `x` (batch 128) with output gradient `r`,
+    /// through `op` under autodiff, as bits.
+    fn lenet_layer(
+        op: impl Fn(&Conv2d, Tensor<4>) -> Tensor<4>,
+        layer: &Conv2d,
+        x: &Tensor<4>,
+        r: &Tensor<4>,
+    ) -> Vec<Vec<u32>> {
+        let x = x.clone().require_grad();
+        let y = op(layer, x.clone());
+        let grads = (y.clone() * r.clone()).sum().backward();
+        let bits = |t: TensorData| -> Vec<u32> {
+            let v = t.try_into_vec::<f32>().expect("f32");
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        let bias = layer.bias.as_ref().expect("bias").val();
+        vec![
+            bits(y.inner().into_data()),
+            bits(x.grad(&grads).expect("x tracked").into_data()),
+            bits(layer.weight.val().grad(&grads).expect("weight").into_data()),
+            bits(bias.grad(&grads).expect("bias").into_data()),
+        ]
+    }
+
+    /// LeNet-5's two layers at batch 128 (where flex's gemm runs on several threads) give burn's
+    /// values and gradients bit for bit through the extension, and take sparselab's kernels.
+    #[test]
+    fn lenet5_layers_equal_burns_conv_bit_for_bit() {
+        use burn::tensor::Distribution;
+        let device = Device::flex().autodiff();
+        let layers = [
+            (
+                [128, 1, 28, 28],
+                2,
+                Conv2dConfig::new([1, 6], [5, 5])
+                    .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2)),
+            ),
+            ([128, 6, 14, 14], 0, Conv2dConfig::new([6, 16], [5, 5])),
+        ];
+        for (shape, pad, config) in layers {
+            let layer = config.init(&device);
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let y = layer.forward(x.clone());
+            let r = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let ours = lenet_layer(conv2d, &layer, &x, &r);
+            let theirs = lenet_layer(|l, x| l.forward(x), &layer, &x, &r);
+            assert_eq!(ours, theirs);
+            // The kernels ran (the test above would also pass if everything fell back to flex).
+            let prim = |t: Tensor<4>| t.inner().try_into_primitive::<Flex>().ok().expect("flex");
+            let (xf, wf) = (prim(x), prim(layer.weight.val()));
+            let bf = layer
+                .bias
+                .as_ref()
+                .expect("bias")
+                .val()
+                .inner()
+                .try_into_primitive::<Flex>()
+                .ok()
+                .expect("flex");
+            let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+            assert!(forward_kernel(&xf, &wf, &bf, &options).is_some());
+            let rf = prim(r);
+            assert!(weight_backward_kernel(&xf, &rf, dims(&wf), &options).is_some());
+            assert!(x_backward_kernel(&wf, &rf, dims(&xf), &options).is_some());
+        }
+    }
+}
