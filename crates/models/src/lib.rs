@@ -17,5 +17,7 @@ pub mod mlp;
 mod model;
 pub mod resmlp;
 pub mod resnet_cifar;
+#[cfg(test)]
+mod testing;
 
 pub use model::{Architecture, Forward, InputShape, Model, ModelBuilder, registry};

@@ -288,14 +288,7 @@ mod tests {
 
     /// Values with many ties (and ±0, NaN), so the arg-max rule is exercised.
     fn value() -> impl Strategy<Value = f32> {
-        prop_oneof![
-            Just(0.0f32),
-            Just(-0.0f32),
-            Just(1.0f32),
-            Just(-1.0f32),
-            Just(f32::NAN),
-            -2.0f32..2.0,
-        ]
+        prop_oneof![5 => crate::testing::tied_value(), 1 => Just(f32::NAN)]
     }
 
     /// Pooled values and input gradients (as bits) of `pool` on `x` with upstream gradient `r`.

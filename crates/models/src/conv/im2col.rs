@@ -19,6 +19,7 @@
 //! on both cores when one image's tile is large (LeNet-5's first weight gradient is one image of
 //! 128 channels: a 25 × 100 352 matrix).
 
+use super::gemm_call::gemm_like_flex;
 use rayon::prelude::*;
 
 /// flex's tile of output positions per matrix product.
@@ -117,7 +118,10 @@ pub(super) fn conv(x: View, w: View, pad: [usize; 2]) -> Vec<f32> {
             let mut columns = vec![0.0f32; len * k];
             let image = &x_nhwc[b * h * wd * c..][..h * wd * c];
             g.columns(image, start, &mut columns);
-            gemm_like_flex(&w_flat, &columns, o, k, len)
+            // W (o × k, row-major) times Cᵀ (C is len × k, row-major).
+            let mut product = vec![0.0f32; o * len];
+            gemm_like_flex(&mut product, [o, k, len], (&w_flat, 1, k), (&columns, k, 1));
+            product
         })
         .collect();
     let mut out = vec![0.0f32; n * o * spatial];
@@ -186,43 +190,4 @@ impl Geometry {
             }
         }
     }
-}
-
-/// flex's `gemm_f32` in its convolution (burn-flex 0.22.1, `ops/conv.rs`), call for call:
-/// `a` is `m × k` and `b` is `n × k`, both row-major; the result `a·bᵀ` is `m × n`, row-major.
-/// The same arguments give the same bits, so this must not change while flex's does not.
-fn gemm_like_flex(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-    let mut c = vec![0.0f32; m * n];
-    let parallelism = if m * n * k >= 192 * 192 * 192 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    assert!(a.len() >= m * k && b.len() >= n * k);
-    // SAFETY: `c` holds m × n values (row stride n), `a` m × k (row stride k) and `b` n × k (row
-    // stride k, read as the k × n matrix bᵀ), checked above; none overlaps another.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    c
 }

@@ -17,6 +17,7 @@
 //! `Conv2d::forward`. Property tests compare values and gradients with burn's op bit for bit.
 
 mod direct;
+mod gemm_call;
 mod im2col;
 mod transpose;
 
@@ -71,20 +72,32 @@ pub trait Conv2dBackend: Backend {
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
-    /// The gradient with respect to `x`, given the output's.
-    fn conv2d_fast_x_backward(
+    /// The gradient with respect to `x` or `weight` ([`GradientOf`]), given the output's.
+    fn conv2d_fast_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
+        of: GradientOf,
     ) -> FloatTensor<Self>;
-    /// The gradient with respect to `weight`, given the output's.
-    fn conv2d_fast_weight_backward(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self>;
+}
+
+/// Which gradient [`Conv2dBackend::conv2d_fast_backward`] computes, with the convolution's
+/// options.
+#[derive(Clone, Debug)]
+pub struct GradientOf {
+    /// The operand differentiated.
+    pub wrt: Wrt,
+    /// The options of the convolution being differentiated.
+    pub options: ConvOptions<2>,
+}
+
+/// An operand of the convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wrt {
+    /// The input `x`.
+    Input,
+    /// The weight.
+    Weight,
 }
 
 /// The forward path burn-flex 0.22.1 takes for a convolution (`conv3d_typed!` in its
@@ -144,10 +157,6 @@ fn dims(t: &FlexTensor) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-fn flex_tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, dims))
-}
-
 /// flex's forward result for `x`, `weight`, `bias` (contiguous) by a sparselab kernel, or `None`
 /// where sparselab leaves the convolution to flex.
 fn forward_kernel(
@@ -161,18 +170,15 @@ fn forward_kernel(
     }
     let (xd, wd) = (dims(x), dims(weight));
     let pad = options.padding_begin();
-    let out = [
-        xd[0],
-        wd[0],
-        xd[2] + 2 * pad[0] + 1 - wd[2],
-        xd[3] + 2 * pad[1] + 1 - wd[3],
-    ];
     let (w, b) = (elements(weight), elements(bias));
+    // Both kernel paths imply `handled`, so the output shape is defined there.
     match flex_path(xd, wd, options) {
         FlexPath::SmallChannel if pad == [0, 0] || w.iter().all(|v| v.is_finite()) => {
-            Some((direct::conv(elements(x), xd, w, wd, b, pad), out))
+            let y = direct::conv(elements(x), xd, w, wd, b, pad);
+            Some((y, out_dims(xd, wd, pad)))
         }
         FlexPath::General => {
+            let out = out_dims(xd, wd, pad);
             let mut y = im2col::conv(
                 View::contiguous(elements(x), xd),
                 View::contiguous(w, wd),
@@ -189,68 +195,97 @@ fn forward_kernel(
     }
 }
 
-/// flex's weight gradient (burn's `conv(xᵀ, gᵀ)ᵀ`; the inner convolution exchanges stride and
-/// dilation, both 1 here) by [`im2col`], reading the transposed `x` and `grad` (contiguous)
-/// through strides instead of copying them; `None` where the inner convolution is not on flex's
-/// general path.
-fn weight_backward_kernel(
-    x: &FlexTensor,
-    grad: &FlexTensor,
-    wd: [usize; 4],
-    options: &ConvOptions<2>,
-) -> Option<Vec<f32>> {
-    let (xd, gd) = (dims(x), dims(grad));
-    let pad = options.padding_begin();
-    let inner = ([xd[1], xd[0], xd[2], xd[3]], [gd[1], gd[0], gd[2], gd[3]]);
-    let kernel = [xd[2] + 2 * pad[0] + 1, xd[3] + 2 * pad[1] + 1].map(Some);
-    if x.dtype() != DType::F32
-        || grad.dtype() != DType::F32
-        || !handled(xd, wd, options)
-        || flex_path(inner.0, inner.1, options) != FlexPath::General
-        || [
-            kernel[0].and_then(|k| k.checked_sub(gd[2])),
-            kernel[1].and_then(|k| k.checked_sub(gd[3])),
-        ] != [Some(wd[2]), Some(wd[3])]
-    {
-        return None;
-    }
-    let xt = View::contiguous(elements(x), xd).swap_first_two();
-    let gt = View::contiguous(elements(grad), gd).swap_first_two();
-    // [C, O, KH, KW] → [O, C, KH, KW].
-    let swapped = im2col::conv(xt, gt, pad);
-    let (c, o, k) = (wd[1], wd[0], wd[2] * wd[3]);
-    let mut w_grad = vec![0.0f32; o * c * k];
-    for (oc, out) in w_grad.chunks_exact_mut(c * k).enumerate() {
-        for (ic, out) in out.chunks_exact_mut(k).enumerate() {
-            out.copy_from_slice(&swapped[(ic * o + oc) * k..][..k]);
-        }
-    }
-    Some(w_grad)
+/// `[N, O, OH, OW]`: the output shape of input `x` and weight `w` with padding `pad` (stride 1,
+/// a kernel that fits: [`handled`]).
+fn out_dims(x: [usize; 4], w: [usize; 4], pad: [usize; 2]) -> [usize; 4] {
+    [
+        x[0],
+        w[0],
+        x[2] + 2 * pad[0] + 1 - w[2],
+        x[3] + 2 * pad[1] + 1 - w[3],
+    ]
 }
 
-/// flex's input gradient (burn's transposed convolution of `grad` with `weight`) by
-/// [`transpose`], for input dims `xd`; `None` where flex would tile its column buffer.
-fn x_backward_kernel(
-    weight: &FlexTensor,
-    grad: &FlexTensor,
-    xd: [usize; 4],
-    options: &ConvOptions<2>,
-) -> Option<Vec<f32>> {
-    let (wd, gd) = (dims(weight), dims(grad));
-    let pad = options.padding_begin();
-    let columns_bytes = 4 * wd[1] * wd[2] * wd[3] * gd[2] * gd[3];
-    let fits = weight.dtype() == DType::F32
-        && grad.dtype() == DType::F32
-        && handled(xd, wd, options)
-        && columns_bytes <= transpose::COLUMNS_BYTES
-        && gd
-            == [
-                xd[0],
-                wd[0],
-                xd[2] + 2 * pad[0] + 1 - wd[2],
-                xd[3] + 2 * pad[1] + 1 - wd[3],
-            ];
-    fits.then(|| transpose::x_grad(elements(grad), gd, elements(weight), wd, pad))
+/// A convolution's backward pass where sparselab's gradient kernels may run: input and weight
+/// dims, an f32 output gradient of the output shape, and options sparselab handles.
+struct GradCase<'a> {
+    x: [usize; 4],
+    w: [usize; 4],
+    grad: &'a FlexTensor,
+    options: &'a ConvOptions<2>,
+}
+
+impl<'a> GradCase<'a> {
+    fn new(
+        x: [usize; 4],
+        w: [usize; 4],
+        grad: &'a FlexTensor,
+        options: &'a ConvOptions<2>,
+    ) -> Option<Self> {
+        let fits = grad.dtype() == DType::F32
+            && handled(x, w, options)
+            && dims(grad) == out_dims(x, w, options.padding_begin());
+        fits.then_some(Self {
+            x,
+            w,
+            grad,
+            options,
+        })
+    }
+
+    /// flex's weight gradient (burn's `conv(xᵀ, gᵀ)ᵀ`; the inner convolution exchanges stride
+    /// and dilation, both 1 here) by [`im2col`], reading the transposed `x` and gradient
+    /// (contiguous) through strides instead of copying them; `None` where the inner convolution
+    /// is not on flex's general path.
+    fn weight_grad(&self, x: &FlexTensor) -> Option<Vec<f32>> {
+        let (xd, gd, wd) = (self.x, dims(self.grad), self.w);
+        let inner = ([xd[1], xd[0], xd[2], xd[3]], [gd[1], gd[0], gd[2], gd[3]]);
+        if x.dtype() != DType::F32 || flex_path(inner.0, inner.1, self.options) != FlexPath::General
+        {
+            return None;
+        }
+        let xt = View::contiguous(elements(x), xd).swap_first_two();
+        let gt = View::contiguous(elements(self.grad), gd).swap_first_two();
+        // [C, O, KH, KW] → [O, C, KH, KW].
+        let swapped = im2col::conv(xt, gt, self.options.padding_begin());
+        let (c, o, k) = (wd[1], wd[0], wd[2] * wd[3]);
+        let mut w_grad = vec![0.0f32; o * c * k];
+        for (oc, out) in w_grad.chunks_exact_mut(c * k).enumerate() {
+            for (ic, out) in out.chunks_exact_mut(k).enumerate() {
+                out.copy_from_slice(&swapped[(ic * o + oc) * k..][..k]);
+            }
+        }
+        Some(w_grad)
+    }
+
+    /// flex's input gradient (burn's transposed convolution of the output gradient with
+    /// `weight`) by [`transpose`]; `None` where flex would tile its column buffer.
+    fn input_grad(&self, weight: &FlexTensor) -> Option<Vec<f32>> {
+        let (wd, gd) = (self.w, dims(self.grad));
+        let columns_bytes = 4 * wd[1] * wd[2] * wd[3] * gd[2] * gd[3];
+        if weight.dtype() != DType::F32 || columns_bytes > transpose::COLUMNS_BYTES {
+            return None;
+        }
+        let (g, w) = (elements(self.grad), elements(weight));
+        Some(transpose::x_grad(
+            g,
+            gd,
+            w,
+            wd,
+            self.options.padding_begin(),
+        ))
+    }
+}
+
+/// A kernel's result as a flex tensor of shape `dims`, or flex's op where the kernel declined.
+fn or_flex(
+    kernel: Option<(Vec<f32>, [usize; 4])>,
+    flex: impl FnOnce() -> FlexTensor,
+) -> FlexTensor {
+    match kernel {
+        Some((values, dims)) => FlexTensor::from_data(TensorData::new(values, dims)),
+        None => flex(),
+    }
 }
 
 impl Conv2dBackend for Flex {
@@ -265,37 +300,32 @@ impl Conv2dBackend for Flex {
             weight.to_contiguous(),
             bias.to_contiguous(),
         );
-        match forward_kernel(&x, &weight, &bias, &options) {
-            Some((y, out)) => flex_tensor(y, out),
-            None => Flex::conv2d(x, weight, Some(bias), options),
-        }
+        let kernel = forward_kernel(&x, &weight, &bias, &options);
+        or_flex(kernel, || Flex::conv2d(x, weight, Some(bias), options))
     }
 
-    fn conv2d_fast_x_backward(
+    fn conv2d_fast_backward(
         x: FlexTensor,
         weight: FlexTensor,
         grad: FlexTensor,
-        options: ConvOptions<2>,
+        GradientOf { wrt, options }: GradientOf,
     ) -> FlexTensor {
-        let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
-        let xd = dims(&x);
-        match x_backward_kernel(&weight, &grad, xd, &options) {
-            Some(x_grad) => flex_tensor(x_grad, xd),
-            None => Flex::conv2d_x_backward(x, weight, grad, options),
-        }
-    }
-
-    fn conv2d_fast_weight_backward(
-        x: FlexTensor,
-        weight: FlexTensor,
-        grad: FlexTensor,
-        options: ConvOptions<2>,
-    ) -> FlexTensor {
-        let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
-        let wd = dims(&weight);
-        match weight_backward_kernel(&x, &grad, wd, &options) {
-            Some(w_grad) => flex_tensor(w_grad, wd),
-            None => Flex::conv2d_weight_backward(x, weight, grad, options),
+        let (x, weight, grad) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            grad.to_contiguous(),
+        );
+        let (xd, wd) = (dims(&x), dims(&weight));
+        let case = GradCase::new(xd, wd, &grad, &options);
+        match wrt {
+            Wrt::Input => or_flex(
+                case.and_then(|c| c.input_grad(&weight)).map(|v| (v, xd)),
+                || Flex::conv2d_x_backward(x, weight, grad, options),
+            ),
+            Wrt::Weight => or_flex(
+                case.and_then(|c| c.weight_grad(&x)).map(|v| (v, wd)),
+                || Flex::conv2d_weight_backward(x, weight, grad, options),
+            ),
         }
     }
 }
@@ -315,14 +345,15 @@ impl<B: Conv2dBackend> Backward<B, 3> for Conv2dGrad {
         let x = cp.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         let weight = cp.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
         let bias = cp.retrieve_node_output::<B::FloatTensorPrimitive>(bias_state);
-        if let Some(node) = node_x {
-            let g =
-                B::conv2d_fast_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
-            grads.register::<B>(node.id, g);
-        }
-        if let Some(node) = node_weight {
-            let g = B::conv2d_fast_weight_backward(x.clone(), weight, grad.clone(), options);
-            grads.register::<B>(node.id, g);
+        for (node, wrt) in [(node_x, Wrt::Input), (node_weight, Wrt::Weight)] {
+            if let Some(node) = node {
+                let of = GradientOf {
+                    wrt,
+                    options: options.clone(),
+                };
+                let g = B::conv2d_fast_backward(x.clone(), weight.clone(), grad.clone(), of);
+                grads.register::<B>(node.id, g);
+            }
         }
         if let Some(node) = node_bias {
             grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
@@ -366,25 +397,14 @@ impl<B: Conv2dBackend, C: CheckpointStrategy> Conv2dBackend for Autodiff<B, C> {
     }
 
     /// Not differentiated further (second derivatives are not needed).
-    fn conv2d_fast_x_backward(
+    fn conv2d_fast_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
+        of: GradientOf,
     ) -> FloatTensor<Self> {
         let (x, weight, grad) = (Self::inner(x), Self::inner(weight), Self::inner(grad));
-        Self::from_inner(B::conv2d_fast_x_backward(x, weight, grad, options))
-    }
-
-    /// Not differentiated further.
-    fn conv2d_fast_weight_backward(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        let (x, weight, grad) = (Self::inner(x), Self::inner(weight), Self::inner(grad));
-        Self::from_inner(B::conv2d_fast_weight_backward(x, weight, grad, options))
+        Self::from_inner(B::conv2d_fast_backward(x, weight, grad, of))
     }
 }
 
@@ -397,13 +417,7 @@ mod tests {
 
     /// Values with ties, ±0 and a wide range of magnitudes.
     fn value() -> impl Strategy<Value = f32> {
-        prop_oneof![
-            Just(0.0f32),
-            Just(-0.0f32),
-            Just(1.0f32),
-            -2.0f32..2.0,
-            -1e4f32..1e4,
-        ]
+        prop_oneof![4 => crate::testing::tied_value(), 1 => -1e4f32..1e4]
     }
 
     fn bits(v: &[f32]) -> Vec<u32> {
@@ -411,7 +425,7 @@ mod tests {
     }
 
     fn flex(values: &[f32], dims: [usize; 4]) -> FlexTensor {
-        flex_tensor(values.to_vec(), dims)
+        FlexTensor::from_data(TensorData::new(values.to_vec(), dims))
     }
 
     fn flex_values(t: FlexTensor) -> Vec<f32> {
@@ -480,11 +494,12 @@ mod tests {
             let gd = [x.1[0], w.1[0], x.1[2] + 2 * pad[0] + 1 - w.1[2], x.1[3] + 2 * pad[1] + 1 - w.1[3]];
             let gt = flex(&g, gd);
             let theirs = flex_values(Flex::conv2d_weight_backward(xt.clone(), wt.clone(), gt.clone(), options.clone()));
-            if let Some(ours) = weight_backward_kernel(&xt, &gt, w.1, &options) {
+            let backward = GradCase::new(x.1, w.1, &gt, &options).expect("every case fits");
+            if let Some(ours) = backward.weight_grad(&xt) {
                 prop_assert_eq!(bits(&ours), bits(&theirs));
             }
             let theirs = flex_values(Flex::conv2d_x_backward(xt, wt.clone(), gt.clone(), options.clone()));
-            let ours = x_backward_kernel(&wt, &gt, x.1, &options).expect("every case fits");
+            let ours = backward.input_grad(&wt).expect("every case fits");
             prop_assert_eq!(bits(&ours), bits(&theirs));
         }
     }
@@ -570,8 +585,9 @@ mod tests {
             let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
             assert!(forward_kernel(&xf, &wf, &bf, &options).is_some());
             let rf = prim(r);
-            assert!(weight_backward_kernel(&xf, &rf, dims(&wf), &options).is_some());
-            assert!(x_backward_kernel(&wf, &rf, dims(&xf), &options).is_some());
+            let backward = GradCase::new(dims(&xf), dims(&wf), &rf, &options).expect("fits");
+            assert!(backward.weight_grad(&xf).is_some());
+            assert!(backward.input_grad(&wf).is_some());
         }
     }
 }

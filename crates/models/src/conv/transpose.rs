@@ -15,6 +15,7 @@
 //! one thread when the output is below its parallel threshold (LeNet-5's second layer at batch
 //! 128: 150 528 values, threshold 262 144); [`x_grad`] runs them on both cores.
 
+use super::gemm_call::gemm_like_flex;
 use rayon::prelude::*;
 
 /// flex's untiled limit: larger column buffers take its tiled loop, which sparselab leaves to
@@ -50,13 +51,13 @@ pub(super) fn x_grad(
         .enumerate()
         .for_each(|(b, out)| {
             let mut cols = vec![0.0f32; rows * positions];
+            // wᵀ (w is o × rows, row-major) times this image's gradient (o × positions).
+            let image = &g[b * o * positions..][..o * positions];
             gemm_like_flex(
                 &mut cols,
-                w,
-                &g[b * o * positions..][..o * positions],
-                rows,
-                o,
-                positions,
+                [rows, o, positions],
+                (w, rows, 1),
+                (image, 1, positions),
             );
             for (ci, out) in out.chunks_exact_mut(h * wi).enumerate() {
                 for p in 0..kh {
@@ -80,42 +81,4 @@ pub(super) fn x_grad(
             }
         });
     out
-}
-
-/// flex's `conv_transpose_gemm_f32` (burn-flex 0.22.1, `ops/conv_transpose.rs`) for one image,
-/// call for call: `cols` (`m × n`, row-major) `= aᵀ·b` with `a` `k × m` (the weight) and `b`
-/// `k × n` (one image's output gradient), both row-major.
-fn gemm_like_flex(cols: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
-    assert!(cols.len() == m * n && a.len() >= k * m && b.len() >= k * n);
-    let parallelism = if m * n * k >= 192 * 192 * 192 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: `cols` holds m × n values (row stride n); `a` is read as the m × k matrix aᵀ
-    // (column stride m, row stride 1) and `b` as k × n (row stride n), within their lengths
-    // (checked above); `cols` overlaps neither.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            cols.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            m as isize,
-            1,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
 }
