@@ -93,11 +93,12 @@ impl Plan {
             let w = &w[oc * taps..][..taps];
             for (y, row) in plane.chunks_exact_mut(self.ow).enumerate() {
                 for x0 in (0..self.ow).step_by(LANES) {
-                    let acc = self.block(padded, w, y, x0);
-                    let end = (x0 + LANES).min(self.ow);
-                    for (dst, &a) in row[x0..end].iter_mut().zip(&acc) {
-                        *dst = a + bias[oc];
+                    let mut acc = self.block(padded, w, y, x0);
+                    for a in &mut acc {
+                        *a += bias[oc];
                     }
+                    let n = LANES.min(self.ow - x0);
+                    row[x0..x0 + n].copy_from_slice(&acc[..n]);
                 }
             }
         }
@@ -108,14 +109,13 @@ impl Plan {
     #[inline(always)]
     fn block(self, padded: &[f32], w: &[f32], y: usize, x0: usize) -> [f32; LANES] {
         let mut acc = [0.0f32; LANES];
-        let mut taps = w.iter();
         for ci in 0..self.c {
             for ky in 0..self.kh {
-                let line = &padded[(ci * self.rows + y + ky) * self.stride + x0..];
-                for kx in 0..self.kw {
-                    let wv = *taps.next().unwrap_or(&0.0);
-                    let src: &[f32; LANES] =
-                        line[kx..kx + LANES].try_into().unwrap_or(&[0.0; LANES]);
+                let start = (ci * self.rows + y + ky) * self.stride + x0;
+                let line = &padded[start..start + self.kw - 1 + LANES];
+                let taps = &w[(ci * self.kh + ky) * self.kw..][..self.kw];
+                for (&wv, src) in taps.iter().zip(line.windows(LANES)) {
+                    let src: &[f32; LANES] = src.try_into().expect("a window of LANES values");
                     for l in 0..LANES {
                         acc[l] += src[l] * wv;
                     }

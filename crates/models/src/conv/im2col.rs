@@ -20,7 +20,9 @@
 //! 128 channels: a 25 × 100 352 matrix).
 
 use super::gemm_call::gemm_like_flex;
+use super::scratch;
 use rayon::prelude::*;
+use sparselab_core::widest;
 
 /// flex's tile of output positions per matrix product.
 const TILE: usize = 512;
@@ -56,31 +58,69 @@ impl<'a> View<'a> {
     }
 
     /// `t[i, j, …]` as a matrix `[dims[1]][dims[2]·dims[3]]` (row stride `strides[1]`): its
-    /// transpose `[dims[2]·dims[3]][dims[1]]` written into `out`.
+    /// transpose `[dims[2]·dims[3]][dims[1]]` written into `out`, in 8 × 8 tiles held in
+    /// registers, on both cores when large.
     fn transpose_inner(&self, i: usize, out: &mut [f32]) {
-        let (rows, cols) = (self.dims[1], self.dims[2] * self.dims[3]);
-        let (base, stride) = (i * self.strides[0], self.strides[1]);
-        const BLOCK: usize = 64;
-        let run = |(block, out): (usize, &mut [f32])| {
-            let c0 = block * BLOCK;
-            for r0 in (0..rows).step_by(16) {
-                let r1 = (r0 + 16).min(rows);
-                for (dc, out) in out.chunks_exact_mut(rows).enumerate() {
-                    let c = c0 + dc;
-                    for (r, out) in out[r0..r1].iter_mut().enumerate() {
-                        *out = self.data[base + (r0 + r) * stride + c];
-                    }
-                }
-            }
+        let plan = Transpose {
+            rows: self.dims[1],
+            stride: self.strides[1],
         };
-        if rows * cols >= 1 << 16 {
-            out.par_chunks_mut(rows * BLOCK).enumerate().for_each(run);
+        let src = &self.data[i * self.strides[0]..];
+        // 64 columns per call.
+        let cols = 8 * TILE_T;
+        let run = |(block, out): (usize, &mut [f32])| widest!(plan.columns(src, block * cols, out));
+        if out.len() >= 1 << 16 {
+            out.par_chunks_mut(plan.rows * cols)
+                .enumerate()
+                .for_each(run);
         } else {
-            out.chunks_mut(rows * BLOCK).enumerate().for_each(run);
+            out.chunks_mut(plan.rows * cols).enumerate().for_each(run);
         }
     }
 }
 
+/// The side of [`Transpose`]'s tiles.
+const TILE_T: usize = 8;
+
+/// A row-major matrix of `rows` rows (row stride `stride`) to transpose.
+#[derive(Clone, Copy)]
+struct Transpose {
+    rows: usize,
+    stride: usize,
+}
+
+impl Transpose {
+    /// Columns `c0..` of `src` as rows of `out` (each `rows` long): whole 8 × 8 tiles through
+    /// registers, the rest one value at a time.
+    #[inline(always)]
+    fn columns(self, src: &[f32], c0: usize, out: &mut [f32]) {
+        let (rows, stride) = (self.rows, self.stride);
+        let r0 = rows / TILE_T * TILE_T;
+        for (t, out) in out.chunks_exact_mut(rows * TILE_T).enumerate() {
+            let c0 = c0 + t * TILE_T;
+            for r0 in (0..r0).step_by(TILE_T) {
+                let mut tile = [[0.0f32; TILE_T]; TILE_T];
+                for (r, line) in tile.iter_mut().enumerate() {
+                    line.copy_from_slice(&src[(r0 + r) * stride + c0..][..TILE_T]);
+                }
+                for (c, o) in out.chunks_exact_mut(rows).enumerate() {
+                    let o: &mut [f32; TILE_T] =
+                        (&mut o[r0..r0 + TILE_T]).try_into().expect("a tile row");
+                    for r in 0..TILE_T {
+                        o[r] = tile[r][c];
+                    }
+                }
+            }
+        }
+        let tiled = out.len() / (rows * TILE_T) * TILE_T;
+        for (c, o) in out.chunks_exact_mut(rows).enumerate() {
+            let skip = if c < tiled { r0 } else { 0 };
+            for (r, o) in o.iter_mut().enumerate().skip(skip) {
+                *o = src[r * stride + c0 + c];
+            }
+        }
+    }
+}
 /// The convolution of `x` `[N, C, H, W]` with `w` `[O, C, KH, KW]` (stride 1, dilation 1,
 /// zero padding `pad` on both sides of each axis) as flex's `conv3d_impl` computes it, without
 /// bias: `[N, O, OH, OW]` contiguous.
@@ -98,32 +138,36 @@ pub(super) fn conv(x: View, w: View, pad: [usize; 2]) -> Vec<f32> {
         ow: wd + 2 * pad[1] + 1 - kw,
     };
     let (k, spatial) = (c * kh * kw, g.oh * g.ow);
-    // W[o][(ky·KW + kx)·C + c] and the input channel-last, x[b][y][x][c].
-    let mut w_flat = vec![0.0f32; o * k];
-    w_flat
-        .par_chunks_mut(k)
-        .enumerate()
-        .for_each(|(i, out)| w.transpose_inner(i, out));
-    let mut x_nhwc = vec![0.0f32; n * h * wd * c];
-    x_nhwc
-        .par_chunks_mut(h * wd * c)
-        .enumerate()
-        .for_each(|(b, out)| x.transpose_inner(b, out));
     let tiles = spatial.div_ceil(TILE);
-    let products: Vec<Vec<f32>> = (0..n * tiles)
-        .into_par_iter()
-        .map(|bt| {
-            let (b, start) = (bt / tiles, (bt % tiles) * TILE);
-            let len = TILE.min(spatial - start);
-            let mut columns = vec![0.0f32; len * k];
-            let image = &x_nhwc[b * h * wd * c..][..h * wd * c];
-            g.columns(image, start, &mut columns);
-            // W (o × k, row-major) times Cᵀ (C is len × k, row-major).
-            let mut product = vec![0.0f32; o * len];
-            gemm_like_flex(&mut product, [o, k, len], (&w_flat, 1, k), (&columns, k, 1));
-            product
+    // W[o][(ky·KW + kx)·C + c] and the input channel-last, x[b][y][x][c].
+    let products: Vec<Vec<f32>> = scratch::with(&scratch::WEIGHT, o * k, |w_flat| {
+        w_flat
+            .par_chunks_mut(k)
+            .enumerate()
+            .for_each(|(i, out)| w.transpose_inner(i, out));
+        scratch::with(&scratch::INPUT, n * h * wd * c, |x_nhwc| {
+            x_nhwc
+                .par_chunks_mut(h * wd * c)
+                .enumerate()
+                .for_each(|(b, out)| x.transpose_inner(b, out));
+            (0..n * tiles)
+                .into_par_iter()
+                .map(|bt| {
+                    let (b, start) = (bt / tiles, (bt % tiles) * TILE);
+                    let len = TILE.min(spatial - start);
+                    let image = &x_nhwc[b * h * wd * c..][..h * wd * c];
+                    scratch::with(&scratch::COLUMNS, len * k, |columns| {
+                        g.columns(image, start, columns);
+                        // W (o × k, row-major) times Cᵀ (C is len × k, row-major).
+                        let mut product = vec![0.0f32; o * len];
+                        let (a, b) = ((&*w_flat, 1, k), (&*columns, k, 1));
+                        gemm_like_flex(&mut product, [o, k, len], a, b);
+                        product
+                    })
+                })
+                .collect()
         })
-        .collect();
+    });
     let mut out = vec![0.0f32; n * o * spatial];
     out.par_chunks_mut(o * spatial)
         .enumerate()

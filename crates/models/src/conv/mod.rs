@@ -19,6 +19,7 @@
 mod direct;
 mod gemm_call;
 mod im2col;
+mod scratch;
 mod transpose;
 
 use crate::max_pool::runs_kernel;

@@ -16,6 +16,7 @@
 //! 128: 150 528 values, threshold 262 144); [`x_grad`] runs them on both cores.
 
 use super::gemm_call::gemm_like_flex;
+use super::scratch;
 use rayon::prelude::*;
 
 /// flex's untiled limit: larger column buffers take its tiled loop, which sparselab leaves to
@@ -50,35 +51,37 @@ pub(super) fn x_grad(
     out.par_chunks_mut(c * h * wi)
         .enumerate()
         .for_each(|(b, out)| {
-            let mut cols = vec![0.0f32; rows * positions];
-            // wᵀ (w is o × rows, row-major) times this image's gradient (o × positions).
-            let image = &g[b * o * positions..][..o * positions];
-            gemm_like_flex(
-                &mut cols,
-                [rows, o, positions],
-                (w, rows, 1),
-                (image, 1, positions),
-            );
-            for (ci, out) in out.chunks_exact_mut(h * wi).enumerate() {
-                for p in 0..kh {
-                    let (i0, i1) = valid(p, pad[0], oh, h);
-                    for q in 0..kw {
-                        let (j0, j1) = valid(q, pad[1], ow, wi);
-                        if i0 >= i1 || j0 >= j1 {
-                            continue;
-                        }
-                        let col = &cols[((ci * kh + p) * kw + q) * positions..][..positions];
-                        for i in i0..i1 {
-                            let dst =
-                                &mut out[(i + p - pad[0]) * wi + j0 + q - pad[1]..][..j1 - j0];
-                            let src = &col[i * ow + j0..][..j1 - j0];
-                            for (d, &s) in dst.iter_mut().zip(src) {
-                                *d += s;
+            scratch::with(&scratch::COLUMNS, rows * positions, |cols| {
+                // wᵀ (w is o × rows, row-major) times this image's gradient (o × positions);
+                // gemm writes every value of `cols` without reading it.
+                let image = &g[b * o * positions..][..o * positions];
+                gemm_like_flex(
+                    cols,
+                    [rows, o, positions],
+                    (w, rows, 1),
+                    (image, 1, positions),
+                );
+                for (ci, out) in out.chunks_exact_mut(h * wi).enumerate() {
+                    for p in 0..kh {
+                        let (i0, i1) = valid(p, pad[0], oh, h);
+                        for q in 0..kw {
+                            let (j0, j1) = valid(q, pad[1], ow, wi);
+                            if i0 >= i1 || j0 >= j1 {
+                                continue;
+                            }
+                            let col = &cols[((ci * kh + p) * kw + q) * positions..][..positions];
+                            for i in i0..i1 {
+                                let at = (i + p - pad[0]) * wi + j0 + q - pad[1];
+                                let dst = &mut out[at..][..j1 - j0];
+                                let src = &col[i * ow + j0..][..j1 - j0];
+                                for (d, &s) in dst.iter_mut().zip(src) {
+                                    *d += s;
+                                }
                             }
                         }
                     }
                 }
-            }
+            });
         });
     out
 }
