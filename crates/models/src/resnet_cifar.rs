@@ -8,6 +8,7 @@
 //! average pooling and a linear classifier. Convs have no bias (batch norm follows). Feature taps:
 //! every block's output, grouped by stage.
 
+use crate::conv::conv2d;
 use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -119,10 +120,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv2d(&self.conv1, x.clone())));
+        let out = self.bn2.forward(conv2d(&self.conv2, out));
         let skip = match &self.shortcut {
-            Some(s) => s.bn.forward(s.conv.forward(x)),
+            Some(s) => s.bn.forward(conv2d(&s.conv, x)),
             None => x,
         };
         relu(out + skip)
@@ -198,7 +199,7 @@ impl Buildable for ResNet {
 
 impl Architecture for ResNet {
     fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
-        let mut h = relu(self.bn.forward(self.stem.forward(x)));
+        let mut h = relu(self.bn.forward(conv2d(&self.stem, x)));
         let mut features = Vec::new();
         for stage in &self.stages {
             let mut taps_of_stage = Vec::new();

@@ -3,7 +3,7 @@
 //! burn-flex computes a convolution with at most 4 input and 16 output channels (LeNet-5's first
 //! layer: 1 → 6) without a matrix product: each output plane starts at zero and, input channel by
 //! input channel and kernel position by kernel position (row-major), adds `x·w`, skipping the
-//! positions where the kernel leaves the image; the bias is added last:
+//! positions where the kernel leaves the image; the bias, if any, is added last:
 //!
 //! ```text
 //! out[b, o, y, x] = (((0 + x[b,0,y−p,x−p]·w[o,0,0,0]) + x[b,0,y−p,x−p+1]·w[o,0,0,1]) + …) + bias[o]
@@ -26,7 +26,7 @@ use sparselab_core::widest;
 const LANES: usize = 16;
 
 /// The convolution of `x` `[N, C, H, W]` with `w` `[O, C, KH, KW]` (both contiguous; stride 1,
-/// dilation 1, zero padding `pad` on both sides of each axis) plus `bias` `[O]`, as flex's
+/// dilation 1, zero padding `pad` on both sides of each axis) plus `bias` `[O]` if any, as flex's
 /// small-channel path computes it: `[N, O, OH, OW]` contiguous. `w` must be finite when `pad` is
 /// not zero.
 pub(super) fn conv(
@@ -34,7 +34,7 @@ pub(super) fn conv(
     dims: [usize; 4],
     w: &[f32],
     w_dims: [usize; 4],
-    bias: &[f32],
+    bias: Option<&[f32]>,
     pad: [usize; 2],
 ) -> Vec<f32> {
     let [n, c, h, wd] = dims;
@@ -87,15 +87,17 @@ struct Plan {
 impl Plan {
     /// All output planes of one image from its padded copy.
     #[inline(always)]
-    fn image(self, padded: &[f32], w: &[f32], bias: &[f32], out: &mut [f32]) {
+    fn image(self, padded: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
         let taps = self.c * self.kh * self.kw;
         for (oc, plane) in out.chunks_exact_mut(self.oh * self.ow).enumerate() {
             let w = &w[oc * taps..][..taps];
             for (y, row) in plane.chunks_exact_mut(self.ow).enumerate() {
                 for x0 in (0..self.ow).step_by(LANES) {
                     let mut acc = self.block(padded, w, y, x0);
-                    for a in &mut acc {
-                        *a += bias[oc];
+                    if let Some(bias) = bias {
+                        for a in &mut acc {
+                            *a += bias[oc];
+                        }
                     }
                     let n = LANES.min(self.ow - x0);
                     row[x0..x0 + n].copy_from_slice(&acc[..n]);
