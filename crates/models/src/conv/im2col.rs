@@ -121,6 +121,7 @@ impl Transpose {
         }
     }
 }
+
 /// The convolution of `x` `[N, C, H, W]` with `w` `[O, C, KH, KW]` (stride 1, dilation 1,
 /// zero padding `pad` on both sides of each axis) as flex's `conv3d_impl` computes it, without
 /// bias: `[N, O, OH, OW]` contiguous.

@@ -532,8 +532,9 @@ mod tests {
     }
 
     proptest! {
-        /// The kernels give flex's forward values and weight gradients bit for bit, on every
-        /// path they take (small-channel, general, and the general path of the weight gradient).
+        /// The kernels give flex's forward values, weight gradients and input gradients bit for
+        /// bit, on every path they take (small-channel, general, the general path of the weight
+        /// gradient, the untiled transposed convolution), with and without a bias.
         #[test]
         fn kernels_equal_flex_bit_for_bit(case in case()) {
             let Case { x, w, b, g, pad } = case;
