@@ -65,7 +65,8 @@ def step_bench(args):
     warm_end = time.perf_counter() + args.warmup
     while time.perf_counter() < warm_end:
         step()
-    # Samples of at least 50 ms each; the mean over samples, as criterion reports it.
+    # Samples of at least 50 ms each; the mean and the median over samples, as criterion
+    # reports them.
     times = []
     end = time.perf_counter() + args.seconds
     while time.perf_counter() < end or len(times) < 5:
@@ -82,6 +83,7 @@ def step_bench(args):
         "model": args.model,
         "batch": args.batch,
         "step_seconds": mean,
+        "median_step_seconds": float(np.median(times)),
         "ci95": [mean - 1.96 * sem, mean + 1.96 * sem],
         "samples_per_sec": args.batch / mean,
         "torch": torch.__version__,

@@ -74,6 +74,8 @@ pub struct Estimate {
     pub mean: f64,
     /// 95% interval of the mean (seconds).
     pub ci95: (f64, f64),
+    /// Median over criterion's samples of the time per iteration (seconds).
+    pub median: f64,
 }
 
 /// One optimiser's measurements.
@@ -200,9 +202,16 @@ fn bench_loss_step(
 pub const PAIRED_MODELS: [&str; 2] = ["mlp-300-100", "lenet5"];
 /// Rounds of the pairing: sparselab, PyTorch, sparselab, PyTorch, … (drift on the machine hits
 /// both sides alike).
-const PAIRED_ROUNDS: usize = 3;
+const PAIRED_ROUNDS: usize = 5;
 
 /// One model's paired measurement.
+///
+/// Each side's step in a round is the **median** over that round's samples, and the ratio is the
+/// **median over rounds** of the round's ratio (PyTorch's step ÷ sparselab's step in the same
+/// round). Both are medians because the machines this runs on are shared: a stretch of
+/// interference slows a few samples or one round of one side (a PyTorch round read 28.6 ms
+/// between rounds of 18.3 and 13.8 ms), which moves a mean, and so a ratio of means, by as much
+/// as the difference being measured. The same estimator serves both sides.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PairedBench {
     /// Model.
@@ -211,12 +220,31 @@ pub struct PairedBench {
     pub sparselab: Vec<Estimate>,
     /// PyTorch's step, per round (empty without torch).
     pub pytorch: Vec<crate::reference::ReferenceStep>,
-    /// sparselab samples/s (batch / mean step over the rounds).
+    /// sparselab samples/s (batch / the median over rounds of the round's median step).
     pub sparselab_samples_per_sec: f64,
-    /// PyTorch samples/s, if measured.
+    /// PyTorch samples/s, if measured (the same estimator).
     pub pytorch_samples_per_sec: Option<f64>,
-    /// sparselab's throughput ÷ PyTorch's (> 1: sparselab is faster).
+    /// Per round, sparselab's throughput ÷ PyTorch's (> 1: sparselab is faster).
+    pub round_ratios: Vec<f64>,
+    /// The median of [`Self::round_ratios`], if PyTorch was measured.
     pub ratio: Option<f64>,
+}
+
+/// The median of `v` (the mean of the two middle values for an even count; NaN when empty).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
+/// Per round, `theirs / ours` (step times: sparselab's throughput ÷ PyTorch's), for the rounds
+/// both sides measured.
+fn round_ratios(ours: &[f64], theirs: &[f64]) -> Vec<f64> {
+    ours.iter().zip(theirs).map(|(o, t)| t / o).collect()
 }
 
 /// Measures [`PAIRED_MODELS`] against the reference, interleaved round by round.
@@ -240,18 +268,18 @@ fn paired(
                 theirs.push(r.step(model, opts.batch, threads, opts.seconds)?);
             }
         }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let ours_s = opts.batch as f64 / mean(&ours.iter().map(|e| e.mean).collect::<Vec<_>>());
-        let theirs_s = (!theirs.is_empty()).then(|| {
-            opts.batch as f64 / mean(&theirs.iter().map(|r| r.step_seconds).collect::<Vec<_>>())
-        });
+        let ours_steps: Vec<f64> = ours.iter().map(|e| e.median).collect();
+        let theirs_steps: Vec<f64> = theirs.iter().map(|r| r.median_step_seconds).collect();
+        let ratios = round_ratios(&ours_steps, &theirs_steps);
         out.push(PairedBench {
             model: model.to_string(),
             sparselab: ours,
             pytorch: theirs,
-            sparselab_samples_per_sec: ours_s,
-            pytorch_samples_per_sec: theirs_s,
-            ratio: theirs_s.map(|t| ours_s / t),
+            sparselab_samples_per_sec: opts.batch as f64 / median(&ours_steps),
+            pytorch_samples_per_sec: (!theirs_steps.is_empty())
+                .then(|| opts.batch as f64 / median(&theirs_steps)),
+            ratio: (!ratios.is_empty()).then(|| median(&ratios)),
+            round_ratios: ratios,
         });
     }
     Ok(out)
@@ -274,6 +302,7 @@ fn read_estimate(dir: &Path, group: &str, id: &str) -> anyhow::Result<Estimate> 
             ns("/mean/confidence_interval/lower_bound"),
             ns("/mean/confidence_interval/upper_bound"),
         ),
+        median: ns("/median/point_estimate"),
     })
 }
 
@@ -656,9 +685,10 @@ fn paired_markdown(
          The engine's whole step (`Trainee::step`: forward, cross-entropy, backward, momentum SGD, \
          loss read back) against `xtask/reference/pytorch_reference.py step` (same model, batch, \
          input shape and optimiser, the same number of threads), measured alternately: \
-         sparselab, PyTorch, sparselab, PyTorch. Ratio = sparselab samples/s ÷ PyTorch samples/s \
-         (> 1: sparselab is faster).\n\n\
-         | model | sparselab step (ms), per round | PyTorch step (ms), per round | sparselab samples/s | PyTorch samples/s | ratio |\n|---|---|---|---|---|---|\n",
+         sparselab, PyTorch, sparselab, PyTorch, … Each round's step is the median over its \
+         samples; a round's ratio is PyTorch's step ÷ sparselab's in that round (> 1: sparselab is \
+         faster), and the ratio is the median over rounds (samples/s: batch ÷ the median step).\n\n\
+         | model | sparselab step (ms), per round | PyTorch step (ms), per round | ratio per round | sparselab samples/s | PyTorch samples/s | ratio (median) |\n|---|---|---|---|---|---|---|\n",
         env.provenance(),
         match reference {
             Ok(r) => format!(
@@ -670,22 +700,26 @@ fn paired_markdown(
             Err(why) => format!("PyTorch not measured: {why}."),
         }
     );
-    let ms = |v: Vec<f64>| {
+    let list = |v: Vec<f64>, scale: f64| {
         if v.is_empty() {
             "–".to_string()
         } else {
             v.iter()
-                .map(|t| format!("{:.3}", t * 1e3))
+                .map(|t| format!("{:.3}", t * scale))
                 .collect::<Vec<_>>()
                 .join(", ")
         }
     };
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.0} | {} | {} |\n",
             r.model,
-            ms(r.sparselab.iter().map(|e| e.mean).collect()),
-            ms(r.pytorch.iter().map(|p| p.step_seconds).collect()),
+            list(r.sparselab.iter().map(|e| e.median).collect(), 1e3),
+            list(
+                r.pytorch.iter().map(|p| p.median_step_seconds).collect(),
+                1e3
+            ),
+            list(r.round_ratios.clone(), 1.0),
             r.sparselab_samples_per_sec,
             r.pytorch_samples_per_sec
                 .map_or("–".into(), |s| format!("{s:.0}")),
@@ -717,6 +751,32 @@ mod tests {
         let e = read_estimate(&dir, "train_step", "sgd+l1").expect("estimate");
         assert!(e.mean > 0.0 && e.mean.is_finite(), "{e:?}");
         assert!(e.ci95.0 <= e.mean && e.mean <= e.ci95.1, "{e:?}");
+        assert!(e.median > 0.0 && e.median.is_finite(), "{e:?}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The median: the middle value for an odd count, the mean of the two middle values for an
+    /// even one, whatever the order; NaN for none.
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[7.0]), 7.0);
+        assert!(median(&[]).is_nan());
+    }
+
+    /// A round's ratio is PyTorch's step over sparselab's in the same round, and one slowed
+    /// round of either side does not move the median ratio.
+    #[test]
+    fn one_slowed_round_does_not_move_the_paired_ratio() {
+        let ours = [2.0, 2.0, 2.0, 2.0, 2.0];
+        let theirs = [3.0, 3.0, 3.0, 3.0, 3.0];
+        assert_eq!(round_ratios(&ours, &theirs), vec![1.5; 5]);
+        let slowed_theirs = [3.0, 3.0, 9.0, 3.0, 3.0];
+        let slowed_ours = [2.0, 6.0, 2.0, 2.0, 2.0];
+        assert_eq!(median(&round_ratios(&ours, &slowed_theirs)), 1.5);
+        assert_eq!(median(&round_ratios(&slowed_ours, &theirs)), 1.5);
+        // Rounds PyTorch did not measure are left out.
+        assert_eq!(round_ratios(&ours, &theirs[..2]).len(), 2);
     }
 }

@@ -36,6 +36,8 @@ pub struct ReferenceStep {
     pub batch: usize,
     /// Mean seconds per training step.
     pub step_seconds: f64,
+    /// Median over the samples of the seconds per training step.
+    pub median_step_seconds: f64,
     /// 95% interval of the mean.
     pub ci95: (f64, f64),
     /// `batch / step_seconds`.
@@ -128,7 +130,7 @@ mod tests {
 
     #[test]
     fn the_reference_output_parses() {
-        let line = r#"{"model": "lenet5", "batch": 128, "step_seconds": 0.01, "ci95": [0.009, 0.011], "samples_per_sec": 12800.0, "torch": "2.15.0", "threads": 2}"#;
+        let line = r#"{"model": "lenet5", "batch": 128, "step_seconds": 0.01, "median_step_seconds": 0.0098, "ci95": [0.009, 0.011], "samples_per_sec": 12800.0, "torch": "2.15.0", "threads": 2}"#;
         let r: ReferenceStep = serde_json::from_str(line).expect("parses");
         assert_eq!((r.model.as_str(), r.batch, r.threads), ("lenet5", 128, 2));
     }
