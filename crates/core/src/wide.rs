@@ -44,6 +44,17 @@ pub enum Width {
     Baseline,
 }
 
+impl Width {
+    /// The unit's name, as tables print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Width::Avx512 => "AVX-512",
+            Width::Avx2 => "AVX2 + FMA",
+            Width::Baseline => "baseline SIMD",
+        }
+    }
+}
+
 /// The variant [`widest`] runs on this thread and CPU.
 pub fn width() -> Width {
     if BASELINE_ONLY.with(std::cell::Cell::get) {

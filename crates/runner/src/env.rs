@@ -28,6 +28,11 @@ pub struct Env {
     pub os: String,
     /// CPU model (Linux `/proc/cpuinfo`).
     pub cpu: Option<String>,
+    /// The vector unit sparselab's fused CPU kernels ran on (`sparselab_core::wide::width`: the
+    /// same bits on any width, not the same speed); absent in results stored before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_unit: Option<String>,
     /// Available hardware threads.
     pub threads: usize,
     /// Seconds since the Unix epoch when the ablation started.
@@ -81,6 +86,7 @@ impl Env {
             git_dirty: dirty,
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             cpu: cpu_model(),
+            vector_unit: Some(sparselab_core::wide::width().name().into()),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -91,9 +97,12 @@ impl Env {
     /// One line for tables: device, commit, versions.
     pub fn provenance(&self) -> String {
         format!(
-            "Measured on {} ({}), sparselab {} at commit {}{}, burn {}, {}, {}.",
+            "Measured on {} ({}{}), sparselab {} at commit {}{}, burn {}, {}, {}.",
             self.device,
             self.cpu.as_deref().unwrap_or("unknown CPU"),
+            self.vector_unit
+                .as_deref()
+                .map_or(String::new(), |v| format!(", {v}")),
             self.sparselab_version,
             self.git_commit
                 .as_deref()
@@ -124,5 +133,23 @@ mod tests {
         assert_eq!(build_profile("3", false), "opt-level 3");
         // This crate is built by the workspace's one optimised profile.
         assert_ne!(env!("SPARSELAB_OPT_LEVEL"), "0");
+    }
+
+    /// Results stored before the vector unit was recorded still load, and their line is as it
+    /// was; new ones name the unit.
+    #[test]
+    fn provenance_names_the_vector_unit_when_recorded() {
+        let env = Env::capture("flex (CPU, 2 threads)", "flex");
+        let unit = sparselab_core::wide::width().name();
+        assert_eq!(env.vector_unit.as_deref(), Some(unit));
+        let mut json = serde_json::to_value(&env).expect("serialises");
+        let line = env.provenance();
+        assert!(line.contains(&format!(", {unit}), sparselab")), "{line}");
+        json.as_object_mut()
+            .expect("an object")
+            .remove("vector_unit");
+        let old: Env = serde_json::from_value(json).expect("an env.json without the unit loads");
+        assert_eq!(old.vector_unit, None);
+        assert_eq!(old.provenance(), line.replace(&format!(", {unit}"), ""));
     }
 }

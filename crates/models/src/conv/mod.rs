@@ -13,7 +13,8 @@
 //! stem), [`im2col`] for its general im2col + gemm path (the other layers, and the weight
 //! gradients) and [`transpose`] for its transposed convolution (the input gradient). Which path
 //! flex would take is decided by [`flex_path`], flex's own rule; every other case (stride 2, 1×1,
-//! flex's tiled transposed path) and the bias gradient run flex's op. For LeNet-5 at batch 128 the
+//! flex's tiled transposed path) runs flex's op. The bias gradient is flex's own sum over a
+//! matrix sparselab lays out on both cores ([`bias_grad`]). For LeNet-5 at batch 128 the
 //! five operations took 0.8–2.3 ms each in flex, mostly in copies around the matrix products and
 //! on one thread (docs/performance.md). Other backends (WGPU) and padding burn computes per input
 //! (`Same`) use burn's `Conv2d::forward`. Property tests compare values and gradients with burn's
@@ -32,15 +33,16 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::{
     Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor,
 };
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Shape, Tensor, TensorData};
 use im2col::View;
+use rayon::prelude::*;
 use sparselab_core::fused::elements;
 
 /// `layer` applied to `x` `[N, C, H, W]`: the same values and gradients as `layer.forward(x)`.
@@ -107,6 +109,8 @@ pub enum Wrt {
     Input,
     /// The weight.
     Weight,
+    /// The bias: `∂L/∂bias[o] = Σ_{b, i, j} g[b, o, i, j]`.
+    Bias,
 }
 
 /// The forward path burn-flex 0.22.1 takes for a convolution (`conv3d_typed!` in its
@@ -292,6 +296,37 @@ impl<'a> GradCase<'a> {
     }
 }
 
+/// flex's bias gradient of a convolution with output gradient `grad` `[N, O, OH, OW]`
+/// (contiguous), bit for bit. burn computes it (`conv2d_bias_backward`) as
+///
+/// ```text
+/// ∂L/∂bias = sum_dim(reshape(swap_dims(g, 0, 1), [O, N·OH·OW]), 1)
+/// ```
+///
+/// where flex's reshape copies the swapped view into a contiguous matrix on one thread (a tiled
+/// transpose, about 5 % of a LeNet-5 step). Here the same matrix is built by copying each
+/// image's `OH·OW` plane of channel `o` into row `o`, the rows on both cores, and summed by flex's
+/// own `sum_dim`: the same sum of the same contiguous values, so the same bits.
+fn bias_grad(grad: FlexTensor) -> FlexTensor {
+    let [n, o, oh, ow] = dims(&grad);
+    let (plane, len) = (oh * ow, n * oh * ow);
+    let rows = if grad.dtype() == DType::F32 {
+        let g = elements(&grad);
+        let mut rows = vec![0.0f32; o * len];
+        rows.par_chunks_mut(len.max(1))
+            .enumerate()
+            .for_each(|(oc, row)| {
+                for (b, out) in row.chunks_exact_mut(plane.max(1)).enumerate() {
+                    out.copy_from_slice(&g[(b * o + oc) * plane..][..plane]);
+                }
+            });
+        FlexTensor::from_data(TensorData::new(rows, [o, len]))
+    } else {
+        Flex::float_reshape(Flex::float_swap_dims(grad, 0, 1), Shape::new([o, len]))
+    };
+    Flex::float_reshape(Flex::float_sum_dim(rows, 1), Shape::new([o]))
+}
+
 /// The forward pass on flex: a sparselab kernel where [`forward_kernel`] has one, else flex's op.
 fn flex_forward(
     x: FlexTensor,
@@ -348,6 +383,7 @@ impl Conv2dBackend for Flex {
         let (xd, wd) = (dims(&x), dims(&weight));
         let case = GradCase::new(xd, wd, &grad, &options);
         match wrt {
+            Wrt::Bias => bias_grad(grad),
             Wrt::Input => or_flex(
                 case.and_then(|c| c.input_grad(&weight)).map(|v| (v, xd)),
                 || Flex::conv2d_x_backward(x, weight, grad, options),
@@ -361,19 +397,20 @@ impl Conv2dBackend for Flex {
 }
 
 /// Backward step of [`Conv2dBackend::conv2d_fast`] under autodiff, as burn's `conv2d`: the
-/// gradients of `x`, `weight` and (with `N = 3` parents) `bias` from the nodes' saved outputs.
+/// gradients of `x`, `weight` and (with `N = 3` parents) `bias`, from the saved `x` and `weight`
+/// (the bias gradient needs neither).
 #[derive(Debug)]
 struct Conv2dGrad<const N: usize>;
 
 impl<B: Conv2dBackend, const N: usize> Backward<B, N> for Conv2dGrad<N> {
-    type State = (NodeId, NodeId, Option<NodeId>, ConvOptions<2>);
+    type State = (NodeId, NodeId, ConvOptions<2>);
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, cp: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, weight_state, bias_state, options) = ops.state;
+        let (x_state, weight_state, options) = ops.state;
         let x = cp.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         let weight = cp.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
-        for (parent, wrt) in ops.parents.iter().zip([Wrt::Input, Wrt::Weight]) {
+        for (parent, wrt) in ops.parents.iter().zip([Wrt::Input, Wrt::Weight, Wrt::Bias]) {
             if let Some(node) = parent {
                 let of = GradientOf {
                     wrt,
@@ -382,10 +419,6 @@ impl<B: Conv2dBackend, const N: usize> Backward<B, N> for Conv2dGrad<N> {
                 let g = B::conv2d_fast_backward(x.clone(), weight.clone(), grad.clone(), of);
                 grads.register::<B>(node.id, g);
             }
-        }
-        if let (Some(Some(node)), Some(state)) = (ops.parents.get(2), bias_state) {
-            let bias = cp.retrieve_node_output::<B::FloatTensorPrimitive>(state);
-            grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
         }
     }
 }
@@ -407,9 +440,8 @@ fn conv2d_recorded<B: Conv2dBackend, C: CheckpointStrategy, const N: usize>(
         OpsKind::Tracked(mut prep) => {
             let x_state = prep.checkpoint(&x);
             let weight_state = prep.checkpoint(&weight);
-            let bias_state = bias.as_ref().map(|b| prep.checkpoint(b));
             let y = inner_forward::<B, C>(x, weight, bias, options.clone());
-            prep.finish((x_state, weight_state, bias_state, options), y)
+            prep.finish((x_state, weight_state, options), y)
         }
         OpsKind::UnTracked(prep) => prep.finish(inner_forward::<B, C>(x, weight, bias, options)),
     }
@@ -532,9 +564,10 @@ mod tests {
     }
 
     proptest! {
-        /// The kernels give flex's forward values, weight gradients and input gradients bit for
-        /// bit, on every path they take (small-channel, general, the general path of the weight
-        /// gradient, the untiled transposed convolution), with and without a bias.
+        /// The kernels give flex's forward values, weight gradients, input gradients and bias
+        /// gradients bit for bit, on every path they take (small-channel, general, the general
+        /// path of the weight gradient, the untiled transposed convolution), with and without a
+        /// bias.
         #[test]
         fn kernels_equal_flex_bit_for_bit(case in case()) {
             let Case { x, w, b, g, pad } = case;
@@ -552,9 +585,14 @@ mod tests {
             if let Some(ours) = backward.weight_grad(&xt) {
                 prop_assert_eq!(bits(&ours), bits(&theirs));
             }
-            let theirs = flex_values(Flex::conv2d_x_backward(xt, wt.clone(), gt.clone(), options.clone()));
+            let theirs = flex_values(Flex::conv2d_x_backward(xt.clone(), wt.clone(), gt.clone(), options.clone()));
             let ours = backward.input_grad(&wt).expect("every case fits");
             prop_assert_eq!(bits(&ours), bits(&theirs));
+            if let Some(bt) = bt {
+                let theirs = flex_values(Flex::conv2d_bias_backward(xt, bt, gt.clone()));
+                let ours = flex_values(bias_grad(gt));
+                prop_assert_eq!(bits(&ours), bits(&theirs));
+            }
         }
     }
 
