@@ -110,6 +110,7 @@ fn print_registry<T: ?Sized>(registry: &Registry<T>) {
 }
 
 fn main() -> anyhow::Result<()> {
+    sparselab_runner::heap::keep_freed_memory();
     match Cli::parse().command {
         Command::List => {
             let dir = root().join("experiments");
