@@ -8,10 +8,11 @@
 //!
 //! On flex this runs as a sparselab backend extension ([`MaxPoolBackend`]): one pass over the
 //! input forward, and backward one pass that finds each window's arg max again from the input,
-//! so no index tensor is stored. burn-flex's general pooling kernel (any window, stride, padding
-//! and dilation, with 64-bit indices) took 2.2–2.6 ms forward and backward for LeNet-5's first
-//! pooling at batch 128 on the project's machine, about a sixth of the training step; this kernel
-//! 0.64–0.72 ms (docs/performance.md).
+//! so no index tensor is stored; a 2×2 backward routes sixteen windows at a time at the CPU's
+//! full vector width ([`WindowBlock`]). burn-flex's general pooling kernel (any window, stride,
+//! padding and dilation, with 64-bit indices) took 2.2–2.6 ms forward and backward for LeNet-5's
+//! first pooling at batch 128 on the project's machine, about a sixth of the training step; this
+//! kernel 0.64–0.72 ms, and about 0.4 ms since the backward routes blocks (docs/performance.md).
 //!
 //! **Same bits as burn's `max_pool2d`** by construction, forward and backward: max pooling only
 //! selects values, and the arg max follows burn-flex's rule (the first maximum in row-major
@@ -33,6 +34,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 use sparselab_core::fused::elements;
+use sparselab_core::widest;
 
 /// `k×k` max pooling with stride `k` of `x` `[N, C, H, W]`: `[N, C, ⌊H/k⌋, ⌊W/k⌋]`.
 pub fn max_pool(x: Tensor<4>, k: usize) -> Tensor<4> {
@@ -147,26 +149,94 @@ impl Plan {
     /// becomes +0).
     #[inline(always)]
     fn backward_plane(&self, plane: &[f32], g: &[f32], dx: &mut [f32]) {
-        let w = self.w;
-        for (i, g) in g.chunks_exact(self.ow).enumerate() {
-            if self.k == 2 {
-                // Every position of the window is written (zero off the arg max), so the loop
-                // has no data-dependent store.
-                let (d0, d1) = dx[2 * i * w..].split_at_mut(w);
-                let (r0, r1) = self.row_pair(plane, i);
-                let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-                let out = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
-                for ((g, (a, b)), (da, db)) in g.iter().zip(windows).zip(out) {
-                    let at = arg_max_of_four([a[0], a[1], b[0], b[1]]);
-                    let g = (0.0 + g).to_bits();
-                    let to = |p: usize| f32::from_bits(g * at[p]);
-                    (da[0], da[1], db[0], db[1]) = (to(0), to(1), to(2), to(3));
-                }
-            } else {
+        if self.k == 2 {
+            // Every position of a window is written (zero off the arg max), so the loop has no
+            // data-dependent store.
+            for first in (0..g.len()).step_by(LANES) {
+                let len = LANES.min(g.len() - first);
+                let mut block = WindowBlock::default();
+                self.gather(plane, first, len, &mut block);
+                block.g[..len].copy_from_slice(&g[first..first + len]);
+                block.route();
+                self.scatter(&block, first, len, dx);
+            }
+        } else {
+            for (i, g) in g.chunks_exact(self.ow).enumerate() {
                 for (j, g) in g.iter().enumerate() {
                     dx[self.arg_max(plane, i, j)] = 0.0 + g;
                 }
             }
+        }
+    }
+
+    /// The runs of windows `first..first + len` (row-major in the output plane) within output
+    /// rows: `(output row, first column, first slot in a block, windows)`.
+    #[inline(always)]
+    fn runs(&self, first: usize, len: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let ow = self.ow;
+        let mut slot = 0;
+        std::iter::from_fn(move || {
+            (slot < len).then(|| {
+                let (i, j) = ((first + slot) / ow, (first + slot) % ow);
+                let run = (ow - j).min(len - slot);
+                let out = (i, j, slot, run);
+                slot += run;
+                out
+            })
+        })
+    }
+
+    /// Copies the four values of windows `first..first + len` of a 2×2 pooling into `block`.
+    #[inline(always)]
+    fn gather(&self, plane: &[f32], first: usize, len: usize, block: &mut WindowBlock) {
+        for (i, j, slot, run) in self.runs(first, len) {
+            let (r0, r1) = self.row_pair(plane, i);
+            block.top[2 * slot..][..2 * run].copy_from_slice(&r0[2 * j..][..2 * run]);
+            block.bottom[2 * slot..][..2 * run].copy_from_slice(&r1[2 * j..][..2 * run]);
+        }
+    }
+
+    /// Writes the routed gradients of windows `first..first + len` from `block` into `dx`.
+    #[inline(always)]
+    fn scatter(&self, block: &WindowBlock, first: usize, len: usize, dx: &mut [f32]) {
+        let w = self.w;
+        for (i, j, slot, run) in self.runs(first, len) {
+            let (d0, d1) = dx[2 * i * w..][..2 * w].split_at_mut(w);
+            d0[2 * j..][..2 * run].copy_from_slice(&block.top[2 * slot..][..2 * run]);
+            d1[2 * j..][..2 * run].copy_from_slice(&block.bottom[2 * slot..][..2 * run]);
+        }
+    }
+}
+
+/// The f32 lanes of the widest vector unit: 2×2 windows are routed this many at a time.
+const LANES: usize = sparselab_core::wide::LANES;
+
+/// [`LANES`] 2×2 windows side by side, `(top left, top right)` of window `s` at `top[2s..]` and
+/// its bottom row at `bottom[2s..]`, with their output gradients. A 2×2 pooling's windows are
+/// interleaved pairs in two input rows, and LeNet-5's rows hold 14 and 4 windows: copied into
+/// fixed-size blocks the routing runs over whole vectors (2.4 times as fast on LeNet-5's first
+/// pooling as one window at a time, docs/performance.md). Unused slots hold zeros.
+#[derive(Default)]
+struct WindowBlock {
+    top: [f32; 2 * LANES],
+    bottom: [f32; 2 * LANES],
+    g: [f32; LANES],
+}
+
+impl WindowBlock {
+    /// Replaces each window's four values with its gradient: `0 + g` at the arg max
+    /// ([`arg_max_of_four`]), `0` elsewhere.
+    #[inline(always)]
+    fn route(&mut self) {
+        for s in 0..LANES {
+            let (t, b) = (
+                &mut self.top[2 * s..2 * s + 2],
+                &mut self.bottom[2 * s..2 * s + 2],
+            );
+            let at = arg_max_of_four([t[0], t[1], b[0], b[1]]);
+            let g = (0.0 + self.g[s]).to_bits();
+            let to = |p: usize| f32::from_bits(g * at[p]);
+            (t[0], t[1], b[0], b[1]) = (to(0), to(1), to(2), to(3));
         }
     }
 }
@@ -231,7 +301,7 @@ impl MaxPoolBackend for Flex {
             let planes = elements(&x).par_chunks(in_plane);
             dx.par_chunks_mut(in_plane)
                 .zip(planes.zip(elements(&grad).par_chunks(out_plane)))
-                .for_each(|(dx, (plane, g))| plan.backward_plane(plane, g, dx));
+                .for_each(|(dx, (plane, g))| widest!(plan.backward_plane(plane, g, dx)));
         }
         FlexTensor::from_data(TensorData::new(dx, plan.shape))
     }
@@ -315,7 +385,7 @@ mod tests {
         /// Forward values and backward gradients equal burn's `max_pool2d` bit for bit.
         #[test]
         fn equals_burns_max_pool_bit_for_bit(
-            (dims, k, x, r) in (1usize..3, 1usize..4, 1usize..9, 1usize..9, 1usize..4)
+            (dims, k, x, r) in (1usize..3, 1usize..4, 1usize..40, 1usize..40, 1usize..4)
                 .prop_filter("window fits", |(_, _, h, w, k)| h >= k && w >= k)
                 .prop_flat_map(|(n, c, h, w, k)| {
                     let out = n * c * (h / k) * (w / k);

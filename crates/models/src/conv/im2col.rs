@@ -140,12 +140,13 @@ pub(super) fn conv(x: View, w: View, pad: [usize; 2]) -> Vec<f32> {
     };
     let (k, spatial) = (c * kh * kw, g.oh * g.ow);
     let tiles = spatial.div_ceil(TILE);
+    let ks = row_stride(k);
     // W[o][(ky·KW + kx)·C + c] and the input channel-last, x[b][y][x][c].
-    let products: Vec<Vec<f32>> = scratch::with(&scratch::WEIGHT, o * k, |w_flat| {
+    let products: Vec<Vec<f32>> = scratch::with(&scratch::WEIGHT, o * ks, |w_flat| {
         w_flat
-            .par_chunks_mut(k)
+            .par_chunks_mut(ks)
             .enumerate()
-            .for_each(|(i, out)| w.transpose_inner(i, out));
+            .for_each(|(i, out)| w.transpose_inner(i, &mut out[..k]));
         scratch::with(&scratch::INPUT, n * h * wd * c, |x_nhwc| {
             x_nhwc
                 .par_chunks_mut(h * wd * c)
@@ -157,11 +158,12 @@ pub(super) fn conv(x: View, w: View, pad: [usize; 2]) -> Vec<f32> {
                     let (b, start) = (bt / tiles, (bt % tiles) * TILE);
                     let len = TILE.min(spatial - start);
                     let image = &x_nhwc[b * h * wd * c..][..h * wd * c];
-                    scratch::with(&scratch::COLUMNS, len * k, |columns| {
-                        g.columns(image, start, columns);
-                        // W (o × k, row-major) times Cᵀ (C is len × k, row-major).
+                    scratch::with(&scratch::COLUMNS, len * ks, |columns| {
+                        g.columns(image, start, ks, columns);
+                        // W (o × k, row-major) times Cᵀ (C is len × k, row-major), both with
+                        // row stride `ks`.
                         let mut product = vec![0.0f32; o * len];
-                        let (a, b) = ((&*w_flat, 1, k), (&*columns, k, 1));
+                        let (a, b) = ((&*w_flat, 1, ks), (&*columns, ks, 1));
                         gemm_like_flex(&mut product, [o, k, len], a, b);
                         product
                     })
@@ -184,6 +186,22 @@ pub(super) fn conv(x: View, w: View, pad: [usize; 2]) -> Vec<f32> {
     out
 }
 
+/// The row stride of the matrices handed to gemm for rows of `k` values: `k`, or 16 values
+/// (one cache line) more where `k` is a multiple of 256. gemm reads (or packs) a panel of up to 48
+/// rows at a time; rows a multiple of 1 KiB apart map to the same few sets of the L1 cache and
+/// evict each other (LeNet-5's weight gradients have `k` = 100 352 and 8 192; packing the second
+/// one's columns took 69 % of it). The stride changes which addresses gemm reads, not what it
+/// computes: its path and blocking depend on the sizes and on which strides are 1
+/// (docs/performance.md). `layers_equal_burns_conv_bit_for_bit` covers it: its weight gradients
+/// have `k` = 100 352, 12 800 and 2 304, on gemm's blocked and horizontal paths.
+fn row_stride(k: usize) -> usize {
+    if k >= 256 && k.is_multiple_of(256) {
+        k + 16
+    } else {
+        k
+    }
+}
+
 /// One convolution's sizes (input channels and plane, kernel, padding, output plane).
 #[derive(Clone, Copy)]
 struct Geometry {
@@ -198,16 +216,17 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// Fills `columns` (`len` rows of `C·KH·KW`) with the patches of output positions
-    /// `start..start + len` of one channel-last image, zeros where the patch leaves the image:
-    /// one copy per kernel row. Rows are filled on both cores when the matrix is large.
-    fn columns(&self, image: &[f32], start: usize, columns: &mut [f32]) {
+    /// Fills `columns` (`len` rows of `C·KH·KW` values, `stride` apart) with the patches of
+    /// output positions `start..start + len` of one channel-last image, zeros where the patch
+    /// leaves the image: one copy per kernel row. Rows are filled on both cores when the matrix
+    /// is large; the values between a row's end and the next row are left as they were.
+    fn columns(&self, image: &[f32], start: usize, stride: usize, columns: &mut [f32]) {
         let k = self.c * self.kh * self.kw;
-        let row = |(l, out): (usize, &mut [f32])| self.patch(image, start + l, out);
+        let row = |(l, out): (usize, &mut [f32])| self.patch(image, start + l, &mut out[..k]);
         if columns.len() >= 1 << 18 {
-            columns.par_chunks_mut(k).enumerate().for_each(row);
+            columns.par_chunks_mut(stride).enumerate().for_each(row);
         } else {
-            columns.chunks_mut(k).enumerate().for_each(row);
+            columns.chunks_mut(stride).enumerate().for_each(row);
         }
     }
 
