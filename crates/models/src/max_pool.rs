@@ -213,7 +213,7 @@ const LANES: usize = sparselab_core::wide::LANES;
 
 /// [`LANES`] 2×2 windows side by side, `(top left, top right)` of window `s` at `top[2s..]` and
 /// its bottom row at `bottom[2s..]`, with their output gradients. A 2×2 pooling's windows are
-/// interleaved pairs in two input rows, and LeNet-5's rows hold 14 and 4 windows: copied into
+/// interleaved pairs in two input rows, and LeNet-5's rows hold 14 and 5 windows: copied into
 /// fixed-size blocks the routing runs over whole vectors (2.4 times as fast on LeNet-5's first
 /// pooling as one window at a time, docs/performance.md). Unused slots hold zeros.
 #[derive(Default)]
