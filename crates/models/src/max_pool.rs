@@ -12,7 +12,8 @@
 //! full vector width ([`WindowBlock`]). burn-flex's general pooling kernel (any window, stride,
 //! padding and dilation, with 64-bit indices) took 2.2–2.6 ms forward and backward for LeNet-5's
 //! first pooling at batch 128 on the project's machine, about a sixth of the training step; this
-//! kernel 0.64–0.72 ms, and about 0.4 ms since the backward routes blocks (docs/performance.md).
+//! kernel 0.64–0.72 ms. Routing blocks took the backward alone from 0.81–0.91 to 0.35–0.40 ms
+//! (another, slower machine of that kind; docs/performance.md).
 //!
 //! **Same bits as burn's `max_pool2d`** by construction, forward and backward: max pooling only
 //! selects values, and the arg max follows burn-flex's rule (the first maximum in row-major

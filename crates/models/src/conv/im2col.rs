@@ -189,8 +189,8 @@ pub(super) fn conv(x: View, w: View, pad: [usize; 2]) -> Vec<f32> {
 /// The row stride of the matrices handed to gemm for rows of `k` values: `k`, or 16 values
 /// (one cache line) more where `k` is a multiple of 256. gemm reads (or packs) a panel of up to 48
 /// rows at a time; rows a multiple of 1 KiB apart map to the same few sets of the L1 cache and
-/// evict each other (LeNet-5's weight gradients have `k` = 100 352 and 8 192; packing the second
-/// one's columns took 69 % of it). The stride changes which addresses gemm reads, not what it
+/// evict each other (LeNet-5's weight gradients have `k` = 100 352 and 12 800; packing the
+/// second one's columns took 69 % of it in a profile at `k` = 8 192). The stride changes which addresses gemm reads, not what it
 /// computes: its path and blocking depend on the sizes and on which strides are 1
 /// (docs/performance.md). `layers_equal_burns_conv_bit_for_bit` covers it: its weight gradients
 /// have `k` = 100 352, 12 800 and 2 304, on gemm's blocked and horizontal paths.
