@@ -12,9 +12,10 @@
 //! - `loss_step/<case>`: the whole training step of the engine (`Trainee::step`: forward with
 //!   feature taps when a term is due, loss terms, backward, SGD) on the CKA-SR CPU model
 //!   ([`LOSS_MODEL`]) without a loss term, with `cka-sr` at its defaults (8 samples every 5 steps)
-//!   and with full CKA-SR (the whole batch every step), reported relative to the step without
-//!   (SPEC §1.3's cost controls; successive iterations are successive steps, so a term due every
-//!   b steps is averaged over its cycle).
+//!   and with full CKA-SR (the whole batch every step), reported relative to the step without,
+//!   measured alternately with it ([`paired_with_no_loss`]; SPEC §1.3's cost controls;
+//!   successive iterations are successive steps, so a term due every b steps is averaged over
+//!   its cycle).
 //!
 //! - `topology_update/<topology>`: one mask update of every registered topology (host side: the
 //!   ranking, drop and regrowth on copies of the weights and of the dense gradient), reported
@@ -128,8 +129,11 @@ pub struct LossBench {
     pub losses: Vec<Value>,
     /// Mean training step.
     pub train_step: Estimate,
-    /// Step time ÷ the step without loss terms.
+    /// Step time ÷ the step without loss terms: the median of [`Self::rounds_vs_none`].
     pub ratio_vs_none: f64,
+    /// Per round of the pairing ([`paired_with_no_loss`]), the mean step with the terms ÷ the
+    /// mean step without.
+    pub rounds_vs_none: Vec<f64>,
 }
 
 /// The loss-term cases: none, CKA-SR at its defaults, full CKA-SR.
@@ -144,8 +148,63 @@ fn loss_cases() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
-/// Times the engine's whole training step (`Trainee::step`) of `plain` as `{group}/{id}`:
-/// successive iterations are successive steps on one batch, each read back to the host.
+/// The engine's whole training step (`Trainee::step`) of one method on one fixed batch:
+/// successive calls are successive steps, each read back to the host.
+struct EngineSteps {
+    trainee: crate::train::Trainee,
+    data: sparselab_data::Batch,
+    step: usize,
+}
+
+impl EngineSteps {
+    fn new(base: &Device, batch: usize, plain: &Plain) -> anyhow::Result<Self> {
+        let config = crate::spec::RunConfig {
+            data: sparselab_data::DataConfig::default(),
+            train: crate::schedule::TrainConfig {
+                batch,
+                ..Default::default()
+            },
+            method: resolve(plain, "")?.0,
+            seed: 0,
+        };
+        let ctx = sparselab_topology::TopologyContext {
+            total_steps: 10_000,
+            steps_per_epoch: 430,
+            seed: 0,
+        };
+        let trainee = crate::train::Trainee::new(&config, INPUT, base, ctx)?;
+        let s = setup(base, batch)?;
+        let data = sparselab_data::Batch {
+            images: s.x,
+            labels: s.y,
+            len: batch,
+        };
+        Ok(Self {
+            trainee,
+            data,
+            step: 0,
+        })
+    }
+
+    /// One step; its loss, read back.
+    fn step(&mut self) -> f64 {
+        self.step += 1;
+        let (loss, _) = self.trainee.step(self.data.clone(), 0.01, self.step);
+        loss.into_scalar::<f64>()
+    }
+
+    /// The **mean** step over [`LOSS_ROUND_STEPS`] steps (seconds): a loss term due every `b`
+    /// steps is averaged over whole cycles, where a median would leave its steps out.
+    fn round(&mut self) -> f64 {
+        let t = Instant::now();
+        for _ in 0..LOSS_ROUND_STEPS {
+            std::hint::black_box(self.step());
+        }
+        t.elapsed().as_secs_f64() / LOSS_ROUND_STEPS as f64
+    }
+}
+
+/// Times [`EngineSteps`] of `plain` as `{group}/{id}`.
 fn bench_engine_step(
     c: &mut Criterion,
     base: &Device,
@@ -153,53 +212,38 @@ fn bench_engine_step(
     plain: &Plain,
     (group, id): (&str, &str),
 ) -> anyhow::Result<()> {
-    let config = crate::spec::RunConfig {
-        data: sparselab_data::DataConfig::default(),
-        train: crate::schedule::TrainConfig {
-            batch,
-            ..Default::default()
-        },
-        method: resolve(plain, "")?.0,
-        seed: 0,
-    };
-    let ctx = sparselab_topology::TopologyContext {
-        total_steps: 10_000,
-        steps_per_epoch: 430,
-        seed: 0,
-    };
-    let mut trainee = crate::train::Trainee::new(&config, INPUT, base, ctx)?;
-    let s = setup(base, batch)?;
-    let data = sparselab_data::Batch {
-        images: s.x,
-        labels: s.y,
-        len: batch,
-    };
-    let mut step = 0usize;
-    c.bench_function(&format!("{group}/{id}"), |b| {
-        b.iter(|| {
-            step += 1;
-            let (loss, _) = trainee.step(data.clone(), 0.01, step);
-            loss.into_scalar::<f64>()
-        })
-    });
+    let mut steps = EngineSteps::new(base, batch, plain)?;
+    c.bench_function(&format!("{group}/{id}"), |b| b.iter(|| steps.step()));
     Ok(())
 }
 
-/// Times `Trainee::step` of SGD on [`LOSS_MODEL`] with `losses` as `loss_step/<case>`.
-fn bench_loss_step(
-    c: &mut Criterion,
-    base: &Device,
-    batch: usize,
-    case: &str,
-    losses: &[Value],
-) -> anyhow::Result<()> {
+/// SGD on [`LOSS_MODEL`] with `losses`, as plain data.
+fn loss_plain(losses: &[Value]) -> Plain {
     let (width, depth) = LOSS_MODEL_SIZE;
-    let plain = Plain {
+    Plain {
         model: json!({ "name": LOSS_MODEL, "width": width, "depth": depth }),
         losses: losses.to_vec(),
         ..Plain::named(LOSS_MODEL, BASELINE)
-    };
-    bench_engine_step(c, base, batch, &plain, ("loss_step", case))
+    }
+}
+
+/// Steps in a round of the loss-term pairing: a multiple of every default interval (`cka-sr`'s
+/// 5), so a round holds whole cycles.
+const LOSS_ROUND_STEPS: usize = 60;
+
+/// Per round, the step with `losses` ÷ the step without, measured alternately (without, with,
+/// without, with, …: [`SGD_PAIRED_ROUNDS`] rounds after one of each not counted).
+fn paired_with_no_loss(base: &Device, batch: usize, losses: &[Value]) -> anyhow::Result<Vec<f64>> {
+    let mut without = EngineSteps::new(base, batch, &loss_plain(&[]))?;
+    let mut with = EngineSteps::new(base, batch, &loss_plain(losses))?;
+    without.round();
+    with.round();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..SGD_PAIRED_ROUNDS {
+        ours.push(without.round());
+        theirs.push(with.round());
+    }
+    Ok(round_ratios(&ours, &theirs))
 }
 
 /// The models sparselab is compared with PyTorch on (dense momentum SGD, the engine's step).
@@ -567,8 +611,16 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         }
         vs_sgd.push(paired_with_sgd(&mut sgd, &mut case));
     }
+    let mut loss_pairs = Vec::new();
     for (case, losses) in loss_cases() {
-        bench_loss_step(&mut c, &selected.device, opts.batch, case, &losses)?;
+        bench_engine_step(
+            &mut c,
+            &selected.device,
+            opts.batch,
+            &loss_plain(&losses),
+            ("loss_step", case),
+        )?;
+        loss_pairs.push(paired_with_no_loss(&selected.device, opts.batch, &losses)?);
     }
     let topologies = sparselab_topology::registry().names();
     for name in &topologies {
@@ -644,21 +696,15 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         });
     }
     let mut loss_rows = Vec::new();
-    for (case, losses) in loss_cases() {
+    for ((case, losses), rounds) in loss_cases().into_iter().zip(loss_pairs) {
         let train_step = read_estimate(&criterion_dir, "loss_step", case)?;
         loss_rows.push(LossBench {
             case: case.to_string(),
             losses,
             train_step,
-            ratio_vs_none: f64::NAN,
+            ratio_vs_none: median(&rounds),
+            rounds_vs_none: rounds,
         });
-    }
-    let none = loss_rows
-        .first()
-        .map(|r| r.train_step.mean)
-        .unwrap_or(f64::NAN);
-    for r in &mut loss_rows {
-        r.ratio_vs_none = r.train_step.mean / none;
     }
     let env = Env::capture(&selected.description, selected.backend);
     let summary = json!({
@@ -739,14 +785,21 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     let (width, depth) = LOSS_MODEL_SIZE;
     md.push_str(&format!(
         "\n## Loss terms\n\nThe engine's whole training step (`Trainee::step`, SGD) on `{LOSS_MODEL}` \
-         (width {width}, depth {depth}: one stage of {depth} blocks, {} pairs), relative to the \
-         same step without a loss term.\n\n\
-         | case | loss terms | train step (ms) | step / step without |\n|---|---|---|---|\n",
-        depth * (depth - 1) / 2
+         (width {width}, depth {depth}: one stage of {depth} blocks, {} pairs). Times: mean over \
+         criterion samples (95% interval). Ratio to the same step without a loss term: paired, \
+         measured alternately (without, with, … {} rounds of {} steps each, whole cycles of a \
+         term due every few steps); a round's ratio is the mean step with the terms ÷ the mean \
+         step without in the same round, and the column gives the median over rounds with the \
+         rounds' range. The `none` row pairs the plain step with a second copy of itself: the \
+         noise floor.\n\n\
+         | case | loss terms | train step (ms) | step / step without (paired) |\n|---|---|---|---|\n",
+        depth * (depth - 1) / 2,
+        SGD_PAIRED_ROUNDS,
+        LOSS_ROUND_STEPS,
     ));
     for r in &loss_rows {
         md.push_str(&format!(
-            "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.2}× |\n",
+            "| {} | {} | {:.3} [{:.3}, {:.3}] | {} |\n",
             r.case,
             if r.losses.is_empty() {
                 "–".to_string()
@@ -760,7 +813,7 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             r.train_step.mean * 1e3,
             r.train_step.ci95.0 * 1e3,
             r.train_step.ci95.1 * 1e3,
-            r.ratio_vs_none
+            spread(&r.rounds_vs_none)
         ));
     }
     let md_path = opts.out.join("bench.md");
