@@ -231,19 +231,12 @@ fn loss_plain(losses: &[Value]) -> Plain {
 /// 5), so a round holds whole cycles.
 const LOSS_ROUND_STEPS: usize = 60;
 
-/// Per round, the step with `losses` ÷ the step without, measured alternately (without, with,
-/// without, with, …: [`SGD_PAIRED_ROUNDS`] rounds after one of each not counted).
+/// Per round, the step with `losses` ÷ the step without, measured alternately
+/// ([`alternating_ratios`]).
 fn paired_with_no_loss(base: &Device, batch: usize, losses: &[Value]) -> anyhow::Result<Vec<f64>> {
     let mut without = EngineSteps::new(base, batch, &loss_plain(&[]))?;
     let mut with = EngineSteps::new(base, batch, &loss_plain(losses))?;
-    without.round();
-    with.round();
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..SGD_PAIRED_ROUNDS {
-        ours.push(without.round());
-        theirs.push(with.round());
-    }
-    Ok(round_ratios(&ours, &theirs))
+    Ok(alternating_ratios(|| without.round(), || with.round()))
 }
 
 /// The models sparselab is compared with PyTorch on (dense momentum SGD, the engine's step).
@@ -377,7 +370,7 @@ const INPUT: InputShape = InputShape {
 const RESTART_EVERY: u64 = 50;
 
 /// What an optimiser benchmark times.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 enum Timed {
     /// Forward, backward and update.
     TrainStep,
@@ -464,8 +457,25 @@ impl<'a> CaseSteps<'a> {
     }
 }
 
-/// Rounds of each case's pairing with SGD: SGD, the case, SGD, the case, …
-const SGD_PAIRED_ROUNDS: usize = 7;
+/// Counted rounds of each pairing with a baseline (SGD, the plain step): baseline, case,
+/// baseline, case, …
+const BASELINE_ROUNDS: usize = 7;
+
+/// Per round, `case()` ÷ `baseline()`, called alternately: one round of each not counted, then
+/// [`BASELINE_ROUNDS`] counted rounds, the baseline first.
+fn alternating_ratios(
+    mut baseline: impl FnMut() -> f64,
+    mut case: impl FnMut() -> f64,
+) -> Vec<f64> {
+    baseline();
+    case();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..BASELINE_ROUNDS {
+        ours.push(baseline());
+        theirs.push(case());
+    }
+    round_ratios(&ours, &theirs)
+}
 
 /// A case's step against SGD's, measured alternately round by round.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -476,9 +486,8 @@ pub struct VsSgd {
     pub update: Vec<f64>,
 }
 
-/// Measures `case` against `sgd` in [`SGD_PAIRED_ROUNDS`] alternating rounds of
-/// [`RESTART_EVERY`] steps each (after one round of each not counted), training step and update
-/// in separate rounds. The same pairing as the PyTorch rows and for the same reason: the
+/// Measures `case` against `sgd` in alternating rounds ([`alternating_ratios`]) of
+/// [`RESTART_EVERY`] steps each, training step and update in separate rounds. The same pairing as the PyTorch rows and for the same reason: the
 /// criterion means of two cases are taken minutes apart, and drift on a shared machine moved
 /// such a ratio by ±20 % (ProxSGD without a regulariser, whose update is SGD's, read 1.16×,
 /// 1.39× and 0.97× of SGD's update in three benches).
@@ -488,14 +497,7 @@ fn paired_with_sgd(sgd: &mut CaseSteps, case: &mut CaseSteps) -> VsSgd {
         (Timed::TrainStep, &mut out.train),
         (Timed::Update, &mut out.update),
     ] {
-        sgd.round(timed);
-        case.round(timed);
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..SGD_PAIRED_ROUNDS {
-            ours.push(sgd.round(timed));
-            theirs.push(case.round(timed));
-        }
-        *ratios = round_ratios(&ours, &theirs);
+        *ratios = alternating_ratios(|| sgd.round(timed), || case.round(timed));
     }
     out
 }
@@ -737,7 +739,7 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
          SGD's in the same round, and the table gives the median over rounds with the rounds' \
          range. SGD's own row, paired with a second copy of itself, shows the noise floor.\n\n\
          | optimizer | regularizer | train step (ms) | samples/s | train step / SGD's (paired) | optimizer step (µs) | optimizer step / SGD's (paired) | as tensor ops (µs) | fused speed-up |\n|---|---|---|---|---|---|---|---|---|\n",
-        opts.batch, SGD_PAIRED_ROUNDS, RESTART_EVERY,
+        opts.batch, BASELINE_ROUNDS, RESTART_EVERY,
     ));
     let spread = |v: &[f64]| {
         let (lo, hi) = v
@@ -794,7 +796,7 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
          noise floor.\n\n\
          | case | loss terms | train step (ms) | step / step without (paired) |\n|---|---|---|---|\n",
         depth * (depth - 1) / 2,
-        SGD_PAIRED_ROUNDS,
+        BASELINE_ROUNDS,
         LOSS_ROUND_STEPS,
     ));
     for r in &loss_rows {
@@ -911,6 +913,32 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[7.0]), 7.0);
         assert!(median(&[]).is_nan());
+    }
+
+    /// The baseline and the case alternate, baseline first; the first call of each is not
+    /// counted, and each counted ratio is the case's value over the baseline's in its round.
+    #[test]
+    fn alternating_ratios_pair_each_round_after_a_warm_up() {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let mut n = 0.0;
+        let ratios = alternating_ratios(
+            || {
+                n += 1.0;
+                calls.borrow_mut().push('b');
+                n
+            },
+            || {
+                calls.borrow_mut().push('c');
+                10.0 * calls.borrow().len() as f64
+            },
+        );
+        let order: String = calls.borrow().iter().collect();
+        assert_eq!(order, "bc".repeat(BASELINE_ROUNDS + 1));
+        // Round r (1-based, after the warm-up): baseline r + 1, case 10·(2r + 2).
+        let expected: Vec<f64> = (1..=BASELINE_ROUNDS)
+            .map(|r| 10.0 * (2 * r + 2) as f64 / (r + 1) as f64)
+            .collect();
+        assert_eq!(ratios, expected);
     }
 
     /// A round's ratio is PyTorch's step over sparselab's in the same round, and one slowed
