@@ -20,4 +20,4 @@ mod testing;
 pub mod threshold;
 
 pub use regularizer::{Regularizer, registry};
-pub use threshold::{ElementMap, Lazy, Threshold};
+pub use threshold::{ElementMap, Factors, Lazy, Threshold};

@@ -27,7 +27,7 @@
 
 use crate::prox::soft_threshold;
 use crate::regularizer::Regularizer;
-use crate::threshold::{ElementMap, Lazy, Threshold};
+use crate::threshold::{ElementMap, Factors, Lazy, Threshold};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_non_negative, check_positive};
@@ -198,7 +198,7 @@ struct Weights {
 }
 
 impl ElementMap for Weights {
-    fn fill(&self, a: &[f32], out: &mut [f32]) {
+    fn fill(&self, a: &[f32], factors: Factors, out: &mut [f32]) {
         let (max, m1, m) = (
             self.max,
             (self.max_factor - 1.0) as f32,
@@ -207,7 +207,7 @@ impl ElementMap for Weights {
         widest!(
             out.iter_mut()
                 .zip(a)
-                .for_each(|(r, a)| *r = (1.0 / ((a / max) * m1 + 1.0)) * m)
+                .for_each(|(r, a)| *r = factors.apply((1.0 / ((a / max) * m1 + 1.0)) * m))
         );
     }
 

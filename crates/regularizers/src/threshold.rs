@@ -18,10 +18,10 @@ use std::sync::Arc;
 /// An elementwise map `θ = f(t)` in f32, in two forms that agree bit for bit: on host slices
 /// (inside a fused pass) and as tensor ops (any backend).
 pub trait ElementMap: fmt::Debug + Send + Sync {
-    /// `out[i] = f(t[i])`, with the f32 operations of [`ElementMap::tensor`] in its order
-    /// (called inside a fused pass through a trait object: run the loop in
-    /// [`sparselab_core::wide::widest`] so it vectorises for the CPU's vector unit).
-    fn fill(&self, t: &[f32], out: &mut [f32]);
+    /// `out[i] = factors.apply(f(t[i]))`, with the f32 operations of [`ElementMap::tensor`] in
+    /// its order, then the factors (called inside a fused pass through a trait object: run the
+    /// loop in [`sparselab_core::wide::widest`] so it vectorises for the CPU's vector unit).
+    fn fill(&self, t: &[f32], factors: Factors, out: &mut [f32]);
 
     /// `f(t)` as tensor ops.
     fn tensor(&self, t: Tensor<4>) -> Tensor<4>;
@@ -32,8 +32,12 @@ pub trait ElementMap: fmt::Debug + Send + Sync {
 pub struct Reciprocal;
 
 impl ElementMap for Reciprocal {
-    fn fill(&self, t: &[f32], out: &mut [f32]) {
-        widest!(out.iter_mut().zip(t).for_each(|(o, t)| *o = 1.0 / t));
+    fn fill(&self, t: &[f32], factors: Factors, out: &mut [f32]) {
+        widest!(
+            out.iter_mut()
+                .zip(t)
+                .for_each(|(o, t)| *o = factors.apply(1.0 / t))
+        );
     }
 
     fn tensor(&self, t: Tensor<4>) -> Tensor<4> {
@@ -82,23 +86,69 @@ impl Lazy {
     /// with [`Lazy::into_tensor`]'s f32 operations: the map, then each factor rounded to f32 as
     /// burn rounds a scalar. Runs compiled for the CPU's widest vector unit
     /// ([`sparselab_core::wide`]); mark `body` `#[inline(always)]` so its loop is compiled so too.
-    pub fn for_chunks(&self, source: &[f32], mut body: impl FnMut(Range<usize>, &[f32])) {
+    pub fn for_chunks(&self, source: &[f32], body: impl FnMut(Range<usize>, &[f32])) {
         let factors: Vec<f32> = self.factors.iter().map(|a| *a as f32).collect();
-        widest!({
-            let mut buffer = [0.0f32; CHUNK];
-            for (k, t) in source.chunks(CHUNK).enumerate() {
-                let theta = &mut buffer[..t.len()];
-                match &self.map {
-                    Some(map) => map.fill(t, theta),
-                    None => theta.copy_from_slice(t),
+        let map = self.map.as_deref();
+        widest!(each_chunk(source, map, &factors, body))
+    }
+}
+
+/// Up to [`Factors::FUSED`] pending factors of a [`Lazy`] θ as one product chain
+/// `((x·a₁)·a₂)·a₃`, the missing ones 1: `x·1 = x` exactly, so the chain rounds as the factors'
+/// separate `mul_scalar`s do, in one pass over a chunk instead of one pass per factor (three
+/// passes over L1 cost a third of reweighted ℓ1's prox; measured).
+#[derive(Clone, Copy, Debug)]
+pub struct Factors([f32; Factors::FUSED]);
+
+impl Factors {
+    /// How many factors one chain holds (the optimisers pend at most two: their step's and λ).
+    pub const FUSED: usize = 3;
+
+    /// The first [`Factors::FUSED`] of `factors`, and the rest.
+    fn split(factors: &[f32]) -> (Self, &[f32]) {
+        let (fused, rest) = factors.split_at(factors.len().min(Self::FUSED));
+        let mut chain = [1.0; Self::FUSED];
+        chain[..fused.len()].copy_from_slice(fused);
+        (Self(chain), rest)
+    }
+
+    /// `x·a₁·a₂·a₃`, left to right.
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        self.0.iter().fold(x, |x, a| x * a)
+    }
+}
+
+/// The loop of [`Lazy::for_chunks`], inlined into each vector width's variant. `body` arrives
+/// by value: captured by reference in [`widest!`]'s closure, it was called through that
+/// reference and its loop ran narrow (reweighted ℓ1's prox on LeNet-300-100 with a stored θ took
+/// 95 µs instead of 65; the factor chain then took it to 44, against 20 for a scalar θ).
+#[inline(always)]
+fn each_chunk(
+    source: &[f32],
+    map: Option<&dyn ElementMap>,
+    factors: &[f32],
+    mut body: impl FnMut(Range<usize>, &[f32]),
+) {
+    let (chain, rest) = Factors::split(factors);
+    let mut buffer = [0.0f32; CHUNK];
+    for (k, t) in source.chunks(CHUNK).enumerate() {
+        let theta = &mut buffer[..t.len()];
+        match map {
+            Some(map) => map.fill(t, chain, theta),
+            None => {
+                for (x, t) in theta.iter_mut().zip(t) {
+                    *x = chain.apply(*t);
                 }
-                for a in &factors {
-                    theta.iter_mut().for_each(|x| *x *= a);
-                }
-                let start = k * CHUNK;
-                body(start..start + t.len(), theta);
             }
-        });
+        }
+        for &a in rest {
+            for x in theta.iter_mut() {
+                *x *= a;
+            }
+        }
+        let start = k * CHUNK;
+        body(start..start + t.len(), theta);
     }
 }
 
@@ -205,12 +255,21 @@ mod tests {
     }
 
     proptest! {
+        /// Padding the chain with 1 changes no bit: `x·1 = x` for every f32, subnormals,
+        /// zeros and infinities included (NaN stays NaN).
+        #[test]
+        fn an_empty_chain_is_the_identity(bits in any::<u32>()) {
+            let x = f32::from_bits(bits);
+            let y = Factors::split(&[]).0.apply(x);
+            prop_assert!(y.to_bits() == bits || (x.is_nan() && y.is_nan()));
+        }
+
         /// The chunks cover every element once, in order, and hold the tensor form's bits, for
         /// lengths around the chunk size, with and without a map.
         #[test]
         fn chunks_are_the_tensor_form_bit_for_bit(
             values in proptest::collection::vec(0.01f32..100.0, 1..3 * CHUNK + 7),
-            factors in proptest::collection::vec(0.0f64..3.0, 0..4),
+            factors in proptest::collection::vec(0.0f64..3.0, 0..2 * Factors::FUSED),
             mapped in any::<bool>(),
         ) {
             let lazy = Lazy {
