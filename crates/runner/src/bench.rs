@@ -282,8 +282,8 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Per round, `theirs / ours` (step times: sparselab's throughput ÷ PyTorch's), for the rounds
-/// both sides measured.
+/// Per round, `theirs / ours` for the rounds both sides measured (step times: against PyTorch,
+/// sparselab's throughput ÷ PyTorch's; against a baseline, the case's step ÷ the baseline's).
 fn round_ratios(ours: &[f64], theirs: &[f64]) -> Vec<f64> {
     ours.iter().zip(theirs).map(|(o, t)| t / o).collect()
 }
@@ -469,12 +469,12 @@ fn alternating_ratios(
 ) -> Vec<f64> {
     baseline();
     case();
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut baseline_times, mut case_times) = (Vec::new(), Vec::new());
     for _ in 0..BASELINE_ROUNDS {
-        ours.push(baseline());
-        theirs.push(case());
+        baseline_times.push(baseline());
+        case_times.push(case());
     }
-    round_ratios(&ours, &theirs)
+    round_ratios(&baseline_times, &case_times)
 }
 
 /// A case's step against SGD's, measured alternately round by round.
@@ -487,8 +487,8 @@ pub struct VsSgd {
 }
 
 /// Measures `case` against `sgd` in alternating rounds ([`alternating_ratios`]) of
-/// [`RESTART_EVERY`] steps each, training step and update in separate rounds. The same pairing as the PyTorch rows and for the same reason: the
-/// criterion means of two cases are taken minutes apart, and drift on a shared machine moved
+/// [`RESTART_EVERY`] steps each, training step and update in separate rounds. The same pairing
+/// as the PyTorch rows and for the same reason: the criterion means of two cases are taken minutes apart, and drift on a shared machine moved
 /// such a ratio by ±20 % (ProxSGD without a regulariser, whose update is SGD's, read 1.16×,
 /// 1.39× and 0.97× of SGD's update in three benches).
 fn paired_with_sgd(sgd: &mut CaseSteps, case: &mut CaseSteps) -> VsSgd {
