@@ -180,6 +180,22 @@ impl LpSgd {
     }
 }
 
+impl LpSgd {
+    /// The sphere exponent p of this parameter (`None`: unconstrained, Nesterov SGD).
+    pub fn sphere_p(&self) -> Option<f64> {
+        self.p
+    }
+}
+
+/// The exponents of the f32 powers the in-place step ([`fused`]) takes per constrained weight on
+/// a sphere of exponent `p`: `q = p/(p − 1)` (the direction's q-norm), `p − 1` (the dual map) and
+/// `1/(p − 1)` (the primal map, whose power also gives the terms of `‖v_j‖_q`, since
+/// `q = 1 + 1/(p − 1)`). Three per weight per step, the largest part of the step's cost
+/// (docs/performance.md).
+pub fn step_powers(p: f64) -> [f64; 3] {
+    [p / (p - 1.0), p - 1.0, 1.0 / (p - 1.0)]
+}
+
 impl SparseOptimizer for LpSgd {
     type Config = LpSgdConfig;
     const NAME: &'static str = "lpsgd";
@@ -409,6 +425,21 @@ mod tests {
             state = s;
         }
         w
+    }
+
+    /// The three exponents are the conjugate q (`1/p + 1/q = 1`), the dual map's and its
+    /// inverse, and `q = 1 + 1/(p − 1)`, the identity that lets one power serve the primal map
+    /// and the q-norm.
+    #[test]
+    fn step_powers_are_the_conjugate_the_dual_and_its_inverse() {
+        for p in [1.07, 1.2, 1.5, 2.0, 3.0] {
+            let [q, dual, primal] = step_powers(p);
+            assert!((1.0 / p + 1.0 / q - 1.0).abs() < 1e-12, "p = {p}");
+            assert!((dual - (p - 1.0)).abs() < 1e-15, "p = {p}");
+            assert!((dual * primal - 1.0).abs() < 1e-12, "p = {p}");
+            assert!((q - 1.0 - primal).abs() < 1e-12, "p = {p}");
+        }
+        assert_eq!(step_powers(2.0), [2.0, 1.0, 1.0]);
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //!   successive iterations are successive steps, so a term due every b steps is averaged over
 //!   its cycle).
 //!
+//! - `bound/lpsgd_powers`: LpSGD's three powers per constrained weight alone, on flex
+//!   ([`lpsgd_bound`]): with SGD's step and update, a lower bound on LpSGD's step ÷ SGD's that no
+//!   implementation of its arithmetic can beat on the machine.
+//!
 //! - `topology_update/<topology>`: one mask update of every registered topology (host side: the
 //!   ranking, drop and regrowth on copies of the weights and of the dense gradient), reported
 //!   per update and amortised over its default update interval, relative to SGD's train step.
@@ -45,6 +49,9 @@ use sparselab_optimizers::SparseOptimizer;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod lpsgd_bound;
+use lpsgd_bound::{LpSgdBound, PowerWork};
+
 /// The benchmarked model.
 const MODEL: &str = "mlp-300-100";
 /// The model of the loss-term benchmarks: the residual MLP of `experiments/cka-*.toml`.
@@ -54,6 +61,9 @@ pub const LOSS_MODEL_SIZE: (usize, usize) = (128, 4);
 
 /// The optimiser every ratio is relative to (plain momentum SGD).
 const BASELINE: &str = sparselab_optimizers::sgd::Sgd::NAME;
+
+/// Issue #11's goal for every optimiser's training step, relative to SGD's.
+const STEP_GOAL_VS_SGD: f64 = 1.10;
 
 /// What to measure and where to write it.
 #[derive(Clone, Debug)]
@@ -613,6 +623,14 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         }
         vs_sgd.push(paired_with_sgd(&mut sgd, &mut case));
     }
+    // The powers run on the host, so they bound LpSGD's step on flex only.
+    let mut powers = match selected.backend {
+        "flex" => Some(PowerWork::new(&setup(&selected.device, opts.batch)?.model)?),
+        _ => None,
+    };
+    if let Some(work) = &mut powers {
+        c.bench_function("bound/lpsgd_powers", |b| b.iter(|| work.run()));
+    }
     let mut loss_pairs = Vec::new();
     for (case, losses) in loss_cases() {
         bench_engine_step(
@@ -678,11 +696,22 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             vs_sgd,
         });
     }
-    let sgd_train = rows
+    let sgd = rows
         .iter()
         .find(|r| r.optimizer == BASELINE && r.regularizer.is_none())
-        .map(|r| r.train_step.mean)
         .ok_or_else(|| anyhow::anyhow!("the sgd baseline is not registered"))?;
+    let sgd_train = sgd.train_step.mean;
+    let lpsgd = sparselab_optimizers::lpsgd::LpSgd::NAME;
+    let bound = match (&powers, rows.iter().find(|r| r.optimizer == lpsgd)) {
+        (Some(work), Some(row)) => Some(LpSgdBound::new(
+            work,
+            read_estimate(&criterion_dir, "bound", "lpsgd_powers")?,
+            sgd_train,
+            sgd.optimizer_step.mean,
+            row.train_ratio_vs_sgd,
+        )),
+        _ => None,
+    };
     let mut topology_rows = Vec::new();
     for name in &topologies {
         let update = read_estimate(&criterion_dir, "topology_update", name)?;
@@ -718,6 +747,7 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         "pytorch_skipped": reference.as_ref().err(),
         "paired": paired_rows,
         "optimizers": rows,
+        "lpsgd_bound": bound,
         "topologies": topology_rows,
         "loss_terms": loss_rows,
     });
@@ -766,6 +796,9 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             r.tensor_op_step.mean * 1e6,
             r.fused_speedup
         ));
+    }
+    if let Some(bound) = &bound {
+        md.push_str(&bound.markdown(STEP_GOAL_VS_SGD));
     }
     md.push_str(
         "\n## Topology updates\n\nHost side, LeNet-300-100 weights and dense gradient): one update, and \

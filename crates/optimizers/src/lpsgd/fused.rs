@@ -154,7 +154,7 @@ fn in_place(
     d: &mut [f32],
 ) {
     let (p, mu, lr, first) = (step.p, step.momentum, step.lr, step.first);
-    let q = p / (p - 1.0);
+    let [q, dual, primal] = super::step_powers(p);
     let piece = units.piece_len();
     let d_max = d
         .par_chunks_mut(piece)
@@ -177,14 +177,14 @@ fn in_place(
     }
     let d_norms = unit_norms(units, d, &d_max, q);
     // v = (1 − η)·dual(w) − η·ĝ, dual(w) = sign(w)·|w|^{p−1}, into d (not needed after).
-    let dual = Power::new(p - 1.0);
+    let dual = Power::new(dual);
     let v_max = update(units, (d, w), &d_norms, true, move |d, w, n| {
         let dual = w.sign() * dual.of(w.abs());
         dual.mul_scalar(1.0 - lr) - (d / n.add_scalar(1e-6)).mul_scalar(lr)
     })
     .expect("asked for the maxima");
     // w = sign(v)·|v/m|^{1/(p−1)}·S^{−1/p}, S = Σ|v/m|·|v/m|^{1/(p−1)} = Σ|v/m|^q.
-    let sums = primal_parts(units, w, d, &v_max, p);
+    let sums = primal_parts(units, w, d, &v_max, primal);
     let scales: Vec<f32> = sums
         .iter()
         .map(|s| {
@@ -199,13 +199,19 @@ fn in_place(
 }
 
 /// The primal map's two parts, piece by piece: `w ← sign(v)·u` with `u = |v/m|^{1/(p−1)}`
-/// (`m` the unit's largest `|v|`, floored), and each unit's sum `S = Σ|v/m|·u`, which is
-/// `Σ|v/m|^q` since `q = 1 + 1/(p−1)`: one power per element serves both the q-norm and the map
-/// (`d` is overwritten with the terms of the sum).
-fn primal_parts(units: &Units, w: &mut [f32], v: &mut [f32], v_max: &[f32], p: f64) -> Vec<f32> {
+/// (`exponent` = `1/(p−1)`; `m` the unit's largest `|v|`, floored), and each unit's sum
+/// `S = Σ|v/m|·u`, which is `Σ|v/m|^q` since `q = 1 + 1/(p−1)`: one power per element serves both
+/// the q-norm and the map (`d` is overwritten with the terms of the sum).
+fn primal_parts(
+    units: &Units,
+    w: &mut [f32],
+    v: &mut [f32],
+    v_max: &[f32],
+    exponent: f64,
+) -> Vec<f32> {
     let floor: Vec<f32> = v_max.iter().map(|m| m.clamp_min(TINY)).collect();
     let ones = vec![1.0f32; units.count()];
-    let primal = Power::new(1.0 / (p - 1.0));
+    let primal = Power::new(exponent);
     let sums = pieces(units, w, v)
         .map(|(start, w, v)| {
             let (floor, ones) = (&floor, &ones);
