@@ -84,9 +84,11 @@ impl PowerWork {
                     .par_chunks_mut(PIECE)
                     .zip(x.par_chunks(PIECE))
                     .for_each(|(out, x)| {
-                        sparselab_core::widest!(
-                            out.iter_mut().zip(x).for_each(|(y, x)| *y = power.of(*x))
-                        )
+                        // A plain loop: a closure handed to `for_each` here was compiled outside
+                        // the vector kernel (each power then calls libm's `fmaf`, 25× slower).
+                        sparselab_core::widest!(for (y, x) in out.iter_mut().zip(x) {
+                            *y = power.of(*x)
+                        })
                     });
             }
         }
