@@ -178,9 +178,7 @@ impl LpSgd {
             }),
         }
     }
-}
 
-impl LpSgd {
     /// The sphere exponent p of this parameter (`None`: unconstrained, Nesterov SGD).
     pub fn sphere_p(&self) -> Option<f64> {
         self.p

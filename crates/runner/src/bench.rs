@@ -19,7 +19,7 @@
 //!
 //! - `bound/lpsgd_powers`: LpSGD's three powers per constrained weight alone, on flex
 //!   ([`lpsgd_bound`]): with SGD's step and update, a lower bound on LpSGD's step ÷ SGD's that no
-//!   implementation of its arithmetic can beat on the machine.
+//!   step taking those powers can beat on the machine.
 //!
 //! - `topology_update/<topology>`: one mask update of every registered topology (host side: the
 //!   ranking, drop and regrowth on copies of the weights and of the dense gradient), reported
