@@ -6,7 +6,14 @@
 //! - a topology that promises monotone masks never regrows a pruned weight (with dual-averaging
 //!   optimisers too, whose state revives values under the mask);
 //! - the final sparsity of the masked tensors is the topology's target (or, for a topology that
-//!   only steers towards it, closer to it than at the start).
+//!   only steers towards it, closer to it than at the start);
+//! - a weight zeroed for good carries no optimiser state: every per-entry state value of a
+//!   masked entry is exactly 0.0 after every step;
+//! - after training past its last mask update no weight and no optimiser state value is
+//!   subnormal (a pruned weight's decaying state would be, and subnormal arithmetic is several
+//!   times slower on many CPUs: `runner::float_mode`).
+//!
+//! Training runs on the compute pool every run trains on (`runner::jobs`), as in an ablation.
 
 use burn::tensor::Device;
 use serde_json::{Value, json};
@@ -14,6 +21,7 @@ use sparselab::core::config::parse_config;
 use sparselab::data::loader::Order;
 use sparselab::data::{DataConfig, batches};
 use sparselab::models::InputShape;
+use sparselab::runner::jobs::on_all_cores;
 use sparselab::runner::resolve::{Plain, resolve};
 use sparselab::runner::schedule::TrainConfig;
 use sparselab::runner::spec::RunConfig;
@@ -43,8 +51,42 @@ fn sparsity(masks: &[Vec<bool>]) -> f64 {
     1.0 - kept as f64 / total.max(1) as f64
 }
 
+/// Steps trained after the last mask update: enough for the momentum of an entry whose gradient
+/// is 0 to decay from 1 past the smallest normal f32 (`0.9^n < 2⁻¹²⁶` from n = 829), so a state
+/// left decaying would turn subnormal.
+const TAIL_STEPS: usize = 850;
+
+/// Where an entry is masked in `masks` (one per masked parameter, in `trainee.masked()` order) and
+/// its per-entry state value is not 0.0: `(state name, entry, value)`.
+fn state_of_masked_entries_under(
+    trainee: &Trainee,
+    masks: &[Vec<bool>],
+) -> Vec<(String, usize, f32)> {
+    let mut found = Vec::new();
+    for state in trainee.optimizer_state() {
+        let Some(keep) = (trainee.masked().iter().zip(masks))
+            .find(|(p, _)| p.id == state.param)
+            .map(|(_, keep)| keep)
+        else {
+            continue;
+        };
+        if state.values.len() == keep.len() {
+            found.extend(
+                (state.values.iter().zip(keep).enumerate())
+                    .filter(|(_, (v, k))| !**k && **v != 0.0)
+                    .map(|(i, (v, _))| (state.name.clone(), i, *v)),
+            );
+        }
+    }
+    found
+}
+
 #[test]
 fn every_topology_with_every_optimizer() {
+    on_all_cores(topology_contract).expect("a compute pool");
+}
+
+fn topology_contract() {
     let data_config: DataConfig = parse_config(&json!({
         "name": "synthetic",
         "validation": 64,
@@ -125,6 +167,13 @@ fn every_topology_with_every_optimizer() {
                                 );
                             }
                         }
+                        // The masks this step's update ran under; new ones restart at the next.
+                        let kept_state = state_of_masked_entries_under(&trainee, &previous);
+                        assert!(
+                            kept_state.is_empty(),
+                            "{what}: state of masked entries at step {step}: {:?}",
+                            &kept_state[..kept_state.len().min(3)]
+                        );
                     }
                     if monotone {
                         for (old, new) in previous.iter().zip(&now) {
@@ -138,6 +187,29 @@ fn every_topology_with_every_optimizer() {
                     }
                     previous = now;
                 }
+            }
+            // Past the last mask update, long enough for a left-over state to turn subnormal.
+            let autodiff = device.clone().autodiff();
+            let tail = (train.epochs..).flat_map(|epoch| {
+                let order = Order::Shuffled {
+                    seed: 3,
+                    epoch,
+                    augment: data.augment,
+                };
+                batches(&data.train, data.shape, train.batch, order, &autodiff)
+            });
+            for batch in tail.take(TAIL_STEPS) {
+                step += 1;
+                let _ = trainee.step(batch, train.lr, step);
+            }
+            let found = trainee.subnormals();
+            assert!(found.is_empty(), "{what}: subnormal values in {found:?}");
+            if zeroed {
+                let kept_state = state_of_masked_entries_under(&trainee, &keep(&trainee));
+                assert!(
+                    kept_state.is_empty(),
+                    "{what}: state of masked entries at the end"
+                );
             }
             let (final_sparsity, initial_sparsity) = (sparsity(&previous), sparsity(&initial));
             if exact {

@@ -528,10 +528,10 @@ mod tests {
             })
             .collect();
         let m = minibatch_cka_matrix(&batches);
-        for i in 0..3 {
-            assert_eq!(m[i][i], 1.0);
-            for j in 0..3 {
-                assert_eq!(m[i][j], m[j][i]);
+        for (i, row) in m.iter().enumerate() {
+            assert_eq!(row[i], 1.0);
+            for (j, v) in row.iter().enumerate() {
+                assert_eq!(*v, m[j][i]);
             }
         }
         assert_eq!(

@@ -9,7 +9,8 @@
 //!
 //! Members: [`sgd`], [`proxsgd`], [`rda`], [`grda`], [`xrda`], [`rmda`], [`proxssi`], [`lpsgd`]. Shared
 //! pieces: [`prox`] (the regularizer component and its state, composed into every proximal
-//! optimiser) and [`state_reset`] (resetting chosen state entries, for every optimiser alike).
+//! optimiser), [`state_reset`] (resetting chosen state entries, for every optimiser alike) and
+//! [`state_values`] (host copies of any optimiser's state).
 
 // burn's `#[derive(RecordState)]` expands to paths relative to the crate root (`crate::RecordState`,
 // `crate::StateSink`, ...) and to `burn_pack` and `alloc`; re-exporting them here lets our optimiser
@@ -29,6 +30,7 @@ pub mod rda;
 pub mod rmda;
 pub mod sgd;
 pub mod state_reset;
+pub mod state_values;
 #[cfg(test)]
 mod testing;
 pub mod xrda;

@@ -21,6 +21,10 @@
 //!   ([`lpsgd_bound`]): with SGD's step and update, a lower bound on LpSGD's step ÷ SGD's that no
 //!   step taking those powers can beat on the machine.
 //!
+//! - `pruned_step/<topology>`: the engine's step of the model pruned to 90 % by GMP, SET and RigL,
+//!   long after pruning, paired with the dense step, and the subnormal values its weights and
+//!   optimiser state hold ([`pruned_step`]).
+//!
 //! - `topology_update/<topology>`: one mask update of every registered topology (host side: the
 //!   ranking, drop and regrowth on copies of the weights and of the dense gradient), reported
 //!   per update and amortised over its default update interval, relative to SGD's train step.
@@ -50,6 +54,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod lpsgd_bound;
+mod pruned_step;
 use lpsgd_bound::{LpSgdBound, PowerWork};
 
 /// The benchmarked model.
@@ -168,6 +173,21 @@ struct EngineSteps {
 
 impl EngineSteps {
     fn new(base: &Device, batch: usize, plain: &Plain) -> anyhow::Result<Self> {
+        let ctx = sparselab_topology::TopologyContext {
+            total_steps: 10_000,
+            steps_per_epoch: 430,
+            seed: 0,
+        };
+        Self::in_context(base, batch, plain, ctx)
+    }
+
+    /// Steps of `plain` whose topology schedules its updates over `ctx.total_steps`.
+    fn in_context(
+        base: &Device,
+        batch: usize,
+        plain: &Plain,
+        ctx: sparselab_topology::TopologyContext,
+    ) -> anyhow::Result<Self> {
         let config = crate::spec::RunConfig {
             data: sparselab_data::DataConfig::default(),
             train: crate::schedule::TrainConfig {
@@ -175,11 +195,6 @@ impl EngineSteps {
                 ..Default::default()
             },
             method: resolve(plain, "")?.0,
-            seed: 0,
-        };
-        let ctx = sparselab_topology::TopologyContext {
-            total_steps: 10_000,
-            steps_per_epoch: 430,
             seed: 0,
         };
         let trainee = crate::train::Trainee::new(&config, INPUT, base, ctx)?;
@@ -281,6 +296,16 @@ pub struct PairedBench {
     pub ratio: Option<f64>,
 }
 
+/// Paired ratios as `median× (lowest–highest)`.
+fn spread(v: &[f64]) -> String {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        });
+    format!("{:.2}× ({lo:.2}–{hi:.2})", median(v))
+}
+
 /// The median of `v` (the mean of the two middle values for an even count; NaN when empty).
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
@@ -374,9 +399,9 @@ const INPUT: InputShape = InputShape {
 
 /// Steps after which an optimiser benchmark starts again from the initial model and a fresh
 /// optimiser state, so every method and both forms of its update are timed over the same
-/// training steps. Left to run on, the cost of a step drifts with the state (momentum of
-/// exactly-zero gradients decays towards subnormal floats, which the CPU computes slowly), and a
-/// slower benchmark would be timed on an earlier state than a faster one.
+/// training steps. Left to run on, the cost of a step drifts with the state (the zeros a prox
+/// makes, a reweighting's weights), and a slower benchmark would be timed on an earlier state
+/// than a faster one.
 const RESTART_EVERY: u64 = 50;
 
 /// What an optimiser benchmark times.
@@ -642,6 +667,7 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         )?;
         loss_pairs.push(paired_with_no_loss(&selected.device, opts.batch, &losses)?);
     }
+    let pruned_rows = pruned_step::measure(&selected.device, opts.batch)?;
     let topologies = sparselab_topology::registry().names();
     for name in &topologies {
         let s = setup(&selected.device, opts.batch)?;
@@ -750,6 +776,7 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         "lpsgd_bound": bound,
         "topologies": topology_rows,
         "loss_terms": loss_rows,
+        "pruned_steps": pruned_rows,
     });
     std::fs::create_dir_all(&opts.out)?;
     let json_path = opts.out.join("bench.json");
@@ -771,14 +798,6 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
          | optimizer | regularizer | train step (ms) | samples/s | train step / SGD's (paired) | optimizer step (µs) | optimizer step / SGD's (paired) | as tensor ops (µs) | fused speed-up |\n|---|---|---|---|---|---|---|---|---|\n",
         opts.batch, BASELINE_ROUNDS, RESTART_EVERY,
     ));
-    let spread = |v: &[f64]| {
-        let (lo, hi) = v
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-                (lo.min(*x), hi.max(*x))
-            });
-        format!("{:.2}× ({lo:.2}–{hi:.2})", median(v))
-    };
     for r in &rows {
         md.push_str(&format!(
             "| {} | {} | {:.3} [{:.3}, {:.3}] | {:.0} | {} | {:.1} [{:.1}, {:.1}] | {} | {:.1} | {:.2}× |\n",
@@ -851,6 +870,12 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
             spread(&r.rounds_vs_none)
         ));
     }
+    md.push_str(&pruned_step::markdown(
+        &pruned_rows,
+        opts.batch,
+        BASELINE_ROUNDS,
+        LOSS_ROUND_STEPS,
+    ));
     let md_path = opts.out.join("bench.md");
     write_atomic(&md_path, md.as_bytes())?;
     Ok(vec![json_path, md_path])

@@ -33,6 +33,10 @@ pub struct Env {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector_unit: Option<String>,
+    /// Whether the CPU compute threads flushed subnormals to zero ([`crate::float_mode`]);
+    /// absent on other backends and in results stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_subnormals: Option<bool>,
     /// Available hardware threads.
     pub threads: usize,
     /// Seconds since the Unix epoch when the ablation started.
@@ -87,6 +91,7 @@ impl Env {
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             cpu: cpu_model(),
             vector_unit: Some(sparselab_core::wide::width().name().into()),
+            flush_subnormals: (backend == "flex").then_some(crate::float_mode::AVAILABLE),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -27,11 +27,13 @@ pub fn threads_per_job(cores: usize, jobs: usize) -> usize {
     (cores / jobs.max(1)).max(1)
 }
 
-/// The compute pool of job `slot`, with `threads` threads.
+/// The compute pool of job `slot`, with `threads` threads, each flushing subnormals
+/// ([`crate::float_mode`]).
 fn job_pool(threads: usize, slot: usize) -> anyhow::Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(move |i| format!("sparselab-job{slot}-{i}"))
+        .start_handler(|_| crate::float_mode::flush_subnormals())
         .build()
         .context("building a job's thread pool")
 }
@@ -121,6 +123,23 @@ mod tests {
             })
             .expect_err("item 3 fails");
             assert_eq!(err.to_string(), "item 3 failed", "jobs = {jobs}");
+        }
+    }
+
+    /// Every compute thread of every job flushes subnormals, one job included.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn every_compute_thread_flushes_subnormals() {
+        for jobs in [1, 2] {
+            for_each_parallel(2, jobs, |_, _| {
+                let flushing = rayon::broadcast(|_| crate::float_mode::flushes_subnormals());
+                anyhow::ensure!(
+                    flushing.iter().all(|f| *f),
+                    "with {jobs} jobs: {flushing:?}"
+                );
+                Ok(())
+            })
+            .expect("every pool thread flushes");
         }
     }
 

@@ -17,6 +17,7 @@ pub mod bench;
 pub mod device;
 pub mod env;
 pub mod figure;
+pub mod float_mode;
 pub mod heap;
 pub mod jobs;
 pub mod progress;

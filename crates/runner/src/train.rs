@@ -10,7 +10,7 @@
 //! 4. reveal latent values (topologies that keep them), optimiser step at the scheduled learning
 //!    rate (proximal optimisers apply their prox here), hide again: the model holds `w ⊙ m`;
 //! 5. topology update when due, on host copies of `w ⊙ m` (never values an optimiser revived
-//!    under the mask); entries it regrows get their optimiser state reset.
+//!    under the mask); entries it regrows, or zeroes for good, get their optimiser state reset.
 //!
 //! After every epoch: evaluate on the validation and test splits, measure sparsity, compression,
 //! speedup, Hoyer sparsity and the mean inter-layer CKA of each stage, and hand the records to
@@ -39,6 +39,7 @@ use sparselab_metrics::magnitude::MagnitudeHistogram;
 use sparselab_metrics::sparsity::report_table;
 use sparselab_models::{Architecture, InputShape, Model};
 use sparselab_optimizers::StateResets;
+use sparselab_optimizers::state_values::{StateTensor, state_tensors};
 use sparselab_regularizers::Regularizer;
 use sparselab_topology::{DeviceMasks, HostWeight, Mask, Topology, TopologyContext};
 use std::collections::BTreeMap;
@@ -328,6 +329,37 @@ impl Trainee {
         &self.masks
     }
 
+    /// What the model's parameters are.
+    pub fn table(&self) -> &ParamTable {
+        &self.table
+    }
+
+    /// Host copies of the optimiser's state tensors.
+    pub fn optimizer_state(&self) -> Vec<StateTensor> {
+        state_tensors(&self.optim)
+    }
+
+    /// The trainable parameters and optimiser state tensors that hold subnormal values, with
+    /// how many each: none while the compute threads flush subnormals
+    /// ([`crate::float_mode`]) and pruned weights carry no state ([`DeviceMasks::set`]).
+    pub fn subnormals(&self) -> Vec<(String, usize)> {
+        let count = |v: &[f32]| v.iter().filter(|x| x.is_subnormal()).count();
+        let (params, values) = trainable_values(self.model(), &self.table);
+        let weights = params
+            .iter()
+            .zip(&values)
+            .map(|(p, v)| (p.path.clone(), count(v)));
+        let path = |id: ParamId| self.table.get(id).map_or("?", |p| p.path.as_str());
+        let state = self.optimizer_state().into_iter().map(|s| {
+            let field = s.name.split_once('.').map_or(s.name.as_str(), |(_, f)| f);
+            (
+                format!("{}: state {field}", path(s.param)),
+                count(&s.values),
+            )
+        });
+        weights.chain(state).filter(|(_, n)| *n > 0).collect()
+    }
+
     /// The topology, if any.
     pub fn topology(&self) -> Option<&dyn Topology> {
         self.topology.as_deref()
@@ -366,7 +398,8 @@ impl Trainee {
     }
 
     /// New masks: latent values (if kept) come back, masks change, `w ⊙ m` again; entries the
-    /// masks regrow get their optimiser state reset.
+    /// masks regrow, or zero for good, get their optimiser state reset
+    /// ([`DeviceMasks::set`]).
     fn set_masks(&mut self, masks: &[Mask]) {
         self.update_model(|t, model| {
             let model = t.masks.reveal(model);

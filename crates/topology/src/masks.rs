@@ -50,16 +50,29 @@ impl DeviceMasks {
         }
     }
 
-    /// Replaces the masks of the parameters in `masks` (others keep theirs); returns, for every
-    /// parameter with regrown entries (masked before, kept now), those entries.
+    /// Replaces the masks of the parameters in `masks` (others keep theirs; a parameter without
+    /// a mask counts as all kept); returns, for every parameter with entries whose optimiser
+    /// state must start afresh, those entries:
+    ///
+    /// - regrown entries (masked before, kept now), with either policy (SPEC §2: a regrown
+    ///   weight's momentum starts at 0; §1.2 likewise for semi-pruning);
+    /// - with [`MaskedEntries::Zeroed`], also pruned entries (kept before, masked now): a weight
+    ///   zeroed for good carries no state either. Its state could not move it (`hide` zeroes it
+    ///   after every step), but it would go on decaying into subnormal floats (`m ← 0.9·m` with a
+    ///   zero gradient stays at the smallest subnormal for ever), and an update that couples
+    ///   entries (a group or row norm) would read it. Latent entries keep their state: it moves
+    ///   their latent values.
     pub fn set(&mut self, masks: &[Mask], device: &Device) -> Vec<(ParamId, Vec<bool>)> {
-        let mut regrown = Vec::new();
+        let zeroed = self.policy == MaskedEntries::Zeroed;
+        let mut restarted = Vec::new();
         for m in masks {
-            if let Some(old) = self.host.get(&m.id) {
-                let grown: Vec<bool> = old.iter().zip(&m.keep).map(|(o, n)| !o && *n).collect();
-                if grown.iter().any(|g| *g) {
-                    regrown.push((m.id, grown));
-                }
+            let old = self.host.get(&m.id);
+            let was_kept = |i: usize| old.is_none_or(|o| o[i]);
+            let restart: Vec<bool> = (m.keep.iter().enumerate())
+                .map(|(i, &now)| (now && !was_kept(i)) || (zeroed && !now && was_kept(i)))
+                .collect();
+            if restart.iter().any(|r| *r) {
+                restarted.push((m.id, restart));
             }
             let values: Vec<f32> = m.keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
             let n = values.len();
@@ -67,7 +80,7 @@ impl DeviceMasks {
             self.masks.insert(m.id, t);
             self.host.insert(m.id, m.keep.clone());
         }
-        regrown
+        restarted
     }
 
     /// The current mask of `id` (host copy), if it is masked.
@@ -294,15 +307,48 @@ mod tests {
         assert_eq!((h[0], h[1], h[2], h[3]), (full[0], full[1], 0.0, 0.0));
         // Zeroed entries do not come back.
         let layer: Linear = LinearConfig::new(2, 2).init(&device);
+        let id = layer.weight.id;
         let mut zeroed = DeviceMasks::new(MaskedEntries::Zeroed);
-        zeroed.set(
-            &[Mask {
-                id: layer.weight.id,
-                keep: first,
-            }],
-            &device,
-        );
+        zeroed.set(&[Mask { id, keep: first }], &device);
         let hidden = zeroed.hide(layer);
         assert_eq!(host(&zeroed.reveal(hidden.clone())), host(&hidden));
+    }
+
+    /// The entries whose optimiser state restarts: regrown ones with either policy, pruned ones
+    /// (a parameter's first mask included) only when masked entries are zeroed for good.
+    #[test]
+    fn state_restarts_at_regrowth_and_at_zeroing() {
+        let device = Device::flex();
+        let id = ParamId::new();
+        let mask = |keep: &[bool]| {
+            [Mask {
+                id,
+                keep: keep.to_vec(),
+            }]
+        };
+        for (policy, first, then) in [
+            (
+                MaskedEntries::Zeroed,
+                vec![(id, vec![false, true, false, true])],
+                vec![(id, vec![false, true, true, false])],
+            ),
+            (
+                MaskedEntries::Latent,
+                vec![],
+                vec![(id, vec![false, true, false, false])],
+            ),
+        ] {
+            let mut masks = DeviceMasks::new(policy);
+            assert_eq!(
+                masks.set(&mask(&[true, false, true, false]), &device),
+                first
+            );
+            assert_eq!(masks.set(&mask(&[true, true, false, false]), &device), then);
+            assert!(
+                masks
+                    .set(&mask(&[true, true, false, false]), &device)
+                    .is_empty()
+            );
+        }
     }
 }

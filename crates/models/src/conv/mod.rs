@@ -680,7 +680,10 @@ mod tests {
             let theirs = layer_bits(|l, x| l.forward(x), &layer, &x, &r);
             assert_eq!(ours, theirs);
             // The kernels ran (the test above would also pass if everything fell back to flex).
-            let prim = |t: Tensor<4>| t.inner().try_into_primitive::<Flex>().ok().expect("flex");
+            let prim = |t: Tensor<4>| {
+                let t = t.inner().try_into_primitive::<Flex>().ok();
+                t.expect("flex")
+            };
             let (xf, wf) = (prim(x), prim(layer.weight.val()));
             let bf = layer.bias.as_ref().map(|b| {
                 let b = b.val().inner().try_into_primitive::<Flex>().ok();
