@@ -45,6 +45,18 @@ fn crate_dependencies_point_down() {
                 "metrics",
             ][..],
         ),
+        (
+            "bench",
+            &[
+                "core",
+                "data",
+                "models",
+                "regularizers",
+                "optimizers",
+                "topology",
+                "runner",
+            ][..],
+        ),
     ]);
     let crates: Vec<String> = std::fs::read_dir(root().join("crates"))
         .unwrap()

@@ -19,7 +19,7 @@ use sparselab::core::ParamTable;
 use sparselab::core::param::host_values;
 use sparselab::models::{Architecture, InputShape, Model};
 use sparselab::optimizers::Built;
-use sparselab::runner::resolve::{Plain, resolve};
+use sparselab::runner::resolve::{RunTables, resolve};
 
 const INPUT: InputShape = InputShape {
     channels: 1,
@@ -54,23 +54,23 @@ fn cases() -> Vec<(String, Option<String>)> {
     out
 }
 
-fn plain(optimizer: &str, regularizer: Option<&str>) -> Plain {
-    Plain {
+fn plain(optimizer: &str, regularizer: Option<&str>) -> RunTables {
+    RunTables {
         model: json!({ "name": "mlp-300-100", "hidden": [6] }),
         optimizer: json!({ "name": optimizer }),
         regularizer: regularizer.map_or(Value::Null, |r| json!({ "name": r, "lambda": 0.05 })),
-        ..Plain::default()
+        ..RunTables::default()
     }
 }
 
 fn model(device: &Device) -> Model {
     device.seed(7);
-    let (_, parts) = resolve(&plain("sgd", None), "").unwrap();
+    let parts = resolve(&plain("sgd", None), "").unwrap().methods;
     parts.model.build(INPUT, device).unwrap()
 }
 
 fn build(o: &str, r: Option<&str>, table: &ParamTable) -> Built {
-    let (_, parts) = resolve(&plain(o, r), "").unwrap();
+    let parts = resolve(&plain(o, r), "").unwrap().methods;
     parts.optimizer.build(table, parts.regularizer).unwrap()
 }
 

@@ -21,10 +21,10 @@ use sparselab::core::config::parse_config;
 use sparselab::data::loader::Order;
 use sparselab::data::{DataConfig, batches};
 use sparselab::models::InputShape;
+use sparselab::runner::experiment::RunConfig;
 use sparselab::runner::jobs::on_all_cores;
-use sparselab::runner::resolve::{Plain, resolve};
+use sparselab::runner::resolve::{RunTables, resolve};
 use sparselab::runner::schedule::TrainConfig;
-use sparselab::runner::spec::RunConfig;
 use sparselab::runner::train::Trainee;
 use sparselab::topology::{MaskedEntries, TopologyContext};
 
@@ -94,8 +94,8 @@ fn topology_contract() {
     }))
     .unwrap();
     let data = sparselab::data::load(&data_config, None).unwrap();
-    let train: TrainConfig =
-        parse_config(&json!({ "epochs": 3, "batch": 32, "lr": 0.05 })).unwrap();
+    let train_table = json!({ "epochs": 3, "batch": 32, "lr": 0.05 });
+    let train: TrainConfig = parse_config(&train_table).unwrap();
     let input = InputShape {
         channels: 1,
         height: 6,
@@ -112,17 +112,18 @@ fn topology_contract() {
     for topology in sparselab::topology::registry().names() {
         for optimizer in sparselab::optimizers::registry().names() {
             let what = format!("{topology} × {optimizer}");
-            let plain = Plain {
+            let tables = RunTables {
                 model: json!({ "name": "mlp-300-100", "hidden": [24, 12] }),
                 optimizer: json!({ "name": optimizer }),
                 topology: topology_table(topology),
-                ..Plain::default()
+                train: train_table.clone(),
+                ..RunTables::default()
             };
-            let (c, _) = resolve(&plain, "").unwrap();
+            let resolved = resolve(&tables, "").unwrap();
             let config = RunConfig {
                 data: data_config.clone(),
-                train: train.clone(),
-                method: c,
+                train: resolved.train,
+                method: resolved.method,
                 seed: 3,
             };
             let mut trainee = Trainee::new(&config, input, &device, ctx.clone()).unwrap();

@@ -1,8 +1,8 @@
 //! `cargo xtask`: the command line of sparselab, a thin layer over `sparselab-runner`.
 
 use clap::{Parser, Subcommand};
+use sparselab_bench::BenchOptions;
 use sparselab_core::Registry;
-use sparselab_runner::bench::{self, BenchOptions};
 use sparselab_runner::{DeviceChoice, Options, spec};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,7 @@ enum Command {
         #[arg(long)]
         quick: bool,
         /// Device: auto (WGPU if a GPU adapter exists, else flex), wgpu, or flex (CPU).
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
         /// Number of seeds (overrides the file).
         #[arg(long)]
@@ -72,7 +72,7 @@ enum Command {
     /// time relative to SGD, with criterion; writes bench.json and bench.md.
     Bench {
         /// Device: auto, wgpu or flex.
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
         /// Batch size.
         #[arg(long, default_value_t = 128)]
@@ -110,7 +110,7 @@ fn print_registry<T: ?Sized>(registry: &Registry<T>) {
 }
 
 fn main() -> anyhow::Result<()> {
-    sparselab_runner::heap::keep_freed_memory();
+    xtask::heap::keep_freed_memory();
     match Cli::parse().command {
         Command::List => {
             let dir = root().join("experiments");
@@ -185,7 +185,7 @@ fn main() -> anyhow::Result<()> {
             if batch == 0 {
                 anyhow::bail!("--batch must be at least 1");
             }
-            let files = bench::run(&BenchOptions {
+            let files = sparselab_bench::run(&BenchOptions {
                 device,
                 batch,
                 out: at_root(out),

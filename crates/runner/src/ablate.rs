@@ -4,9 +4,10 @@
 use crate::aggregate::RunResult;
 use crate::device::{DeviceChoice, select};
 use crate::env::Env;
+use crate::experiment::{Ablation, PlannedRun};
 use crate::progress::Progress;
 use crate::record::EpochRecord;
-use crate::spec::{self, Ablation, PlannedRun};
+use crate::spec;
 use crate::store::{RunWriter, Store, write_atomic};
 use crate::train::{Observer, train};
 use crate::{figure, table};

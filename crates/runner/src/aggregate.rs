@@ -1,8 +1,8 @@
 //! Results grouped for figures and tables: one group per arm and sweep point, its runs being
 //! the seeds.
 
+use crate::experiment::PlannedRun;
 use crate::record::{EpochRecord, FinalRecord, Status};
-use crate::spec::PlannedRun;
 use serde_json::Value;
 use sparselab_metrics::stats::{Summary, summarize};
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// What the user asked for (`--device`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// WGPU if a GPU adapter is present, else flex.
@@ -19,6 +19,37 @@ pub enum DeviceChoice {
     Wgpu,
     /// The pure-Rust CPU backend.
     Flex,
+}
+
+impl DeviceChoice {
+    /// Every choice, as the command line and experiment files spell them.
+    pub const ALL: [(&str, DeviceChoice); 3] = [
+        ("auto", DeviceChoice::Auto),
+        ("wgpu", DeviceChoice::Wgpu),
+        ("flex", DeviceChoice::Flex),
+    ];
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, choice)| *choice)
+            .ok_or_else(|| format!("unknown device `{s}` (allowed: auto, wgpu, flex)"))
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::ALL
+            .iter()
+            .find(|(_, choice)| choice == self)
+            .map_or("auto", |(name, _)| name);
+        f.write_str(name)
+    }
 }
 
 /// A chosen device.
@@ -124,5 +155,16 @@ mod tests {
         if s.backend == "flex" {
             assert!(s.note.is_some(), "auto says why it fell back");
         }
+    }
+
+    /// The command line's spellings parse back to their choice, and a bad one names the allowed.
+    #[test]
+    fn choices_parse_from_their_names() {
+        for (name, choice) in DeviceChoice::ALL {
+            assert_eq!(name.parse::<DeviceChoice>(), Ok(choice));
+            assert_eq!(choice.to_string(), name);
+        }
+        let err = "cuda".parse::<DeviceChoice>().unwrap_err();
+        assert!(err.contains("allowed: auto, wgpu, flex"), "{err}");
     }
 }

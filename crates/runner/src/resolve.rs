@@ -1,16 +1,22 @@
-//! Plain data → live parts, in one place (ripgrep's `LowArgs` → `HiArgs`).
+//! Plain data → live methods, in one place (ripgrep's `LowArgs` → `HiArgs`).
 //!
-//! An arm is written as plain tables (`{ name = "...", <hyperparameters> }`) for the model, the
-//! optimiser, an optional regularizer, an optional topology and any number of loss terms.
-//! [`resolve`] builds each through its registry (filling defaults, validating ranges), checks
-//! the rules that involve two components (an optimiser without a prox takes no regularizer, an
-//! optimiser may reject a regularizer), and returns the resolved plain data (what a run records
-//! and hashes) together with the live methods. Experiment loading ([`crate::spec`]), training
-//! ([`crate::train`]) and `cargo xtask bench` ([`crate::bench`]) all go through it, so a method
-//! that loads is a method that trains and benchmarks.
+//! A run is written as plain tables (`{ name = "...", <hyperparameters> }`) for the model, the
+//! optimiser, an optional regularizer, an optional topology and any number of loss terms, plus
+//! the training table ([`RunTables`]). [`resolve`] builds each component through its registry
+//! (filling defaults, validating ranges), parses the training table, checks every rule that
+//! involves two parts (an optimiser without a prox takes no regularizer, an optimiser may reject a
+//! regularizer, an optimiser that restarts at every change of the learning rate needs a
+//! piecewise-constant schedule), and returns the resolved plain data (what a run records and
+//! hashes) together with the live methods ([`Resolved`]). Experiment loading
+//! ([`crate::spec::load`]) resolves every arm at every sweep point to validate it and keeps the
+//! plain data; training ([`crate::train::Trainee::new`]) resolves a run's stored configuration
+//! and keeps the live methods; `cargo xtask bench` does the same. So a method that loads is a
+//! method that trains and benchmarks, and no rule can be skipped by one of them.
 
+use crate::schedule::{Schedule, TrainConfig};
 use serde_json::{Value, json};
-use sparselab_core::{ConfigError, Registry, Resolved};
+use sparselab_core::config::parse_config;
+use sparselab_core::{ConfigError, Registry};
 use sparselab_losses::LossTerm;
 use sparselab_models::ModelBuilder;
 use sparselab_optimizers::OptimizerFactory;
@@ -20,7 +26,7 @@ use std::sync::Arc;
 
 /// A method component as plain data: `{ name = "...", <hyperparameters> }`, resolved.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Component {
+pub struct ComponentConfig {
     /// Registered name.
     pub name: String,
     /// Every hyperparameter, defaults filled in.
@@ -29,8 +35,8 @@ pub struct Component {
     pub non_default: Value,
 }
 
-impl Component {
-    pub(crate) fn from_resolved<T: ?Sized>(r: &Resolved<T>) -> Self {
+impl ComponentConfig {
+    pub(crate) fn from_resolved<T: ?Sized>(r: &sparselab_core::Resolved<T>) -> Self {
         Self {
             name: r.name.to_string(),
             params: r.params.clone(),
@@ -55,9 +61,10 @@ fn with_name(name: &str, params: &Value) -> Value {
     Value::Object(map)
 }
 
-/// An arm's method as written: one table per component (`null`: absent), loss terms as a list.
+/// A run's method and training as written: one table per component (`null`: absent), loss
+/// terms as a list, and the training table.
 #[derive(Clone, Debug, Default)]
-pub struct Plain {
+pub struct RunTables {
     /// Model table.
     pub model: Value,
     /// Optimiser table.
@@ -68,10 +75,12 @@ pub struct Plain {
     pub topology: Value,
     /// Loss-term tables.
     pub losses: Vec<Value>,
+    /// Training table (`null`: every default).
+    pub train: Value,
 }
 
-impl Plain {
-    /// An optimiser by name with defaults, everything else absent except the model.
+impl RunTables {
+    /// An optimiser by name with defaults, everything else absent (or default) except the model.
     pub fn named(model: &str, optimizer: &str) -> Self {
         Self {
             model: json!({ "name": model }),
@@ -81,37 +90,40 @@ impl Plain {
     }
 }
 
-/// The resolved plain data of an arm.
+/// The resolved plain data of a run's method.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Components {
+pub struct MethodConfig {
     /// Model.
-    pub model: Component,
+    pub model: ComponentConfig,
     /// Optimiser.
-    pub optimizer: Component,
+    pub optimizer: ComponentConfig,
     /// Regularizer (`None`: unregularised).
-    pub regularizer: Option<Component>,
+    pub regularizer: Option<ComponentConfig>,
     /// Topology (`None`: dense).
-    pub topology: Option<Component>,
+    pub topology: Option<ComponentConfig>,
     /// Loss terms added to the task loss (empty: the task loss alone).
-    pub losses: Vec<Component>,
+    pub losses: Vec<ComponentConfig>,
 }
 
-impl Components {
-    /// The same method as plain tables (resolving them again gives the same components).
-    pub fn plain(&self) -> Plain {
-        let opt = |c: &Option<Component>| c.as_ref().map_or(Value::Null, Component::table);
-        Plain {
+impl MethodConfig {
+    /// The same method, trained with `train`, as plain tables (resolving them again gives the
+    /// same configuration).
+    pub fn tables(&self, train: &TrainConfig) -> RunTables {
+        let opt =
+            |c: &Option<ComponentConfig>| c.as_ref().map_or(Value::Null, ComponentConfig::table);
+        RunTables {
             model: self.model.table(),
             optimizer: self.optimizer.table(),
             regularizer: opt(&self.regularizer),
             topology: opt(&self.topology),
-            losses: self.losses.iter().map(Component::table).collect(),
+            losses: self.losses.iter().map(ComponentConfig::table).collect(),
+            train: serde_json::to_value(train).expect("a training config serialises"),
         }
     }
 }
 
-/// The live methods of an arm.
-pub struct Parts {
+/// The live methods of a run.
+pub struct Methods {
     /// Builds the model for an input shape.
     pub model: Box<dyn ModelBuilder>,
     /// Builds the optimiser for a model.
@@ -124,20 +136,30 @@ pub struct Parts {
     pub losses: Vec<Box<dyn LossTerm>>,
 }
 
+/// A resolved run: its plain configuration and its live methods.
+pub struct Resolved {
+    /// The method as plain data.
+    pub method: MethodConfig,
+    /// The training settings.
+    pub train: TrainConfig,
+    /// The live methods.
+    pub methods: Methods,
+}
+
 fn build<T: ?Sized>(
     registry: &Registry<T>,
     table: &Value,
     at: &str,
-) -> Result<Option<(Component, Box<T>)>, ConfigError> {
+) -> Result<Option<(ComponentConfig, Box<T>)>, ConfigError> {
     if table.is_null() {
         return Ok(None);
     }
     let r = registry.build(table).map_err(|e| e.under(at))?;
-    Ok(Some((Component::from_resolved(&r), r.value)))
+    Ok(Some((ComponentConfig::from_resolved(&r), r.value)))
 }
 
-/// Resolves `plain`; errors name the key under `prefix` (e.g. `arms.gmp`).
-pub fn resolve(plain: &Plain, prefix: &str) -> Result<(Components, Parts), ConfigError> {
+/// Resolves `tables`; errors name the key under `prefix` (e.g. `arms.gmp`).
+pub fn resolve(tables: &RunTables, prefix: &str) -> Result<Resolved, ConfigError> {
     let at = |c: &str| {
         if prefix.is_empty() {
             c.to_string()
@@ -146,17 +168,17 @@ pub fn resolve(plain: &Plain, prefix: &str) -> Result<(Components, Parts), Confi
         }
     };
     let missing = |c: &str| ConfigError::new(at(c), "missing");
-    let (model, model_builder) = build(&sparselab_models::registry(), &plain.model, &at("model"))?
+    let (model, model_builder) = build(&sparselab_models::registry(), &tables.model, &at("model"))?
         .ok_or_else(|| missing("model"))?;
     let (optimizer, factory) = build(
         &sparselab_optimizers::registry(),
-        &plain.optimizer,
+        &tables.optimizer,
         &at("optimizer"),
     )?
     .ok_or_else(|| missing("optimizer"))?;
     let regularizer = build(
         &sparselab_regularizers::registry(),
-        &plain.regularizer,
+        &tables.regularizer,
         &at("regularizer"),
     )?
     .map(|(c, r)| (c, Arc::<dyn Regularizer>::from(r)));
@@ -168,38 +190,52 @@ pub fn resolve(plain: &Plain, prefix: &str) -> Result<(Components, Parts), Confi
     }
     let topology = build(
         &sparselab_topology::registry(),
-        &plain.topology,
+        &tables.topology,
         &at("topology"),
     )?;
     let losses_registry = sparselab_losses::registry();
     let mut losses = Vec::new();
-    for (i, table) in plain.losses.iter().enumerate() {
-        let key = if plain.losses.len() == 1 {
+    for (i, table) in tables.losses.iter().enumerate() {
+        let key = if tables.losses.len() == 1 {
             at("loss")
         } else {
             format!("{}[{i}]", at("loss"))
         };
         losses.extend(build(&losses_registry, table, &key)?);
     }
+    let train: TrainConfig = match &tables.train {
+        Value::Null => TrainConfig::default(),
+        table => parse_config(table).map_err(|e| e.under(&at("train")))?,
+    };
+    if factory.staged() && train.schedule == Schedule::Cosine {
+        return Err(ConfigError::new(
+            at("train.schedule"),
+            format!(
+                "`{}` starts a new stage whenever the learning rate changes; use a piecewise-constant schedule (allowed: constant, step)",
+                optimizer.name
+            ),
+        ));
+    }
     let (regularizer_component, regularizer) = regularizer.unzip();
     let (topology_component, topology) = topology.unzip();
     let (loss_components, loss_terms) = losses.into_iter().unzip();
-    Ok((
-        Components {
+    Ok(Resolved {
+        method: MethodConfig {
             model,
             optimizer,
             regularizer: regularizer_component,
             topology: topology_component,
             losses: loss_components,
         },
-        Parts {
+        train,
+        methods: Methods {
             model: model_builder,
             optimizer: factory,
             regularizer,
             topology,
             losses: loss_terms,
         },
-    ))
+    })
 }
 
 /// `loss = { ... }` or `loss = [{ ... }, ...]` (or absent) as a list of tables.
@@ -221,37 +257,62 @@ mod tests {
 
     #[test]
     fn resolves_every_component_and_round_trips() {
-        let plain = Plain {
+        let tables = RunTables {
             regularizer: json!({ "name": "l1", "lambda": 1e-4 }),
             topology: json!({ "name": "rigl", "sparsity": 0.8 }),
             losses: vec![json!({ "name": "feature-l2", "beta": 0.1 })],
-            ..Plain::named("mlp-300-100", "xrda")
+            train: json!({ "epochs": 3 }),
+            ..RunTables::named("mlp-300-100", "xrda")
         };
-        let (c, parts) = resolve(&plain, "arms.x").unwrap();
+        let r = resolve(&tables, "arms.x").unwrap();
         assert_eq!(
-            c.topology.as_ref().unwrap().non_default,
+            r.method.topology.as_ref().unwrap().non_default,
             json!({"sparsity": 0.8})
         );
-        assert_eq!(parts.losses.len(), 1);
-        assert!(parts.topology.unwrap().needs_dense_grad());
-        let (again, _) = resolve(&c.plain(), "").unwrap();
-        assert_eq!(again, c);
+        assert_eq!(r.methods.losses.len(), 1);
+        assert_eq!(r.train.epochs, 3);
+        assert!(r.methods.topology.unwrap().needs_dense_grad());
+        let again = resolve(&r.method.tables(&r.train), "").unwrap();
+        assert_eq!((again.method, again.train), (r.method, r.train));
     }
 
     #[test]
     fn errors_name_the_key() {
-        let plain = Plain {
+        let tables = RunTables {
             regularizer: json!({ "name": "l1" }),
-            ..Plain::named("mlp-300-100", "sgd")
+            ..RunTables::named("mlp-300-100", "sgd")
         };
-        let err = resolve(&plain, "arms.x").err().unwrap();
+        let err = resolve(&tables, "arms.x").err().unwrap();
         assert_eq!(err.key, "arms.x.regularizer");
-        let plain = Plain {
+        let tables = RunTables {
             losses: vec![json!({ "name": "feature-l2" }), json!({ "name": "nope" })],
-            ..Plain::named("mlp-300-100", "sgd")
+            ..RunTables::named("mlp-300-100", "sgd")
         };
-        let err = resolve(&plain, "arms.x").err().unwrap();
+        let err = resolve(&tables, "arms.x").err().unwrap();
         assert_eq!(err.key, "arms.x.loss[1].name");
         assert!(err.message.contains("feature-l2"), "{err}");
+        let tables = RunTables {
+            train: json!({ "epochs": 0 }),
+            ..RunTables::named("mlp-300-100", "sgd")
+        };
+        assert_eq!(
+            resolve(&tables, "arms.x").err().unwrap().key,
+            "arms.x.train.epochs"
+        );
+    }
+
+    /// A staged optimiser (RMDA restarts at every change of the learning rate) rejects a cosine
+    /// schedule wherever it is resolved: experiment loading, training and the bench alike.
+    #[test]
+    fn a_staged_optimizer_rejects_a_cosine_schedule() {
+        let tables = |schedule: &str| RunTables {
+            regularizer: json!({ "name": "l1" }),
+            train: json!({ "schedule": schedule }),
+            ..RunTables::named("mlp-300-100", "rmda")
+        };
+        let err = resolve(&tables("cosine"), "arms.x").err().unwrap();
+        assert_eq!(err.key, "arms.x.train.schedule");
+        assert!(err.message.contains("constant, step"), "{err}");
+        assert!(resolve(&tables("constant"), "arms.x").is_ok());
     }
 }

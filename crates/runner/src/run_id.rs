@@ -6,7 +6,7 @@
 //! hyperparameter (with a default) to a method never changes the ids of existing runs, and the
 //! results store recognises them as already finished.
 
-use crate::spec::RunConfig;
+use crate::experiment::RunConfig;
 use serde_json::Value;
 
 /// JSON text with object keys sorted recursively.
@@ -48,13 +48,13 @@ pub fn run_id(config: &RunConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::{Component, Components};
+    use crate::resolve::{ComponentConfig, MethodConfig};
     use crate::schedule::TrainConfig;
     use serde_json::json;
     use sparselab_data::DataConfig;
 
-    fn component(name: &str, params: Value, non_default: Value) -> Component {
-        Component {
+    fn component(name: &str, params: Value, non_default: Value) -> ComponentConfig {
+        ComponentConfig {
             name: name.into(),
             params,
             non_default,
@@ -68,7 +68,7 @@ mod tests {
                 epochs: 20,
                 ..TrainConfig::default()
             },
-            method: Components {
+            method: MethodConfig {
                 model: component("mlp-300-100", json!({"hidden": [300, 100]}), json!({})),
                 optimizer: component("sgd", json!({"momentum": 0.9}), json!({})),
                 regularizer: None,
@@ -177,14 +177,14 @@ mod tests {
         assert_ne!(v1.params, v2.params, "the resolved config did grow");
         let mut before = gmp_run();
         let mut after = gmp_run();
-        before.method.topology = Some(Component::from_resolved(&v1));
-        after.method.topology = Some(Component::from_resolved(&v2));
+        before.method.topology = Some(ComponentConfig::from_resolved(&v1));
+        after.method.topology = Some(ComponentConfig::from_resolved(&v2));
         assert_eq!(run_id(&before), run_id(&after));
         // ...but setting the new hyperparameter away from its default does change it.
         let v3 = Registry::new("t", vec![Entry::of::<Gmp2>()])
             .build(&json!({"name": "gmp", "sparsity": 0.95, "jitter": 0.1}))
             .unwrap();
-        after.method.topology = Some(Component::from_resolved(&v3));
+        after.method.topology = Some(ComponentConfig::from_resolved(&v3));
         assert_ne!(run_id(&before), run_id(&after));
     }
 

@@ -7,16 +7,15 @@
 //! `[quick]` is a partial copy of the document merged over it by `--quick`. Every error names the
 //! file, the key path and what is allowed.
 
+use crate::experiment::{Ablation, Arm, PlannedRun, RunConfig};
 use crate::figure::FigureSpec;
 use crate::record::metric_info;
-pub use crate::resolve::Component;
-use crate::resolve::{Components, Plain, loss_tables, resolve};
+use crate::resolve::{Resolved, RunTables, loss_tables, resolve};
 use crate::run_id::{canonical_json, run_id};
-use crate::schedule::{Schedule, TrainConfig};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sparselab_core::ConfigError;
-use sparselab_core::config::{non_default, parse_config};
+use sparselab_core::config::parse_config;
 use sparselab_data::DataConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,127 +32,6 @@ pub struct SpecError {
 
 /// Components an arm is made of (what a sweep key may start with, with `train`).
 const COMPONENTS: [&str; 5] = ["model", "optimizer", "regularizer", "topology", "loss"];
-
-/// Everything one run trains with: the canonical, resolved configuration.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunConfig {
-    /// Data (identical for every run of an ablation).
-    pub data: DataConfig,
-    /// Training settings.
-    pub train: TrainConfig,
-    /// The method: model, optimiser, regularizer, topology, loss terms.
-    pub method: Components,
-    /// Seed.
-    pub seed: u64,
-}
-
-impl RunConfig {
-    /// The non-default part of the configuration: what the run id hashes. A hyperparameter
-    /// added later with its default value does not appear, so ids are stable.
-    pub fn identity(&self) -> Value {
-        let data_defaults = serde_json::to_value(DataConfig::default()).expect("serialisable");
-        let train_defaults = serde_json::to_value(TrainConfig::default()).expect("serialisable");
-        let m = &self.method;
-        let mut id = json!({
-            "data": non_default(&serde_json::to_value(&self.data).expect("serialisable"), &data_defaults),
-            "model": m.model.identity(),
-            "train": non_default(&serde_json::to_value(&self.train).expect("serialisable"), &train_defaults),
-            "optimizer": m.optimizer.identity(),
-            "seed": self.seed,
-        });
-        for (key, c) in [("regularizer", &m.regularizer), ("topology", &m.topology)] {
-            if let Some(c) = c {
-                id[key] = c.identity();
-            }
-        }
-        // Absent when empty, so runs without loss terms keep the ids they had before the kind
-        // existed.
-        if !m.losses.is_empty() {
-            id["losses"] = m.losses.iter().map(Component::identity).collect();
-        }
-        id
-    }
-
-    /// The full resolved configuration (what `config.json` records).
-    pub fn to_json(&self) -> Value {
-        let m = &self.method;
-        let mut out = json!({
-            "data": self.data,
-            "model": m.model.table(),
-            "train": self.train,
-            "optimizer": m.optimizer.table(),
-            "regularizer": m.regularizer.as_ref().map(Component::table),
-            "topology": m.topology.as_ref().map(Component::table),
-            "seed": self.seed,
-        });
-        if !m.losses.is_empty() {
-            out["losses"] = m.losses.iter().map(Component::table).collect();
-        }
-        out
-    }
-}
-
-/// One planned run of an ablation.
-#[derive(Clone, Debug)]
-pub struct PlannedRun {
-    /// Hash of the canonical configuration and seed.
-    pub id: String,
-    /// Arm name.
-    pub arm: String,
-    /// Arm label for legends.
-    pub label: String,
-    /// Swept hyperparameters of this run (`"regularizer.lambda" → 1e-4`).
-    pub sweep: BTreeMap<String, Value>,
-    /// Resolved configuration.
-    pub config: RunConfig,
-}
-
-impl PlannedRun {
-    /// The sweep point as `key=value, ...` (empty without a sweep).
-    pub fn sweep_label(&self) -> String {
-        self.sweep
-            .iter()
-            .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), v))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// An arm as written.
-#[derive(Clone, Debug)]
-pub struct Arm {
-    /// Name (the key under `[arms]`).
-    pub name: String,
-    /// Legend label.
-    pub label: String,
-    /// The arms this one is compared with (Welch's t-test at the same sweep point, in the table).
-    pub compare: Vec<String>,
-}
-
-/// A parsed, validated ablation.
-#[derive(Clone, Debug)]
-pub struct Ablation {
-    /// Name (file stem).
-    pub name: String,
-    /// The file it came from.
-    pub file: PathBuf,
-    /// One-line description.
-    pub description: String,
-    /// Whether `[quick]` was applied.
-    pub quick: bool,
-    /// Data of every run.
-    pub data: DataConfig,
-    /// Arms in file order.
-    pub arms: Vec<Arm>,
-    /// Every run: arms × sweep points × seeds.
-    pub runs: Vec<PlannedRun>,
-    /// Figures to render.
-    pub figures: Vec<FigureSpec>,
-    /// Table columns (metric keys).
-    pub columns: Vec<String>,
-    /// Metrics on which arms with `compare` are compared (Welch's test; default test accuracy).
-    pub compare_on: Vec<String>,
-}
 
 /// Table columns when the file does not choose.
 pub const DEFAULT_COLUMNS: [&str; 6] = [
@@ -390,28 +268,19 @@ fn resolve_run(
             })?
             .insert(param.to_string(), value.clone());
     }
-    let plain = Plain {
+    let run = RunTables {
         model: tables["model"].clone(),
         optimizer: tables["optimizer"].clone(),
         regularizer: tables["regularizer"].clone(),
         topology: tables["topology"].clone(),
         losses: loss_tables(&tables["loss"], &at("loss"))?,
+        train: tables["train"].clone(),
     };
-    let (c, parts) = resolve(&plain, &prefix)?;
-    let train: TrainConfig = parse_config(&tables["train"]).map_err(|e| e.under(&at("train")))?;
-    if parts.optimizer.staged() && train.schedule == Schedule::Cosine {
-        return Err(ConfigError::new(
-            at("train.schedule"),
-            format!(
-                "`{}` starts a new stage whenever the learning rate changes; use a piecewise-constant schedule (allowed: constant, step)",
-                c.optimizer.name
-            ),
-        ));
-    }
+    let Resolved { method, train, .. } = resolve(&run, &prefix)?;
     Ok(RunConfig {
         data: base.data.clone(),
         train,
-        method: c,
+        method,
         seed: 0,
     })
 }
@@ -503,7 +372,7 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            FigureSpec::parse(f, &arms, &sweep_keys)
+            FigureSpec::parse(f, &arm_order, &sweep_keys)
                 .map_err(|e| fail(e.under(&format!("figures[{i}]"))))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -8,8 +8,8 @@
 
 use crate::aggregate::RunResult;
 use crate::env::Env;
+use crate::experiment::{Ablation, PlannedRun};
 use crate::record::{EpochRecord, FinalRecord, identification_from};
-use crate::spec::{Ablation, PlannedRun};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;

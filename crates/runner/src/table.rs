@@ -1,8 +1,8 @@
 //! The Markdown table (mean ± std over seeds) and the tidy CSV files of an ablation.
 
 use crate::aggregate::{Group, RunResult, groups};
+use crate::experiment::Ablation;
 use crate::record::{METRICS, Status, metric_info};
-use crate::spec::Ablation;
 use sparselab_metrics::stats::{summarize, welch};
 use std::collections::BTreeSet;
 use std::fmt::Write;

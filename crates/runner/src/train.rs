@@ -17,10 +17,10 @@
 //! the observer (which persists them). A run whose training loss becomes NaN or infinite stops
 //! and is recorded as diverged.
 
+use crate::experiment::{PlannedRun, RunConfig};
 use crate::record::{EpochRecord, FinalRecord, SphereLayer, Status, identification_from};
 use crate::resolve::resolve;
 use crate::similarity::{mean_cka, stage_cka};
-use crate::spec::{PlannedRun, RunConfig};
 use crate::sphere_report::sphere_report;
 use anyhow::Context;
 use burn::module::{Module, ParamId};
@@ -242,14 +242,15 @@ pub struct Trainee {
 
 impl Trainee {
     /// Builds the model (seeded), optimiser, regularizer, topology and loss terms of `config`
-    /// (through [`resolve`], like experiment loading), and applies the topology's initial masks.
+    /// (through [`resolve`], which holds every rule experiment loading checks), and applies the
+    /// topology's initial masks.
     pub fn new(
         config: &RunConfig,
         input: InputShape,
         base: &Device,
         ctx: TopologyContext,
     ) -> anyhow::Result<Self> {
-        let (_, parts) = resolve(&config.method.plain(), "")?;
+        let parts = resolve(&config.tables(), "")?.methods;
         let device = base.clone().autodiff();
         let model = {
             let _turn = BACKEND_RNG

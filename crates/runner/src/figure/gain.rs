@@ -3,7 +3,7 @@
 //! as the table's comparisons are: [`Group::at_point_of`]), with its 95% Welch interval, against a
 //! swept hyperparameter or final metric. A dashed line marks zero gain.
 
-use super::{PALETTE, Point, Prepared, Series, axis, strip_unit};
+use super::chart::{PALETTE, Point, Prepared, Series, axis, strip_unit};
 use crate::aggregate::{Group, RunResult, groups};
 use sparselab_metrics::stats::welch_interval;
 

@@ -3,7 +3,7 @@
 //! non-zero weights in each log-spaced bin of |w|, mean over seeds with a ±1 std band. `at`
 //! keeps only the sweep points whose listed keys take one of the listed values.
 
-use super::{Point, Prepared, Series, arms_in_order, group_color, selected};
+use super::chart::{Point, Prepared, Series, arms_in_order, group_color, selected};
 use crate::aggregate::{Group, RunResult, groups};
 use crate::record::Status;
 use serde_json::Value;

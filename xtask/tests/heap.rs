@@ -8,7 +8,7 @@
 fn a_large_block_comes_from_the_heap() {
     // SAFETY: `mallinfo2` only reads the allocator's statistics.
     let mapped = || unsafe { libc::mallinfo2() }.hblks;
-    sparselab_runner::heap::keep_freed_memory();
+    xtask::heap::keep_freed_memory();
     let before = mapped();
     let block = std::hint::black_box(vec![1u8; 4 << 20]);
     assert_eq!(mapped(), before, "a 4 MiB block was mapped on its own");

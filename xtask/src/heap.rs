@@ -4,12 +4,10 @@
 //! above its mmap threshold (128 KiB at first) with fresh mappings and hands back free memory at
 //! the top of a heap above its trim threshold, so a step can re-fault its activations' pages each
 //! time (glibc raises its thresholds by itself as large blocks are freed, so how often depends on
-//! what the process did before). Measured on a 2-core AVX2 EPYC (docs/performance.md, seventh
-//! round): a whole one-epoch LeNet-5 run faults only about 35 pages a step more with the default
-//! thresholds than with fixed ones, and its wall time does not change (A/B 1.005); a process that
-//! trains on a batch it made itself, as `cargo xtask bench` does, faulted 2 265 pages a LeNet-5 step,
-//! and its step took about 30 % longer. Fixing the thresholds at start gives every command the state
-//! a run reaches by itself.
+//! what the process did before). A long run reaches high thresholds by itself; a short process,
+//! such as `cargo xtask bench` training on a batch it made itself, does not and re-faults its
+//! activations' pages every step (docs/performance.md has the measurements). Fixing the
+//! thresholds at start gives every command the state a run reaches by itself.
 
 /// Sets glibc's mmap threshold to its largest value (32 MiB: blocks below it come from the heap
 /// and are reused) and the trim threshold to 256 MiB (free memory at a heap's top is kept up to

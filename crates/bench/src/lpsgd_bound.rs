@@ -1,5 +1,5 @@
-//! A lower bound on LpSGD's training step from its powers alone (issue #11's goal of a step
-//! within 1.10× of SGD's).
+//! A lower bound on LpSGD's training step from its powers alone, to hold against the goal of a
+//! step within 1.10× of SGD's.
 //!
 //! LpSGD's sphere step (SPEC §1.2) takes three f32 powers per constrained weight and step
 //! ([`step_powers`]), computed by [`Power`] at the CPU's full vector width on every thread of the
@@ -30,7 +30,7 @@ use sparselab_models::{Architecture, Model};
 use sparselab_optimizers::SparseOptimizer;
 use sparselab_optimizers::lpsgd::{LpSgd, LpSgdConfig, step_powers};
 
-use super::Estimate;
+use crate::timing::Estimate;
 
 /// The powers of one LpSGD step on a model's constrained weights, ready to time.
 pub struct PowerWork {
@@ -179,7 +179,7 @@ mod tests {
     /// free), and one run writes the third power of the last layer: `x^{1/(p − 1)}` at p = 1.2.
     #[test]
     fn the_work_is_the_hidden_layers_at_the_default_p() {
-        let model = super::super::setup(&Device::flex(), 2)
+        let model = crate::fixture::setup(&Device::flex(), 2)
             .expect("the benchmark model")
             .model;
         let mut work = PowerWork::new(&model).expect("powers");

@@ -9,11 +9,12 @@
 //! a regression shows as a ratio above 1 on the first kind of CPU, and on every CPU as a
 //! non-zero count of subnormal values in the weights and optimiser state.
 
-use super::{BASELINE, EngineSteps, MODEL, alternating_ratios, median, spread};
-use crate::resolve::Plain;
+use crate::fixture::{BASELINE, EngineSteps, MODEL, ROUND_STEPS};
+use crate::timing::{BASELINE_ROUNDS, alternating_ratios, median, spread};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sparselab_runner::resolve::RunTables;
 use sparselab_topology::{Mask, TopologyContext};
 
 /// The pruned networks' sparsity.
@@ -61,7 +62,7 @@ pub fn measure(base: &Device, batch: usize) -> anyhow::Result<Vec<PrunedStepBenc
         steps_per_epoch: SCHEDULE_STEPS,
         seed: 0,
     };
-    let dense_plain = Plain::named(MODEL, BASELINE);
+    let dense_plain = RunTables::named(MODEL, BASELINE);
     let mut dense = warmed_up(EngineSteps::in_context(
         base,
         batch,
@@ -70,7 +71,7 @@ pub fn measure(base: &Device, batch: usize) -> anyhow::Result<Vec<PrunedStepBenc
     )?);
     let mut rows = Vec::new();
     for topology in TOPOLOGIES {
-        let plain = Plain {
+        let plain = RunTables {
             topology: json!({ "name": topology, "sparsity": TARGET, "every": UPDATE_EVERY }),
             ..dense_plain.clone()
         };
@@ -97,12 +98,8 @@ pub fn measure(base: &Device, batch: usize) -> anyhow::Result<Vec<PrunedStepBenc
 }
 
 /// The section of `bench.md`.
-pub fn markdown(
-    rows: &[PrunedStepBench],
-    batch: usize,
-    rounds: usize,
-    round_steps: usize,
-) -> String {
+pub fn markdown(rows: &[PrunedStepBench], batch: usize) -> String {
+    let (rounds, round_steps) = (BASELINE_ROUNDS, ROUND_STEPS);
     let mut md = format!(
         "\n## Pruned networks: {MODEL} at sparsity {TARGET}, batch {batch}\n\n\
          The engine's training step (momentum SGD) of a network pruned by each topology \

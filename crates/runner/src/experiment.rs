@@ -1,0 +1,138 @@
+//! An ablation as the engine runs it: its arms, and every run's resolved configuration with its
+//! stable id. Plain data, made by [`crate::spec::load`] from an experiment file.
+
+use crate::figure::FigureSpec;
+use crate::resolve::{ComponentConfig, MethodConfig, RunTables};
+use crate::schedule::TrainConfig;
+use serde_json::{Value, json};
+use sparselab_core::config::non_default;
+use sparselab_data::DataConfig;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Everything one run trains with: the canonical, resolved configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    /// Data (identical for every run of an ablation).
+    pub data: DataConfig,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// The method: model, optimiser, regularizer, topology, loss terms.
+    pub method: MethodConfig,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl RunConfig {
+    /// The non-default part of the configuration: what the run id hashes. A hyperparameter
+    /// added later with its default value does not appear, so ids are stable.
+    pub fn identity(&self) -> Value {
+        let data_defaults = serde_json::to_value(DataConfig::default()).expect("serialisable");
+        let train_defaults = serde_json::to_value(TrainConfig::default()).expect("serialisable");
+        let m = &self.method;
+        let mut id = json!({
+            "data": non_default(&serde_json::to_value(&self.data).expect("serialisable"), &data_defaults),
+            "model": m.model.identity(),
+            "train": non_default(&serde_json::to_value(&self.train).expect("serialisable"), &train_defaults),
+            "optimizer": m.optimizer.identity(),
+            "seed": self.seed,
+        });
+        for (key, c) in [("regularizer", &m.regularizer), ("topology", &m.topology)] {
+            if let Some(c) = c {
+                id[key] = c.identity();
+            }
+        }
+        // Absent when empty, so runs without loss terms keep the ids they had before the kind
+        // existed.
+        if !m.losses.is_empty() {
+            id["losses"] = m.losses.iter().map(ComponentConfig::identity).collect();
+        }
+        id
+    }
+
+    /// The method and training as plain tables, which [`crate::resolve::resolve`] turns into
+    /// this run's live methods.
+    pub fn tables(&self) -> RunTables {
+        self.method.tables(&self.train)
+    }
+
+    /// The full resolved configuration (what `config.json` records).
+    pub fn to_json(&self) -> Value {
+        let m = &self.method;
+        let mut out = json!({
+            "data": self.data,
+            "model": m.model.table(),
+            "train": self.train,
+            "optimizer": m.optimizer.table(),
+            "regularizer": m.regularizer.as_ref().map(ComponentConfig::table),
+            "topology": m.topology.as_ref().map(ComponentConfig::table),
+            "seed": self.seed,
+        });
+        if !m.losses.is_empty() {
+            out["losses"] = m.losses.iter().map(ComponentConfig::table).collect();
+        }
+        out
+    }
+}
+
+/// One planned run of an ablation.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// Hash of the canonical configuration and seed.
+    pub id: String,
+    /// Arm name.
+    pub arm: String,
+    /// Arm label for legends.
+    pub label: String,
+    /// Swept hyperparameters of this run (`"regularizer.lambda" → 1e-4`).
+    pub sweep: BTreeMap<String, Value>,
+    /// Resolved configuration.
+    pub config: RunConfig,
+}
+
+impl PlannedRun {
+    /// The sweep point as `key=value, ...` (empty without a sweep).
+    pub fn sweep_label(&self) -> String {
+        self.sweep
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// An arm as written.
+#[derive(Clone, Debug)]
+pub struct Arm {
+    /// Name (the key under `[arms]`).
+    pub name: String,
+    /// Legend label.
+    pub label: String,
+    /// The arms this one is compared with (Welch's t-test at the same sweep point, in the table).
+    pub compare: Vec<String>,
+}
+
+/// A parsed, validated ablation.
+#[derive(Clone, Debug)]
+pub struct Ablation {
+    /// Name (file stem).
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// One-line description.
+    pub description: String,
+    /// Whether `[quick]` was applied.
+    pub quick: bool,
+    /// Data of every run.
+    pub data: DataConfig,
+    /// Arms in file order.
+    pub arms: Vec<Arm>,
+    /// Every run: arms × sweep points × seeds.
+    pub runs: Vec<PlannedRun>,
+    /// Figures to render.
+    pub figures: Vec<FigureSpec>,
+    /// Table columns (metric keys).
+    pub columns: Vec<String>,
+    /// Metrics on which arms with `compare` are compared (Welch's test; default test accuracy).
+    pub compare_on: Vec<String>,
+}
