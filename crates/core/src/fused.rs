@@ -168,6 +168,33 @@ pub fn map_in_place<const D: usize, const M: usize, const R: usize>(
     })
 }
 
+/// `elementwise!([outputs], [inputs], |[o, …], [i, …]| update)`: an elementwise update stated
+/// once, against [`crate::Lane`], evaluated the fastest way the backend allows. On flex it runs
+/// per element as one pass over memory in place ([`map_in_place`]: the outputs' storage is
+/// written where a tensor is its only owner, at the CPU's widest vector unit); on any other
+/// backend, or inside [`with_tensor_ops`], the same `update` runs once on the whole tensors as
+/// tensor ops. Both give the same bits (this module's invariant). Evaluates to the new outputs.
+///
+/// `outputs` are tensors taken by value, `inputs` references to tensors of the same shape; the
+/// patterns name them (one identifier or `_` each) for `update`, which returns the new outputs
+/// as an array. This is the one place that chooses between the two forms: an optimiser writes
+///
+/// ```ignore
+/// let [w, v] = elementwise!([tensor, velocity], [&grad], |[w, v], [g]| self.update(lr, w, v, g));
+/// ```
+#[macro_export]
+macro_rules! elementwise {
+    ([$($out:expr),* $(,)?], [$($inp:expr),* $(,)?], |[$($o:tt),*], [$($i:tt),*]| $update:expr) => {
+        match $crate::fused::map_in_place([$($out),*], [$($inp),*], |[$($o),*], [$($i),*]| $update) {
+            Ok(updated) => updated,
+            Err([$($o),*]) => {
+                $(let $i = ::std::clone::Clone::clone($inp);)*
+                $update
+            }
+        }
+    };
+}
+
 /// The sum of every run of `run` consecutive elements of `tensor` (burn's memory order) when it
 /// lives on flex, each summed in order from 0.0: `((0 + x₀) + x₁) + …`. That is the order flex's
 /// `sum_dim` adds the elements of a contiguous axis whose later axes have size 1 (one output per
@@ -223,6 +250,27 @@ mod tests {
 
     fn host(t: Tensor<2>) -> Vec<f32> {
         t.into_data().try_into_vec_as::<f32>().expect("f32")
+    }
+
+    /// `elementwise!` runs an update in place on flex and as tensor ops elsewhere (an autodiff
+    /// tensor, or inside `with_tensor_ops`), with the same bits.
+    #[test]
+    fn elementwise_takes_either_form_with_the_same_bits() {
+        fn update<L: crate::Lane>(a: L, b: L) -> [L; 1] {
+            [a * b.clone() + b.mul_scalar(0.3)]
+        }
+        let a = matrix(&[1.0, -2.0, 3.5, 1e-3], [2, 2]);
+        let b = matrix(&[0.1, 0.7, -4.0, 9.0], [2, 2]);
+        let bits = |t: Tensor<2>| host(t).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let [fused] = elementwise!([a.clone()], [&b], |[a], [b]| update(a, b));
+        let [ops] = with_tensor_ops(|| elementwise!([a.clone()], [&b], |[a], [b]| update(a, b)));
+        let b_autodiff = b.clone().autodiff();
+        let [autodiff] = elementwise!([a.clone().autodiff()], [&b_autodiff], |[a], [b]| update(
+            a, b
+        ));
+        assert!(autodiff.is_autodiff());
+        assert_eq!(bits(fused.clone()), bits(ops));
+        assert_eq!(bits(fused), bits(autodiff.inner()));
     }
 
     /// An output that another handle still shares is copied, never written under that handle.

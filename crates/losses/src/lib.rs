@@ -15,5 +15,7 @@ pub mod aug_cka_sr;
 pub mod cka_sr;
 pub mod feature_l2;
 mod loss_term;
+mod registry;
 
-pub use loss_term::{LossTerm, StageFeatures, registry};
+pub use loss_term::{LossTerm, StageFeatures};
+pub use registry::registry;

@@ -1,7 +1,6 @@
 //! The [`LossTerm`] trait and the registry of loss terms.
 
 use burn::tensor::Tensor;
-use sparselab_core::{Entry, Registry};
 
 /// Block features of one forward pass: `[stage][block]`, each `[N, C·H·W]` (SPEC §1.3: blocks
 /// between two down-samplings form a stage).
@@ -27,16 +26,4 @@ pub trait LossTerm: Send + Sync {
     /// The term's value (shape `[1]`, strength included) on `features`; `None` when the model
     /// has no features the term can use.
     fn loss(&self, features: &StageFeatures) -> Option<Tensor<1>>;
-}
-
-/// Every registered loss term.
-pub fn registry() -> Registry<dyn LossTerm> {
-    Registry::new(
-        "loss term",
-        vec![
-            Entry::of::<crate::cka_sr::CkaSr>(),
-            Entry::of::<crate::aug_cka_sr::AugCkaSr>(),
-            Entry::of::<crate::feature_l2::FeatureL2>(),
-        ],
-    )
 }

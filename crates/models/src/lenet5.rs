@@ -3,9 +3,9 @@
 //! 28×28). Stages for feature taps: each conv block (they are separated by down-sampling) and the
 //! fully connected hidden layers.
 
+use crate::architecture::{Architecture, Buildable, Forward, InputShape};
 use crate::conv::conv2d;
 use crate::max_pool::max_pool;
-use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -48,7 +48,7 @@ impl Buildable for LeNet5 {
         _config: &LeNet5Config,
         input: InputShape,
         device: &Device,
-    ) -> Result<Model, ConfigError> {
+    ) -> Result<Self, ConfigError> {
         // conv1 keeps H×W (pad 2), pooling halves, conv2 (valid 5×5) removes 4, pooling halves.
         let (h1, w1) = (input.height, input.width);
         let (h2, w2) = ((h1 / 2).saturating_sub(4), (w1 / 2).saturating_sub(4));
@@ -59,7 +59,7 @@ impl Buildable for LeNet5 {
             ));
         }
         let flat = 16 * (h2 / 2) * (w2 / 2);
-        Ok(Model::LeNet5(LeNet5 {
+        Ok(LeNet5 {
             conv1: Conv2dConfig::new([input.channels, 6], [5, 5])
                 .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
                 .init(device),
@@ -68,7 +68,7 @@ impl Buildable for LeNet5 {
             fc2: LinearConfig::new(120, 84).init(device),
             head: LinearConfig::new(84, input.classes).init(device),
             positions: [h1 * w1, h2 * w2],
-        }))
+        })
     }
 }
 

@@ -7,17 +7,19 @@
 //! regularizers, masks and metrics know what they act on.
 //!
 //! Members: [`mlp`] (`mlp-300-100`), [`lenet5`], [`resmlp`], [`resnet_cifar`] (`resnet-cifar`).
-//! [`Model`] is the enum the runner trains; adding a model is a file plus one line in
-//! [`registry`].
+//! [`Model`] is the enum the runner trains; adding a model is a file plus one line in the
+//! registry (`registry.rs`).
 
+mod architecture;
 pub mod conv;
 pub mod lenet5;
 pub mod max_pool;
 pub mod mlp;
-mod model;
+mod registry;
 pub mod resmlp;
 pub mod resnet_cifar;
 #[cfg(test)]
 mod testing;
 
-pub use model::{Architecture, Forward, InputShape, Model, ModelBuilder, registry};
+pub use architecture::{Architecture, Buildable, Forward, InputShape};
+pub use registry::{Model, ModelBuilder, registry};

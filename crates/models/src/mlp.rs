@@ -2,7 +2,7 @@
 //! `input → 300 → 100 → classes` with ReLU. The hidden sizes are configurable (`hidden = []` is
 //! multinomial logistic regression); all hidden layers form one stage for feature taps.
 
-use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
+use crate::architecture::{Architecture, Buildable, Forward, InputShape};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
@@ -51,7 +51,7 @@ impl Buildable for Mlp {
     const SUMMARY: &'static str =
         "LeNet-300-100: fully connected input→300→100→classes, ReLU (SPEC §4)";
 
-    fn init(config: &MlpConfig, input: InputShape, device: &Device) -> Result<Model, ConfigError> {
+    fn init(config: &MlpConfig, input: InputShape, device: &Device) -> Result<Self, ConfigError> {
         let mut d_in = input.numel();
         let hidden = config
             .hidden
@@ -63,7 +63,7 @@ impl Buildable for Mlp {
             })
             .collect();
         let head = LinearConfig::new(d_in, input.classes).init(device);
-        Ok(Model::Mlp(Mlp { hidden, head }))
+        Ok(Mlp { hidden, head })
     }
 }
 

@@ -2,7 +2,7 @@
 //! residual blocks `h ← relu(h + W₂·relu(W₁·h))`, and a linear classifier. All blocks form one
 //! stage (no down-sampling), which makes it the CPU-sized model for CKA between blocks.
 
-use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
+use crate::architecture::{Architecture, Buildable, Forward, InputShape};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
@@ -66,9 +66,9 @@ impl Buildable for ResMlp {
         config: &ResMlpConfig,
         input: InputShape,
         device: &Device,
-    ) -> Result<Model, ConfigError> {
+    ) -> Result<Self, ConfigError> {
         let w = config.width;
-        Ok(Model::ResMlp(ResMlp {
+        Ok(ResMlp {
             stem: LinearConfig::new(input.numel(), w).init(device),
             blocks: (0..config.depth)
                 .map(|_| ResMlpBlock {
@@ -77,7 +77,7 @@ impl Buildable for ResMlp {
                 })
                 .collect(),
             head: LinearConfig::new(w, input.classes).init(device),
-        }))
+        })
     }
 }
 

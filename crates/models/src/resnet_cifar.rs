@@ -8,8 +8,8 @@
 //! average pooling and a linear classifier. Convs have no bias (batch norm follows). Feature taps:
 //! every block's output, grouped by stage.
 
+use crate::architecture::{Architecture, Buildable, Forward, InputShape};
 use crate::conv::conv2d;
-use crate::model::{Architecture, Buildable, Forward, InputShape, Model};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
@@ -153,7 +153,7 @@ impl Buildable for ResNet {
         config: &ResNetConfig,
         input: InputShape,
         device: &Device,
-    ) -> Result<Model, ConfigError> {
+    ) -> Result<Self, ConfigError> {
         let blocks = config.stage_blocks();
         let widths = [config.width, 2 * config.width, 4 * config.width];
         let (h, w) = (input.height, input.width);
@@ -186,14 +186,14 @@ impl Buildable for ResNet {
                     .collect()
             })
             .collect();
-        Ok(Model::ResNet(ResNet {
+        Ok(ResNet {
             stem: conv3x3(input.channels, config.width, 1, device),
             bn: BatchNormConfig::new(config.width).init(device),
             stages,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             head: LinearConfig::new(widths[2], input.classes).init(device),
             positions,
-        }))
+        })
     }
 }
 

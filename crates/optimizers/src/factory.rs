@@ -5,7 +5,7 @@ use burn::module::ParamGroup;
 use burn::optim::{ModuleOptimizer, Optimizer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sparselab_core::{ConfigError, Entry, FromConfig, ParamInfo, ParamTable, Registry, Validate};
+use sparselab_core::{ConfigError, FromConfig, ParamInfo, ParamTable, Validate};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -176,22 +176,4 @@ impl<O: SparseOptimizer> OptimizerFactory for Factory<O> {
             .map(|p| O::sphere(&self.0, p, params))
             .collect()
     }
-}
-
-/// Every registered optimiser. Adding one: a file implementing [`SparseOptimizer`] and one line
-/// here.
-pub fn registry() -> Registry<dyn OptimizerFactory> {
-    Registry::new(
-        "optimizer",
-        vec![
-            Entry::of::<Factory<crate::sgd::Sgd>>(),
-            Entry::of::<Factory<crate::proxsgd::ProxSgd>>(),
-            Entry::of::<Factory<crate::rda::Rda>>(),
-            Entry::of::<Factory<crate::grda::Grda>>(),
-            Entry::of::<Factory<crate::xrda::Xrda>>(),
-            Entry::of::<Factory<crate::rmda::Rmda>>(),
-            Entry::of::<Factory<crate::proxssi::ProxSsi>>(),
-            Entry::of::<Factory<crate::lpsgd::LpSgd>>(),
-        ],
-    )
 }

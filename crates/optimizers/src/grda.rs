@@ -21,7 +21,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_closed, check_non_negative};
-use sparselab_core::{ConfigError, Lane, Validate, fused};
+use sparselab_core::{ConfigError, Lane, Validate, elementwise};
 use sparselab_regularizers::{Regularizer, Threshold};
 use std::sync::Arc;
 
@@ -113,15 +113,13 @@ impl Optimizer for Grda {
         };
         let prox = prox.accumulate(1.0, Threshold::Scalar(self.increment(n, lr)));
         let (r, prox) = self.prox.reweight(&tensor, prox, lr);
-        // One pass on flex ([`fused`]): the prox's argument goes into the old weights' storage,
-        // and the first step keeps the accumulator (w₀ − η·g) in the gradient's.
+        // The prox's argument goes into the old weights' storage; the first step keeps the
+        // accumulator (w₀ − η·g) in the gradient's.
         let [z, accumulator] = match accumulator {
-            Some(acc) => fused::map_in_place([tensor, acc], [&grad], |[_, acc], [g]| {
-                accumulate(lr, acc, g)
-            })
-            .unwrap_or_else(|[_, acc]| accumulate(lr, acc, grad)),
-            None => fused::map_in_place([tensor, grad], [], |[w, g], []| accumulate(lr, w, g))
-                .unwrap_or_else(|[w, g]| accumulate(lr, w, g)),
+            Some(acc) => elementwise!([tensor, acc], [&grad], |[_, acc], [g]| accumulate(
+                lr, acc, g
+            )),
+            None => elementwise!([tensor, grad], [], |[w, g], []| accumulate(lr, w, g)),
         };
         let w = self.prox.apply(z, &r.scale(prox.threshold));
         (

@@ -27,14 +27,17 @@ pub mod prox;
 pub mod proxsgd;
 pub mod proxssi;
 pub mod rda;
+mod registry;
 pub mod rmda;
 pub mod sgd;
 pub mod state_reset;
 pub mod state_values;
 #[cfg(test)]
 mod testing;
+pub mod weight_decay;
 pub mod xrda;
 
-pub use factory::{Built, OptimizerFactory, SparseOptimizer, registry};
+pub use factory::{Built, OptimizerFactory, SparseOptimizer};
+pub use registry::registry;
 pub use sparselab_regularizers::Regularizer;
 pub use state_reset::StateResets;

@@ -15,11 +15,12 @@
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
 use crate::prox::{Prox, ProxState, ema};
+use crate::weight_decay::WeightDecay;
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_closed, check_non_negative};
-use sparselab_core::{ConfigError, Lane, Validate, fused};
+use sparselab_core::{ConfigError, Lane, Validate, elementwise};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -86,11 +87,7 @@ impl ProxSgd {
     #[inline(always)]
     fn momentum_step<L: Lane>(&self, lr: f64, w: L, g: L, m: Option<L>) -> [L; 2] {
         let ProxSgdConfig { rho, weight_decay } = self.config;
-        let d = if weight_decay > 0.0 {
-            g + w.clone().mul_scalar(weight_decay)
-        } else {
-            g
-        };
+        let d = WeightDecay(weight_decay).apply(g, &w);
         let m = ema(m, d, 1.0 - rho);
         [w - m.clone().mul_scalar(lr), m]
     }
@@ -111,16 +108,14 @@ impl Optimizer for ProxSgd {
             None => (None, ProxState::default()),
         };
         let (r, prox) = self.prox.reweight(&tensor, prox, lr);
-        // One pass on flex ([`fused`]); the first step keeps m in the gradient's storage.
+        // The first step keeps m in the gradient's storage.
         let [z, momentum] = match previous {
-            Some(m) => fused::map_in_place([tensor, m], [&grad], |[w, m], [g]| {
+            Some(m) => elementwise!([tensor, m], [&grad], |[w, m], [g]| {
                 self.momentum_step(lr, w, g, Some(m))
-            })
-            .unwrap_or_else(|[w, m]| self.momentum_step(lr, w, grad, Some(m))),
-            None => fused::map_in_place([tensor, grad], [], |[w, g], []| {
+            }),
+            None => elementwise!([tensor, grad], [], |[w, g], []| {
                 self.momentum_step(lr, w, g, None)
-            })
-            .unwrap_or_else(|[w, g]| self.momentum_step(lr, w, g, None)),
+            }),
         };
         let w = self.prox.apply(z, &r.scale(lr));
         (w, Some(ProxSgdState { momentum, prox }))

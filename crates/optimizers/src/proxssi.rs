@@ -18,7 +18,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_half_open, check_non_negative, check_positive};
-use sparselab_core::{ConfigError, Lane, Validate, Weight, fused};
+use sparselab_core::{ConfigError, Lane, Validate, Weight, elementwise};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -142,13 +142,10 @@ impl Optimizer for ProxSsi {
             1.0 - self.config.beta1.powi(t as i32),
             1.0 - self.config.beta2.powi(t as i32),
         );
-        // One pass on flex ([`fused`]): z goes into the old weights' storage, the metric into
-        // the gradient's.
-        let [z, m, v, metric] =
-            fused::map_in_place([tensor, m, v, grad], [], |[w, m, v, g], []| {
-                self.adam_step(lr, c, w, g, m, v)
-            })
-            .unwrap_or_else(|[w, m, v, g]| self.adam_step(lr, c, w, g, m, v));
+        // z goes into the old weights' storage, the metric into the gradient's.
+        let [z, m, v, metric] = elementwise!([tensor, m, v, grad], [], |[w, m, v, g], []| {
+            self.adam_step(lr, c, w, g, m, v)
+        });
         let w = match &self.regularizer {
             Some(reg) => reg
                 .prox_diagonal(

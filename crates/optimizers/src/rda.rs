@@ -17,7 +17,7 @@ use crate::prox::{Prox, ProxState};
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use sparselab_core::{ConfigError, Lane, Validate, fused};
+use sparselab_core::{ConfigError, Lane, Validate, elementwise};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -94,19 +94,14 @@ impl Optimizer for Rda {
         let sqrt_t = (t as f64).sqrt();
         let (r, prox) = self.prox.reweight(&tensor, prox, lr);
         let scale = lr / sqrt_t;
-        // One pass on flex ([`fused`]): z goes into the old weights' storage, and the first
-        // step keeps Σg in the gradient's.
+        // z goes into the old weights' storage; the first step keeps Σg in the gradient's.
         let [z, grad_sum] = match grad_sum {
-            Some(sum) => {
-                fused::map_in_place([tensor, sum], [&initial, &grad], |[_, sum], [w0, g]| {
-                    dual_step(scale, w0, sum, Some(g))
-                })
-                .unwrap_or_else(|[_, sum]| dual_step(scale, initial.clone(), sum, Some(grad)))
-            }
-            None => fused::map_in_place([tensor, grad], [&initial], |[_, g], [w0]| {
+            Some(sum) => elementwise!([tensor, sum], [&initial, &grad], |[_, sum], [w0, g]| {
+                dual_step(scale, w0, sum, Some(g))
+            }),
+            None => elementwise!([tensor, grad], [&initial], |[_, g], [w0]| {
                 dual_step(scale, w0, g, None)
-            })
-            .unwrap_or_else(|[_, g]| dual_step(scale, initial.clone(), g, None)),
+            }),
         };
         let w = self.prox.apply(z, &r.scale(lr * sqrt_t));
         (

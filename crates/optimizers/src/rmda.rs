@@ -25,7 +25,7 @@ use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::check_closed;
-use sparselab_core::{ConfigError, Lane, Validate, fused};
+use sparselab_core::{ConfigError, Lane, Validate, elementwise};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -144,20 +144,19 @@ impl Optimizer for Rmda {
         let s = lr * beta;
         let alpha = state.alpha + s;
         let (r, prox) = self.prox.reweight(&tensor, state.prox, lr);
-        // One pass on flex ([`fused`]) each: the prox's argument goes into the gradient's storage,
-        // the averaged weights into the candidate's.
+        // The prox's argument goes into the gradient's storage, the averaged weights into the
+        // candidate's.
         let anchor = &state.anchor;
-        let [dual, z] = fused::map_in_place([state.dual, grad], [anchor], |[dual, g], [w0]| {
+        let [dual, z] = elementwise!([state.dual, grad], [anchor], |[dual, g], [w0]| {
             dual_step(s, beta, w0, dual, g)
-        })
-        .unwrap_or_else(|[dual, g]| dual_step(s, beta, anchor.clone(), dual, g));
+        });
         let candidate = self.prox.apply(z, &r.scale(alpha / beta));
         let c = state.c;
         let w = if c >= 1.0 {
             candidate
         } else {
-            fused::map_in_place([candidate], [&tensor], |[x], [w]| [average(c, w, x)])
-                .map_or_else(|[x]| average(c, tensor, x), |[w]| w)
+            let [w] = elementwise!([candidate], [&tensor], |[x], [w]| [average(c, w, x)]);
+            w
         };
         (
             w,

@@ -27,11 +27,12 @@
 use crate::RecordState;
 use crate::factory::SparseOptimizer;
 use crate::prox::{Prox, ProxState, ema};
+use crate::weight_decay::WeightDecay;
 use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_closed, check_non_negative};
-use sparselab_core::{ConfigError, Lane, Validate, fused};
+use sparselab_core::{ConfigError, Lane, Validate, elementwise};
 use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
@@ -146,12 +147,7 @@ impl Xrda {
         v: Option<L>,
     ) -> [L; 3] {
         let StepScalars { s, a, keep } = k;
-        let weight_decay = self.config.weight_decay;
-        let d = if weight_decay > 0.0 {
-            g + w.clone().mul_scalar(weight_decay)
-        } else {
-            g
-        };
+        let d = WeightDecay(self.config.weight_decay).apply(g, &w);
         let dual = match MIX {
             Mix::RESTART => w,
             Mix::HOLD => dual,
@@ -165,7 +161,7 @@ impl Xrda {
         [dual.clone(), dual, v]
     }
 
-    /// [`Xrda::dual_step`] on whole tensors: one pass on flex ([`fused`]), else tensor ops.
+    /// [`Xrda::dual_step`] on whole tensors ([`elementwise!`]).
     fn fused_dual_step<const D: usize, const MIX: u8>(
         &self,
         k: StepScalars,
@@ -174,17 +170,15 @@ impl Xrda {
         velocity: Option<Tensor<D>>,
         grad: Tensor<D>,
     ) -> [Tensor<D>; 3] {
-        // One pass on flex ([`fused`]): the prox's argument goes into the old weights' storage;
-        // without a velocity yet (or with τ = 0) it goes into the gradient's.
+        // The prox's argument goes into the old weights' storage; without a velocity yet (or
+        // with τ = 0) it goes into the gradient's.
         match velocity {
-            Some(v) => fused::map_in_place([tensor, dual, v], [&grad], |[w, dual, v], [g]| {
+            Some(v) => elementwise!([tensor, dual, v], [&grad], |[w, dual, v], [g]| {
                 self.dual_step::<_, MIX>(k, w, dual, g, Some(v))
-            })
-            .unwrap_or_else(|[w, dual, v]| self.dual_step::<_, MIX>(k, w, dual, grad, Some(v))),
-            None => fused::map_in_place([tensor, dual, grad], [], |[w, dual, g], []| {
+            }),
+            None => elementwise!([tensor, dual, grad], [], |[w, dual, g], []| {
                 self.dual_step::<_, MIX>(k, w, dual, g, None)
-            })
-            .unwrap_or_else(|[w, dual, g]| self.dual_step::<_, MIX>(k, w, dual, g, None)),
+            }),
         }
     }
 }

@@ -13,11 +13,13 @@ mod group_prox_fused;
 mod group_prox_lanes;
 pub mod l1;
 pub mod prox;
+mod registry;
 mod regularizer;
 pub mod reweighted_l1;
 #[cfg(test)]
 mod testing;
 pub mod threshold;
 
-pub use regularizer::{Regularizer, registry};
+pub use registry::registry;
+pub use regularizer::Regularizer;
 pub use threshold::{ElementMap, Factors, Lazy, Threshold};

@@ -2,7 +2,7 @@
 
 use crate::prox::Threshold;
 use burn::tensor::Tensor;
-use sparselab_core::{Entry, ParamInfo, Registry, Weight};
+use sparselab_core::{ParamInfo, Weight};
 use std::fmt::Debug;
 
 /// A penalty `λ·ψ(w)` that optimisers apply through its proximal operator.
@@ -54,46 +54,5 @@ pub trait Regularizer: Send + Sync + Debug {
     /// Whether [`prox_diagonal`](Regularizer::prox_diagonal) is implemented.
     fn has_diagonal_prox(&self) -> bool {
         false
-    }
-}
-
-/// Every registered regularizer. Adding one: a file with a `FromConfig` impl and one line here.
-pub fn registry() -> Registry<dyn Regularizer> {
-    Registry::new(
-        "regularizer",
-        vec![
-            Entry::of::<crate::l1::L1>(),
-            Entry::of::<crate::reweighted_l1::ReweightedL1>(),
-            Entry::of::<crate::group_lasso::GroupLasso>(),
-        ],
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::tensor::{Device, TensorData};
-
-    /// `has_diagonal_prox` tells the truth about `prox_diagonal` for every registered
-    /// regularizer (optimisers that need the weighted prox check it when an experiment loads).
-    #[test]
-    fn has_diagonal_prox_matches_prox_diagonal() {
-        let registry = registry();
-        for name in registry.names() {
-            let reg = registry
-                .build(&serde_json::json!({ "name": name }))
-                .expect("defaults are valid")
-                .value;
-            let z = Weight::from_tensor(Tensor::<2>::from_data(
-                TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1], [2, 2]),
-                &Device::flex(),
-            ));
-            let d = z.value.ones_like();
-            assert_eq!(
-                reg.has_diagonal_prox(),
-                reg.prox_diagonal(z, d, 0.1).is_some(),
-                "{name}"
-            );
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! An ablation as the engine runs it: its arms, and every run's resolved configuration with its
 //! stable id. Plain data, made by [`crate::spec::load`] from an experiment file.
 
-use crate::figure::FigureSpec;
+use crate::figure::schema::FigureSpec;
 use crate::resolve::{ComponentConfig, MethodConfig, RunTables};
 use crate::schedule::TrainConfig;
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@
 //! file, the key path and what is allowed.
 
 use crate::experiment::{Ablation, Arm, PlannedRun, RunConfig};
-use crate::figure::FigureSpec;
+use crate::figure::schema::FigureSpec;
 use crate::record::metric_info;
 use crate::resolve::{Resolved, RunTables, loss_tables, resolve};
 use crate::run_id::{canonical_json, run_id};

@@ -18,6 +18,7 @@ pub mod density;
 pub mod drop_grow;
 pub mod gmp;
 mod masks;
+mod registry;
 pub mod rigl;
 pub mod select;
 pub mod semi_prune;
@@ -26,4 +27,5 @@ pub mod static_mask;
 mod topology;
 
 pub use masks::DeviceMasks;
-pub use topology::{HostWeight, Mask, MaskedEntries, Topology, TopologyContext, registry};
+pub use registry::registry;
+pub use topology::{HostWeight, Mask, MaskedEntries, Topology, TopologyContext};

@@ -1,7 +1,7 @@
 //! The [`Topology`] trait and the registry of topologies.
 
 use burn::module::ParamId;
-use sparselab_core::{Entry, ParamInfo, Registry};
+use sparselab_core::ParamInfo;
 
 /// What a topology knows about the run it shapes.
 #[derive(Clone, Debug)]
@@ -120,19 +120,4 @@ pub trait Topology: Send {
         weights: &[HostWeight<'_>],
         grads: Option<&[Vec<f32>]>,
     ) -> Option<Vec<Mask>>;
-}
-
-/// Every registered topology. Adding one: a file with a `FromConfig` impl and one line here.
-/// An arm without a topology trains dense.
-pub fn registry() -> Registry<dyn Topology> {
-    Registry::new(
-        "topology",
-        vec![
-            Entry::of::<crate::gmp::Gmp>(),
-            Entry::of::<crate::static_mask::StaticMask>(),
-            Entry::of::<crate::set::Set>(),
-            Entry::of::<crate::rigl::Rigl>(),
-            Entry::of::<crate::semi_prune::SemiPrune>(),
-        ],
-    )
 }

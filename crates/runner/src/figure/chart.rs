@@ -17,10 +17,6 @@ pub(super) const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
-pub(super) fn test_accuracy() -> String {
-    "test_accuracy".into()
-}
-
 /// Axis label of a metric or sweep key, and the factor values are displayed with.
 pub(super) fn axis(key: &str) -> (String, f64) {
     match metric_info(key) {

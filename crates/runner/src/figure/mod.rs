@@ -29,7 +29,7 @@ mod gain;
 mod histogram;
 mod hoyer;
 mod layers;
-mod schema;
+pub mod schema;
 mod steps;
 
 pub use schema::FigureSpec;

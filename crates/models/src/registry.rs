@@ -1,57 +1,11 @@
-//! The [`Architecture`] contract, the [`Model`] enum and the registry of models.
+//! Every registered model: the [`Model`] enum the runner trains (one variant per architecture)
+//! and the registry that builds it from plain data. Adding a model: a file implementing
+//! [`Architecture`] and [`Buildable`], and one line in the `models!` list below.
 
+use crate::architecture::{Architecture, Buildable, Forward, InputShape};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use sparselab_core::{ConfigError, Entry, FromConfig, ParamTable, Registry, Validate};
-
-/// Shape of one input sample and number of classes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct InputShape {
-    /// Channels.
-    pub channels: usize,
-    /// Height.
-    pub height: usize,
-    /// Width.
-    pub width: usize,
-    /// Number of classes.
-    pub classes: usize,
-}
-
-impl InputShape {
-    /// `C·H·W`.
-    pub fn numel(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-}
-
-/// Output of a forward pass.
-#[derive(Clone, Debug)]
-pub struct Forward {
-    /// Logits `[N, classes]`.
-    pub logits: Tensor<2>,
-    /// Block outputs flattened to `[N, C·H·W]`, grouped by stage (blocks between two
-    /// down-samplings); empty unless requested.
-    pub features: Vec<Vec<Tensor<2>>>,
-}
-
-/// What every model provides.
-pub trait Architecture: Module {
-    /// Logits for images `x` (`[N, C, H, W]`), plus block features when `taps` is set.
-    fn forward(&self, x: Tensor<4>, taps: bool) -> Forward;
-
-    /// Path of the classifier layer (e.g. `fc3`).
-    fn classifier(&self) -> &'static str;
-
-    /// Output positions `H_out·W_out` of conv layer `layer` (1 for non-conv layers).
-    fn conv_positions(&self, layer: &str) -> usize;
-
-    /// The model's parameters, described.
-    fn describe(&self) -> ParamTable {
-        ParamTable::describe(self, self.classifier(), |layer| self.conv_positions(layer))
-    }
-}
+use sparselab_core::{ConfigError, Entry, FromConfig, ParamTable, Registry};
 
 /// Builds a model of one architecture from its config (the registry's payload).
 pub trait ModelBuilder: Send + Sync {
@@ -60,26 +14,13 @@ pub trait ModelBuilder: Send + Sync {
     fn build(&self, input: InputShape, device: &Device) -> Result<Model, ConfigError>;
 }
 
-/// An architecture with a typed config: `Entry::of::<Builder<A>>()` registers it.
-pub trait Buildable: Sized + 'static {
-    /// Hyperparameters (`#[serde(default, deny_unknown_fields)]`).
-    type Config: Default + Serialize + DeserializeOwned + Validate + Clone + Send + Sync + 'static;
-    /// Registered name.
-    const NAME: &'static str;
-    /// One line for `cargo xtask list`.
-    const SUMMARY: &'static str;
-    /// Initialise, or explain why the input does not fit the architecture.
-    fn init(
-        config: &Self::Config,
-        input: InputShape,
-        device: &Device,
-    ) -> Result<Model, ConfigError>;
-}
-
 /// Registry payload for a [`Buildable`] architecture.
 pub struct Builder<A: Buildable>(A::Config);
 
-impl<A: Buildable> FromConfig<dyn ModelBuilder> for Builder<A> {
+impl<A: Buildable> FromConfig<dyn ModelBuilder> for Builder<A>
+where
+    Model: From<A>,
+{
     type Config = A::Config;
     const NAME: &'static str = A::NAME;
     const SUMMARY: &'static str = A::SUMMARY;
@@ -89,9 +30,12 @@ impl<A: Buildable> FromConfig<dyn ModelBuilder> for Builder<A> {
     }
 }
 
-impl<A: Buildable> ModelBuilder for Builder<A> {
+impl<A: Buildable> ModelBuilder for Builder<A>
+where
+    Model: From<A>,
+{
     fn build(&self, input: InputShape, device: &Device) -> Result<Model, ConfigError> {
-        let model = A::init(&self.0, input, device)?;
+        let model = Model::from(A::init(&self.0, input, device)?);
         initialize(&model);
         Ok(model)
     }
@@ -123,6 +67,14 @@ macro_rules! models {
                 $variant($ty),
             )*
         }
+
+        $(
+            impl From<$ty> for Model {
+                fn from(m: $ty) -> Self {
+                    Model::$variant(m)
+                }
+            }
+        )*
 
         impl Architecture for Model {
             fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
