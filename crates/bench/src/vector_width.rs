@@ -10,12 +10,12 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use sparselab_core::wide::{Width, width, with_baseline};
 
-/// The cases: a prox with a scalar threshold, with a per-element threshold map, the group
-/// lasso's host pass, and LpSGD's powers.
+/// The cases: a prox with a scalar threshold, with a per-element threshold map, ProxSSI's
+/// Newton solve for the group lasso in its metric, and LpSGD's powers.
 const CASES: [(&str, Option<&str>); 4] = [
     ("proxsgd", Some("l1")),
     ("proxsgd", Some("reweighted-l1")),
-    ("proxsgd", Some("group-lasso")),
+    ("proxssi", Some("group-lasso")),
     ("lpsgd", None),
 ];
 
