@@ -10,7 +10,8 @@
 //! runs as tensor ops when called with tensors and per element when called with `f32`. burn's
 //! CPU backend applies a scalar operand by rounding it to f32 and doing the f32 operation, and
 //! the `f32` impl does exactly that (no fused multiply-add), so both evaluations give the same
-//! bits: the invariant of [`crate::fused`] holds by construction.
+//! bits: the invariant of [`crate::fused`] holds by construction. [`elementwise!`](crate::elementwise!)
+//! is how an update written this way is run: the one place that picks the evaluation.
 
 use burn::tensor::Tensor;
 use std::ops::{Add, Div, Mul, Sub};
@@ -132,6 +133,36 @@ impl<const D: usize> Lane for Tensor<D> {
     fn clamp_min(self, s: f64) -> Self {
         Tensor::clamp_min(self, s)
     }
+}
+
+/// `elementwise!([outputs], [inputs], |[o, …], [i, …]| update)`: an elementwise update stated
+/// once, against [`crate::Lane`], evaluated the fastest way the backend allows. On flex it runs
+/// per element as one pass over memory in place ([`crate::fused::map_in_place`]: the outputs'
+/// storage is
+/// written where a tensor is its only owner, at the CPU's widest vector unit); on any other
+/// backend, or inside [`crate::fused::with_tensor_ops`], the same `update` runs once on the
+/// whole tensors as
+/// tensor ops. Both give the same bits ([`crate::fused`]'s invariant). Evaluates to the new
+/// outputs.
+///
+/// `outputs` are tensors taken by value, `inputs` references to tensors of the same shape; the
+/// patterns name them (one identifier or `_` each) for `update`, which returns the new outputs
+/// as an array. This is the one place that chooses between the two forms: an optimiser writes
+///
+/// ```ignore
+/// let [w, v] = elementwise!([tensor, velocity], [&grad], |[w, v], [g]| self.update(lr, w, v, g));
+/// ```
+#[macro_export]
+macro_rules! elementwise {
+    ([$($out:expr),* $(,)?], [$($inp:expr),* $(,)?], |[$($o:tt),*], [$($i:tt),*]| $update:expr) => {
+        match $crate::fused::map_in_place([$($out),*], [$($inp),*], |[$($o),*], [$($i),*]| $update) {
+            Ok(updated) => updated,
+            Err([$($o),*]) => {
+                $(let $i = ::std::clone::Clone::clone($inp);)*
+                $update
+            }
+        }
+    };
 }
 
 #[cfg(test)]

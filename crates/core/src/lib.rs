@@ -10,22 +10,24 @@
 //! - [`config`]: hyperparameters as plain data, with validation errors that name the key and
 //!   the allowed values.
 //! - [`registry`]: name → constructor tables, so adding a method is one file plus one line.
-//! - [`fused`] and [`lane`]: elementwise updates written once, run as one pass in place on the
-//!   CPU backend and as tensor ops elsewhere, with the same bits; [`units`]: per-unit sums and
-//!   maxima for such updates, added in the CPU backend's order; [`powf`]: `x^e` for a slice,
-//!   vectorised; [`wide`]: such kernels compiled for the widest vector unit the CPU has.
+//! - [`lane`]: an elementwise update written once against [`Lane`] and run by
+//!   [`elementwise!`]: one pass in place on the CPU backend, tensor ops elsewhere, the same bits.
+//!   This is all a method author needs of the speed layer.
+//! - [`speed`]: the speed layer behind it, which no method author needs to open: [`fused`]
+//!   (the in-place passes), [`units`] (per-unit sums and maxima in the CPU backend's order),
+//!   [`powf`] (`x^e` for a slice, vectorised), [`wide`] (kernels compiled for the widest vector
+//!   unit the CPU has).
 //! - [`rng`]: the seeded random generator every crate uses for reproducible runs.
 
 pub mod config;
-pub mod fused;
 pub mod lane;
 pub mod param;
-pub mod powf;
 pub mod registry;
 pub mod rng;
-pub mod units;
+pub mod speed;
 pub mod weight;
-pub mod wide;
+
+pub use speed::{fused, powf, units, wide};
 
 pub use config::{ConfigError, Validate};
 pub use lane::Lane;

@@ -1,9 +1,9 @@
 //! Loading a dataset by name: files, validation split, subsets, normalisation.
 
+use crate::augment::Augment;
 use crate::cifar::{self, Variant};
 use crate::error::DataError;
 use crate::idx;
-use crate::loader::Augment;
 use crate::synthetic::{self, GroupSparseConfig, SyntheticConfig};
 use serde::{Deserialize, Serialize};
 use sparselab_core::rng::{SliceRandom, stream};

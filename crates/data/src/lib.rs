@@ -5,9 +5,10 @@
 //! - [`synthetic`]: generated class-prototype images, for tests and smoke runs.
 //! - [`dataset`]: loading by name, the validation split carved from the training set (model
 //!   selection never looks at the test set), subsets, per-channel normalisation.
-//! - [`loader`]: seeded shuffling, batching to tensors, augmentation (random crop with padding,
-//!   horizontal flip).
+//! - [`loader`]: seeded shuffling and batching to tensors; [`augment`]: training-time
+//!   augmentation (random crop with padding, horizontal flip).
 
+pub mod augment;
 pub mod cifar;
 pub mod dataset;
 mod error;
@@ -15,6 +16,7 @@ pub mod idx;
 pub mod loader;
 pub mod synthetic;
 
+pub use augment::Augment;
 pub use dataset::{DataConfig, Dataset, Split, load};
 pub use error::DataError;
-pub use loader::{Augment, Batch, Order, batches};
+pub use loader::{Batch, Order, batches};

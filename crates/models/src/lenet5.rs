@@ -4,8 +4,7 @@
 //! fully connected hidden layers.
 
 use crate::architecture::{Architecture, Buildable, Forward, InputShape};
-use crate::conv::conv2d;
-use crate::max_pool::max_pool;
+use crate::flex_kernels::{conv2d, max_pool};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};

@@ -11,9 +11,8 @@
 //! registry (`registry.rs`).
 
 mod architecture;
-pub mod conv;
+pub mod flex_kernels;
 pub mod lenet5;
-pub mod max_pool;
 pub mod mlp;
 mod registry;
 pub mod resmlp;

@@ -9,7 +9,7 @@
 //! every block's output, grouped by stage.
 
 use crate::architecture::{Architecture, Buildable, Forward, InputShape};
-use crate::conv::conv2d;
+use crate::flex_kernels::conv2d;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};

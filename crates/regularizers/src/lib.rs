@@ -9,8 +9,7 @@
 //! Members (one file each): [`l1`], [`reweighted_l1`], [`group_lasso`].
 
 pub mod group_lasso;
-mod group_prox_fused;
-mod group_prox_lanes;
+mod host_prox;
 pub mod l1;
 pub mod prox;
 mod registry;

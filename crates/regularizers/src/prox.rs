@@ -7,12 +7,12 @@
 //! ([`Threshold`]), which is how reweighted and accumulated (dual-averaging) thresholds are
 //! expressed. [`group_prox_diagonal`] solves the group prox in a diagonal metric (ProxSSI).
 
-use crate::group_prox_fused::{group_prox_diagonal_in_place, group_soft_threshold_in_place};
+use crate::host_prox::{TINY, group_prox_diagonal_in_place, group_soft_threshold_in_place};
 use crate::threshold::Lazy;
 pub use crate::threshold::Threshold;
 use burn::tensor::{Tensor, TensorData};
 use sparselab_core::widest;
-use sparselab_core::{Layout, Weight, fused};
+use sparselab_core::{Layout, Weight, fused, units};
 
 /// Elementwise soft-thresholding `S_θ(z) = sign(z)·max(|z| − θ, 0)`, computed as
 /// `z − clamp(z, −θ, θ)`, which returns an exact `0.0` wherever `|z| ≤ θ`. On flex it runs as one
@@ -71,7 +71,7 @@ fn scale_groups(z: Tensor<4>, factor: Tensor<4>, layout: Layout) -> Tensor<4> {
     let (run, groups) = group_runs(dims, layout);
     match fused::flex_values(&factor) {
         Some(f) if f.len() == groups => fused::update_in_place([z], [], |[z], []| {
-            for (g, range) in fused::group_ranges(z.len(), run, groups) {
+            for (g, range) in units::group_ranges(z.len(), run, groups) {
                 z[range].iter_mut().for_each(|x| *x *= f[g]);
             }
         })
@@ -88,10 +88,6 @@ fn group_runs(dims: [usize; 4], layout: Layout) -> (usize, usize) {
         None => (1, dims.iter().product()),
     }
 }
-
-/// Floor of denominators: representable in f32 (f64::MIN_POSITIVE is not: it rounds to 0 and
-/// turns the scale of an all-zero group into 0/0).
-pub(crate) const TINY: f64 = 1e-30;
 
 /// Groups of a weight for the group lasso: one per input unit (SPEC.md §1.4: a conv's input
 /// channel `W[:, c, :, :]`, a linear layer's input neuron). Returns `(sum over each group of
@@ -133,7 +129,7 @@ pub fn group_norms(z: &Tensor<4>, layout: Layout) -> (Tensor<4>, usize) {
 /// Group soft-thresholding: `z_g ← max(0, 1 − θ√|g|/‖z_g‖)·z_g`, exactly 0 when
 /// `‖z_g‖ ≤ θ√|g|`. A per-element θ is averaged over each group.
 ///
-/// With a scalar θ on flex it runs on the host ([`crate::group_prox_fused`]), bit for bit these
+/// With a scalar θ on flex it runs on the host ([`crate::host_prox`]), bit for bit these
 /// tensor ops.
 pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> Tensor<4> {
     let z = match theta {
@@ -173,7 +169,7 @@ pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> 
 /// suffice. With `s_i = (d_i z_i)²`: `‖x‖² = Σ s_i/(d_i + μ)²`,
 /// `f'(μ) = ‖x‖ − μ·Σ s_i/(d_i + μ)³ / ‖x‖`.
 ///
-/// On flex the whole solve runs on the host ([`crate::group_prox_fused`]), bit for bit these
+/// On flex the whole solve runs on the host ([`crate::host_prox`]), bit for bit these
 /// tensor ops.
 pub fn group_prox_diagonal(
     z: Tensor<4>,
@@ -226,7 +222,7 @@ pub fn group_prox_diagonal(
     if let Some((mu_host, removed_host)) =
         host.filter(|(m, r)| m.len() == groups && r.len() == groups)
         && let Ok([x]) = fused::update_in_place([dz.clone()], [&d], |[x], [d]| {
-            for (g, range) in fused::group_ranges(x.len(), run, groups) {
+            for (g, range) in units::group_ranges(x.len(), run, groups) {
                 for i in range {
                     x[i] = if removed_host[g] {
                         0.0
@@ -256,7 +252,7 @@ fn newton_terms(
     let (run, groups) = group_runs(s.dims(), layout);
     if let Some(mu_host) = fused::flex_values(mu).filter(|m| m.len() == groups)
         && let Ok(terms) = fused::update_in_place(buffers, [s, d], |[a, b], [s, d]| {
-            for (g, range) in fused::group_ranges(s.len(), run, groups) {
+            for (g, range) in units::group_ranges(s.len(), run, groups) {
                 let mu = mu_host[g];
                 for i in range {
                     let inv = 1.0 / (d[i] + mu);

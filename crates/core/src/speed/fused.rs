@@ -70,23 +70,7 @@ thread_local! {
 /// tensor-op form: the reference the fused forms are tested against (bit for bit), and the
 /// baseline of their speed-up.
 pub fn with_tensor_ops<T>(f: impl FnOnce() -> T) -> T {
-    with_flag(&TENSOR_OPS_ONLY, f)
-}
-
-/// Runs `f` with the thread-local `flag` set, restoring its previous value afterwards, also
-/// when `f` panics.
-pub(crate) fn with_flag<T>(
-    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
-    f: impl FnOnce() -> T,
-) -> T {
-    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            self.0.with(|c| c.set(self.1));
-        }
-    }
-    let _restore = Restore(flag, flag.with(|c| c.replace(true)));
-    f()
+    crate::wide::with_flag(&TENSOR_OPS_ONLY, f)
 }
 
 /// Runs `kernel` on the f32 elements of `outputs` (writable, updated in place) and `inputs`
@@ -168,33 +152,6 @@ pub fn map_in_place<const D: usize, const M: usize, const R: usize>(
     })
 }
 
-/// `elementwise!([outputs], [inputs], |[o, …], [i, …]| update)`: an elementwise update stated
-/// once, against [`crate::Lane`], evaluated the fastest way the backend allows. On flex it runs
-/// per element as one pass over memory in place ([`map_in_place`]: the outputs' storage is
-/// written where a tensor is its only owner, at the CPU's widest vector unit); on any other
-/// backend, or inside [`with_tensor_ops`], the same `update` runs once on the whole tensors as
-/// tensor ops. Both give the same bits (this module's invariant). Evaluates to the new outputs.
-///
-/// `outputs` are tensors taken by value, `inputs` references to tensors of the same shape; the
-/// patterns name them (one identifier or `_` each) for `update`, which returns the new outputs
-/// as an array. This is the one place that chooses between the two forms: an optimiser writes
-///
-/// ```ignore
-/// let [w, v] = elementwise!([tensor, velocity], [&grad], |[w, v], [g]| self.update(lr, w, v, g));
-/// ```
-#[macro_export]
-macro_rules! elementwise {
-    ([$($out:expr),* $(,)?], [$($inp:expr),* $(,)?], |[$($o:tt),*], [$($i:tt),*]| $update:expr) => {
-        match $crate::fused::map_in_place([$($out),*], [$($inp),*], |[$($o),*], [$($i),*]| $update) {
-            Ok(updated) => updated,
-            Err([$($o),*]) => {
-                $(let $i = ::std::clone::Clone::clone($inp);)*
-                $update
-            }
-        }
-    };
-}
-
 /// The sum of every run of `run` consecutive elements of `tensor` (burn's memory order) when it
 /// lives on flex, each summed in order from 0.0: `((0 + x₀) + x₁) + …`. That is the order flex's
 /// `sum_dim` adds the elements of a contiguous axis whose later axes have size 1 (one output per
@@ -224,21 +181,6 @@ pub fn flex_values<const D: usize>(tensor: &Tensor<D>) -> Option<Vec<f32>> {
     tensor.clone().into_data().try_into_vec::<f32>().ok()
 }
 
-/// Elements `i` of a contiguous tensor of `len` elements belong to group `(i / run) % groups`
-/// when the groups are the indices of one axis (`run` = product of the later dims): yields
-/// `(group, indices)` for each run of elements that share a group, in memory order.
-pub fn group_ranges(
-    len: usize,
-    run: usize,
-    groups: usize,
-) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
-    let run = run.max(1);
-    (0..len)
-        .step_by(run)
-        .enumerate()
-        .map(move |(j, start)| (j % groups.max(1), start..(start + run).min(len)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,12 +204,14 @@ mod tests {
         let a = matrix(&[1.0, -2.0, 3.5, 1e-3], [2, 2]);
         let b = matrix(&[0.1, 0.7, -4.0, 9.0], [2, 2]);
         let bits = |t: Tensor<2>| host(t).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let [fused] = elementwise!([a.clone()], [&b], |[a], [b]| update(a, b));
-        let [ops] = with_tensor_ops(|| elementwise!([a.clone()], [&b], |[a], [b]| update(a, b)));
+        let [fused] = crate::elementwise!([a.clone()], [&b], |[a], [b]| update(a, b));
+        let [ops] =
+            with_tensor_ops(|| crate::elementwise!([a.clone()], [&b], |[a], [b]| update(a, b)));
         let b_autodiff = b.clone().autodiff();
-        let [autodiff] = elementwise!([a.clone().autodiff()], [&b_autodiff], |[a], [b]| update(
-            a, b
-        ));
+        let [autodiff] =
+            crate::elementwise!([a.clone().autodiff()], [&b_autodiff], |[a], [b]| update(
+                a, b
+            ));
         assert!(autodiff.is_autodiff());
         assert_eq!(bits(fused.clone()), bits(ops));
         assert_eq!(bits(fused), bits(autodiff.inner()));

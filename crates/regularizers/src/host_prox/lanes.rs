@@ -10,10 +10,10 @@
 //! the tensor form's order, and all Newton steps of the block reuse the copy while it sits in
 //! cache. Blocks are independent, so pieces of whole blocks run in parallel on rayon's current
 //! pool (the training pool). Per element and per group the f32 operations are those of
-//! [`crate::group_prox_fused`] ([`Root`], [`newton_terms`], [`write_group`]), so the result is
+//! [`super`] ([`Root`], [`newton_terms`], [`write_group`]), so the result is
 //! the same bit for bit, on any number of threads (tested).
 
-use crate::group_prox_fused::{Root, newton_terms, settled, write_group};
+use super::newton::{Root, newton_terms, settled, write_group};
 use rayon::prelude::*;
 // Groups per block: one AVX-512 register of f32.
 use sparselab_core::wide::LANES;

@@ -12,26 +12,19 @@
 //! agree bit for bit (tested on random inputs). It applies to the layouts whose group sums
 //! [`Units`] reproduces: linear weights and conv weights with kernels narrower than 4. A linear
 //! weight's groups are runs of consecutive elements, and their Newton solve runs sixteen groups
-//! at a time in SIMD lanes ([`crate::group_prox_lanes`]), with the per-group and per-element
-//! operations shared from here ([`Root`], [`newton_terms`]).
+//! at a time in SIMD lanes ([`lanes`]), with the per-group and per-element operations shared
+//! by both ([`newton`]).
 
-use crate::prox::TINY;
 use burn::tensor::Tensor;
 use sparselab_core::units::sum_runs_of;
 use sparselab_core::{Lane, Layout, Units, fused, widest};
 use std::cell::RefCell;
 
-/// burn's `max_pair` of one element.
-#[inline(always)]
-fn max_pair(a: f32, b: f32) -> f32 {
-    if a < b { b } else { a }
-}
+mod lanes;
+mod newton;
 
-/// burn's `min_pair` of one element.
-#[inline(always)]
-fn min_pair(a: f32, b: f32) -> f32 {
-    if b < a { b } else { a }
-}
+pub(crate) use newton::TINY;
+use newton::{Root, max_pair, newton_terms, settled, write_group};
 
 /// The groups of `z` (its input units) when [`Units::sums`] adds them in flex's order and there
 /// are any.
@@ -122,13 +115,13 @@ thread_local! {
 
 /// `x` holds `z` and becomes the prox; `d` the metric; groups are the units of `units`. Groups
 /// that are runs of consecutive elements (linear weights) are solved sixteen at a time in SIMD
-/// lanes ([`crate::group_prox_lanes`]); other layouts one Newton pass over the whole weight at a
+/// lanes ([`lanes`]); other layouts one Newton pass over the whole weight at a
 /// time ([`solve_with`]). Both do the same f32 operations.
 fn solve(units: &Units, x: &mut [f32], d: &[f32], theta: f64, iterations: usize) {
     let t = theta * ((units.len() / units.count()) as f64).sqrt();
     let d_max = largest(d);
     if let Some(run) = units.folded_runs() {
-        return crate::group_prox_lanes::solve_runs(x, d, run, (t, d_max), iterations);
+        return lanes::solve_runs(x, d, run, (t, d_max), iterations);
     }
     SCRATCH.with_borrow_mut(|scratch| {
         for v in scratch.iter_mut() {
@@ -137,51 +130,6 @@ fn solve(units: &Units, x: &mut [f32], d: &[f32], theta: f64, iterations: usize)
         let [s, a, b] = scratch;
         solve_with(units, x, d, (t, d_max), iterations, [s, a, b]);
     });
-}
-
-/// One group's secular equation `μ·‖x(μ)‖ = t` ([`crate::prox::group_prox_diagonal`]): its
-/// bracket `[lo, hi]` and Newton's iterate μ, with the tensor form's f32 operations.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Root {
-    lo: f32,
-    hi: f32,
-    pub(crate) mu: f32,
-}
-
-impl Root {
-    /// The bracket `[t/‖z‖, t·max d/(‖Dz‖ − t)]` and the start `μ₀ = t·(‖Dz‖/‖z‖)/(‖Dz‖ − t)`
-    /// clamped to it, from `‖Dz‖`, `Σ z²` and `max d`.
-    #[inline(always)]
-    pub(crate) fn start(dz_norm: f32, z_squares: f32, t: f64, d_max: f32) -> Self {
-        let z_norm = z_squares.sqrt().clamp_min(TINY);
-        let excess = (dz_norm - t as f32).clamp_min(1e-12);
-        let lo = (1.0 / z_norm).mul_scalar(t);
-        let hi = (1.0 / excess).mul_scalar(t) * d_max;
-        let start = (dz_norm / z_norm / excess).mul_scalar(t);
-        Self {
-            lo,
-            hi,
-            mu: min_pair(max_pair(start, lo), hi),
-        }
-    }
-
-    /// One Newton step from `‖x(μ)‖² = Σ s/(d + μ)²` and `Σ s/(d + μ)³`, clamped to the bracket.
-    #[inline(always)]
-    pub(crate) fn newton(&mut self, x_squares: f32, curvature: f32, t: f64) {
-        let x_norm = x_squares.sqrt().clamp_min(TINY);
-        let f = self.mu * x_norm - t as f32;
-        let df = (x_norm - self.mu * curvature / x_norm).clamp_min(TINY);
-        self.mu = min_pair(max_pair(self.mu - f / df, self.lo), self.hi);
-    }
-}
-
-/// One element's two Newton sums, `s/(d + μ)²` and `s/(d + μ)³`, as the tensor form computes
-/// them: `inv = 1/(d + μ)`, `a = s·inv·inv`, `a·inv`.
-#[inline(always)]
-pub(crate) fn newton_terms(s: f32, d: f32, mu: f32) -> (f32, f32) {
-    let inv = 1.0 / (d + mu);
-    let a = s * inv * inv;
-    (a, a * inv)
 }
 
 /// `max d` as `d.max()` gives it: a left fold of `max_pair` from −∞, which skips NaN. Taken in
@@ -242,39 +190,6 @@ fn solve_with(
     }
     for (g, range) in units.runs() {
         write_group(&mut x[range.clone()], &d[range], dz_norm[g], roots[g].mu, t);
-    }
-}
-
-/// Whether a Newton step left every kept group's μ where it was, bit for bit (`before`: the
-/// μ it started from; a group with `‖D z‖ ≤ t` is zeroed whatever its μ, so it is not looked at).
-/// A step's μ is a function of the μ it starts from alone (the group's `s` and `d` are fixed), so
-/// from then on every further step would give the same μ again: stopping early gives the bits
-/// of all `iterations` steps, the tensor form's, at a fraction of the cost (Newton from the
-/// constant-metric root settles in a few steps).
-#[inline(always)]
-pub(crate) fn settled(
-    before: &[f32],
-    after: impl Iterator<Item = f32>,
-    dz_norm: &[f32],
-    t: f64,
-) -> bool {
-    before
-        .iter()
-        .zip(after)
-        .zip(dz_norm)
-        .all(|((b, a), n)| *n <= t as f32 || b.to_bits() == a.to_bits())
-}
-
-/// Writes one group's prox over its `z` in `x`: exactly zero when `‖D z‖ ≤ t` (its μ is then
-/// meaningless and may not be finite), else `x = d·z/(d + μ)`.
-#[inline(always)]
-pub(crate) fn write_group(x: &mut [f32], d: &[f32], dz_norm: f32, mu: f32, t: f64) {
-    if dz_norm <= t as f32 {
-        x.fill(0.0);
-    } else {
-        for (x, d) in x.iter_mut().zip(d) {
-            *x = (*d * *x) / (*d + mu);
-        }
     }
 }
 

@@ -187,9 +187,9 @@ impl Units {
     }
 
     /// The runs of consecutive elements that share a unit, in memory order: `(unit, range)`
-    /// ([`crate::fused::group_ranges`] with this view's run and unit count).
+    /// ([`group_ranges`] with this view's run and unit count).
     pub fn runs(&self) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
-        crate::fused::group_ranges(self.len(), self.run(), self.count())
+        group_ranges(self.len(), self.run(), self.count())
     }
 
     /// The sum of each unit's `values` (memory order), the axes added one at a time in increasing
@@ -363,6 +363,21 @@ pub fn sum_runs_of(x: &[f32], run: usize, sums: &mut [f32], f: impl Fn(f32) -> f
     for (out, row) in rest.iter_mut().zip(x[whole * run..].chunks_exact(run)) {
         *out = row.iter().fold(0.0f32, |a, v| a + f(*v));
     }
+}
+
+/// Elements `i` of a contiguous tensor of `len` elements belong to group `(i / run) % groups`
+/// when the groups are the indices of one axis (`run` = product of the later dims): yields
+/// `(group, indices)` for each run of elements that share a group, in memory order.
+pub fn group_ranges(
+    len: usize,
+    run: usize,
+    groups: usize,
+) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+    let run = run.max(1);
+    (0..len)
+        .step_by(run)
+        .enumerate()
+        .map(move |(j, start)| (j % groups.max(1), start..(start + run).min(len)))
 }
 
 #[cfg(test)]

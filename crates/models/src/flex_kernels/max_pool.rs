@@ -9,11 +9,9 @@
 //! On flex this runs as a sparselab backend extension ([`MaxPoolBackend`]): one pass over the
 //! input forward, and backward one pass that finds each window's arg max again from the input,
 //! so no index tensor is stored; a 2×2 backward routes sixteen windows at a time at the CPU's
-//! full vector width ([`WindowBlock`]). burn-flex's general pooling kernel (any window, stride,
-//! padding and dilation, with 64-bit indices) took 2.2–2.6 ms forward and backward for LeNet-5's
-//! first pooling at batch 128 on the project's machine, about a sixth of the training step; this
-//! kernel 0.64–0.72 ms. Routing blocks took the backward alone from 0.81–0.91 to 0.35–0.40 ms
-//! (another, slower machine of that kind; docs/performance.md).
+//! full vector width ([`WindowBlock`]). burn-flex's general pooling kernel handles any window,
+//! stride, padding and dilation with 64-bit indices, and on LeNet-5 it was a large share of the
+//! training step (docs/performance.md has the measurements).
 //!
 //! **Same bits as burn's `max_pool2d`** by construction, forward and backward: max pooling only
 //! selects values, and the arg max follows burn-flex's rule (the first maximum in row-major
@@ -32,24 +30,18 @@ use burn::backend::{
     Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor,
 };
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 use sparselab_core::fused::elements;
 use sparselab_core::widest;
 
 /// `k×k` max pooling with stride `k` of `x` `[N, C, H, W]`: `[N, C, ⌊H/k⌋, ⌊W/k⌋]`.
 pub fn max_pool(x: Tensor<4>, k: usize) -> Tensor<4> {
-    if runs_kernel(&x) && k > 0 {
+    if super::runs_kernel(&x) && k > 0 {
         Tensor::from_dispatch(<Dispatch as MaxPoolBackend>::max_pool(x.into_dispatch(), k))
     } else {
         burn::tensor::module::max_pool2d(x, MaxPoolOptions::new([k, k]).with_stride([k, k]))
     }
-}
-
-/// Whether [`max_pool`] runs sparselab's kernel on `x` (an f32 tensor on flex, with or without
-/// autodiff) rather than burn's op.
-pub(crate) fn runs_kernel(x: &Tensor<4>) -> bool {
-    x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32
 }
 
 /// The pooling kernels as a backend extension: flex runs them, autodiff differentiates them.
@@ -355,6 +347,7 @@ impl<B: MaxPoolBackend, C: CheckpointStrategy> MaxPoolBackend for Autodiff<B, C>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
     use proptest::prelude::*;
 
     /// Values with many ties (and ±0, NaN), so the arg-max rule is exercised.
@@ -414,8 +407,8 @@ mod tests {
     #[test]
     fn flex_takes_the_extension() {
         let x = |device: &Device| Tensor::<4>::zeros([1, 1, 2, 2], device);
-        assert!(runs_kernel(&x(&Device::flex())));
-        assert!(runs_kernel(&x(&Device::flex().autodiff())));
+        assert!(super::super::runs_kernel(&x(&Device::flex())));
+        assert!(super::super::runs_kernel(&x(&Device::flex().autodiff())));
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::from_data(
             TensorData::new(vec![1.0f32, 3.0, 2.0, 0.0], [1, 1, 2, 2]),

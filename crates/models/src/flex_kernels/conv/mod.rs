@@ -14,9 +14,9 @@
 //! gradients) and [`transpose`] for its transposed convolution (the input gradient). Which path
 //! flex would take is decided by [`flex_path`], flex's own rule; every other case (stride 2, 1×1,
 //! flex's tiled transposed path) runs flex's op. The bias gradient is flex's own sum over a
-//! matrix sparselab lays out on both cores ([`bias_grad`]). For LeNet-5 at batch 128 the
-//! five operations took 0.8–2.3 ms each in flex, mostly in copies around the matrix products and
-//! on one thread (docs/performance.md). Other backends (WGPU) and padding burn computes per input
+//! matrix sparselab lays out on both cores ([`bias_grad`]). flex spends most of these operations'
+//! time in copies around the matrix products and on one thread (docs/performance.md). Other
+//! backends (WGPU) and padding burn computes per input
 //! (`Same`) use burn's `Conv2d::forward`. Property tests compare values and gradients with burn's
 //! op bit for bit.
 
@@ -26,7 +26,7 @@ mod im2col;
 mod scratch;
 mod transpose;
 
-use crate::max_pool::runs_kernel;
+use super::runs_kernel;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -30,7 +30,23 @@ thread_local! {
 /// Runs `f` with every [`widest`] kernel on this thread compiled for the baseline target only:
 /// the reference the wide variants are tested against, and the baseline of their speed-up.
 pub fn with_baseline<T>(f: impl FnOnce() -> T) -> T {
-    crate::fused::with_flag(&BASELINE_ONLY, f)
+    with_flag(&BASELINE_ONLY, f)
+}
+
+/// Runs `f` with the thread-local `flag` set, restoring its previous value afterwards, also
+/// when `f` panics.
+pub(crate) fn with_flag<T>(
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            self.0.with(|c| c.set(self.1));
+        }
+    }
+    let _restore = Restore(flag, flag.with(|c| c.replace(true)));
+    f()
 }
 
 /// The vector units [`widest`] may pick, widest first.
