@@ -25,7 +25,7 @@ use sparselab::runner::experiment::RunConfig;
 use sparselab::runner::jobs::on_all_cores;
 use sparselab::runner::resolve::{RunTables, resolve};
 use sparselab::runner::schedule::TrainConfig;
-use sparselab::runner::train::Trainee;
+use sparselab::runner::trainee::Trainee;
 use sparselab::topology::{MaskedEntries, TopologyContext};
 
 /// A topology's defaults with a short update interval and sparsity 0.8 where it has those keys.

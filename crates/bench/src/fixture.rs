@@ -10,7 +10,7 @@ use sparselab_models::{Architecture, InputShape, Model};
 use sparselab_optimizers::SparseOptimizer;
 use sparselab_runner::experiment::RunConfig;
 use sparselab_runner::resolve::{RunTables, resolve};
-use sparselab_runner::train::Trainee;
+use sparselab_runner::trainee::Trainee;
 use std::time::Instant;
 
 /// The benchmarked model.

@@ -5,11 +5,12 @@
 //!   with stable ids ([`run_id`]).
 //! - [`resolve`]: plain method data → live methods, the one place this happens and where every
 //!   rule between components lives.
-//! - [`train`]: one run, step by step (see the module docs for the data flow of a step), on the
-//!   compute pools of [`jobs`] ([`float_mode`]: their floating-point mode).
+//! - [`trainee`]: a run's live model and methods and one training step (the module docs give
+//!   its data flow); [`train`]: a run's epochs, evaluation and metrics, on the compute pools of
+//!   [`jobs`] ([`float_mode`]: their floating-point mode); [`sphere_report`]: the end-of-run
+//!   analysis of optimisers that declare Lp spheres.
 //! - [`store`]: `results/<ablation>/<run-id>/`, atomic writes, resume.
 //! - [`figure`], [`table`]: paper-style figures (SVG + PNG) and Markdown/CSV tables;
-//!   [`sphere_report`]: measured vs predicted Hoyer sparsity of Lp-sphere layers;
 //!   [`similarity`]: mean inter-layer CKA per stage after every epoch.
 //! - [`ablate`]: all of it for one named ablation ([`jobs`]: several runs at once).
 
@@ -32,6 +33,7 @@ pub mod sphere_report;
 pub mod store;
 pub mod table;
 pub mod train;
+pub mod trainee;
 
 pub use ablate::{Options, ablate, plot};
 pub use device::DeviceChoice;

@@ -9,7 +9,7 @@
 //! piecewise-constant schedule), and returns the resolved plain data (what a run records and
 //! hashes) together with the live methods ([`Resolved`]). Experiment loading
 //! ([`crate::spec::load`]) resolves every arm at every sweep point to validate it and keeps the
-//! plain data; training ([`crate::train::Trainee::new`]) resolves a run's stored configuration
+//! plain data; training ([`crate::trainee::Trainee::new`]) resolves a run's stored configuration
 //! and keeps the live methods; `cargo xtask bench` does the same. So a method that loads is a
 //! method that trains and benchmarks, and no rule can be skipped by one of them.
 

@@ -9,7 +9,9 @@
 
 use crate::aggregate::{RunResult, groups};
 use crate::record::{SphereLayer, Status};
+use crate::trainee::Trainee;
 use sparselab_core::ParamInfo;
+use sparselab_core::param::host_values;
 use sparselab_core::rng::stream;
 use sparselab_metrics::gamma_hoyer::{closed_form, fit_shape, monte_carlo};
 use sparselab_metrics::hoyer::layer_hoyer;
@@ -17,6 +19,26 @@ use sparselab_metrics::stats::summarize;
 
 /// Monte Carlo draws per estimate (each draw is one unit of n weights).
 const DRAWS: usize = 200;
+
+/// The report for a trained run: every layer its optimiser declares on a sphere
+/// ([`Trainee::sphere_exponents`]); empty when it declares none.
+pub fn of_trainee(trainee: &Trainee, seed: u64) -> Vec<SphereLayer> {
+    let constrained: Vec<(&ParamInfo, f64)> = (trainee.table().iter())
+        .zip(trainee.sphere_exponents())
+        .filter_map(|(info, p)| p.map(|p| (info, p)))
+        .collect();
+    if constrained.is_empty() {
+        return Vec::new();
+    }
+    let ids: Vec<_> = constrained.iter().map(|(i, _)| i.id).collect();
+    let values = host_values(trainee.model(), &ids);
+    let layers: Vec<(&ParamInfo, f64, &[f32])> = constrained
+        .iter()
+        .zip(&values)
+        .map(|((info, p), v)| (*info, *p, v.as_slice()))
+        .collect();
+    sphere_report(&layers, seed)
+}
 
 /// The report for `layers`: `(description, p, host values)` of every constrained weight tensor.
 pub fn sphere_report(layers: &[(&ParamInfo, f64, &[f32])], seed: u64) -> Vec<SphereLayer> {
