@@ -1,5 +1,5 @@
-//! Support recovery on a synthetic sparse linear regression (SPEC.md §1.1, issue: compressed
-//! sensing): does the method find exactly the true non-zero weights?
+//! Support recovery on a synthetic sparse linear regression (SPEC.md §1.1, compressed sensing):
+//! does the method find exactly the true non-zero weights?
 //!
 //! `y = X·w* + ε` with `d = 64` features of which `k = 6` are non-zero (±1…±2), `n = 256` Gaussian
 //! samples, noise σ = 0.5, fixed seeds. Both methods minimise `(1/2n)‖Xw − y‖² + λψ(w)` by

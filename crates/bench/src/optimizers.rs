@@ -149,9 +149,9 @@ pub struct VsSgd {
 
 /// Measures `case` against `sgd` in alternating rounds ([`alternating_ratios`]) of
 /// [`RESTART_EVERY`] steps each, training step and update in separate rounds. The same pairing
-/// as the PyTorch rows and for the same reason: the criterion means of two cases are taken minutes apart, and drift on a shared machine moved
-/// such a ratio by ±20 % (ProxSGD without a regulariser, whose update is SGD's, read 1.16×,
-/// 1.39× and 0.97× of SGD's update in three benches).
+/// as the PyTorch rows and for the same reason: the criterion means of two cases are taken
+/// minutes apart, and drift on a shared machine moves such a ratio by more than the differences
+/// measured.
 fn paired_with_sgd(sgd: &mut CaseSteps, case: &mut CaseSteps) -> VsSgd {
     let mut out = VsSgd::default();
     for (timed, ratios) in [

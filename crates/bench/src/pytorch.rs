@@ -23,9 +23,8 @@ const PAIRED_ROUNDS: usize = 5;
 /// Each side's step in a round is the **median** over that round's samples, and the ratio is the
 /// **median over rounds** of the round's ratio (PyTorch's step ÷ sparselab's step in the same
 /// round). Both are medians because the machines this runs on are shared: a stretch of
-/// interference slows a few samples or one round of one side (a PyTorch round read 28.6 ms
-/// between rounds of 18.3 and 13.8 ms), which moves a mean, and so a ratio of means, by as much
-/// as the difference being measured. The same estimator serves both sides.
+/// interference slows a few samples or one round of one side, which moves a mean, and so a ratio
+/// of means, by as much as the difference being measured. The same estimator serves both sides.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PairedBench {
     /// Model.

@@ -220,7 +220,7 @@ impl ElementMap for Weights {
 /// for none). The maximum is exact in any order, so it is kept over 16 lanes side by side, block
 /// by block while each block is in L1: a map loop, then a max loop, each of which vectorises
 /// (in one loop, the compiler spilled the new values to the stack and reloaded them, and the
-/// pass cost as much as the optimiser's and the prox's together; measured). Call it inside
+/// pass cost as much as the optimiser's and the prox's together). Call it inside
 /// [`widest!`] with `f` moved in.
 #[inline(always)]
 fn update_largest(values: &mut [f32], others: &[f32], f: impl Fn(f32, f32) -> f32 + Copy) -> f32 {

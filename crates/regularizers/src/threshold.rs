@@ -95,9 +95,8 @@ impl Lazy {
 
 /// Up to [`Factors::FUSED`] pending factors of a [`Lazy`] θ as one product chain
 /// `((x·a₁)·a₂)·a₃`, the missing ones 1: `x·1 = x` exactly, so the chain rounds as the factors'
-/// separate `mul_scalar`s do, in one pass over a chunk instead of one pass per factor. Measured
-/// (LeNet-300-100's three weights, hot cache, old and new binaries alternating): the prox with a
-/// stored θ and two factors 66 → 44 µs (20 with a scalar θ), reweighted ℓ1's 107 → 85 µs.
+/// separate `mul_scalar`s do, in one pass over a chunk instead of one pass per factor
+/// (docs/performance.md has what that saves).
 #[derive(Clone, Copy, Debug)]
 pub struct Factors([f32; Factors::FUSED]);
 

@@ -17,8 +17,8 @@ pub struct Env {
     /// rustc that built the binary.
     pub rustc: String,
     /// Build: `debug` (unoptimised) or `opt-level N` with `, debug assertions` when they are on
-    /// (the workspace's one profile is `opt-level 3, debug assertions`; results before issue #11
-    /// say `debug`, meaning optimised dependencies and opt-level 1 for sparselab's crates).
+    /// (the workspace's one profile is `opt-level 3, debug assertions`; older results say
+    /// `debug`, meaning optimised dependencies and opt-level 1 for sparselab's crates).
     pub profile: String,
     /// `git rev-parse HEAD` of the working tree, if it is a git checkout.
     pub git_commit: Option<String>,

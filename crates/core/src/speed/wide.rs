@@ -7,7 +7,8 @@
 //! step ([`crate::fused::map_in_place`]), the proxes' soft-threshold loops, the threshold maps,
 //! the group lasso's Newton solve and [`crate::powf`] run 16 or 8 lanes at a time instead of 4.
 //!
-//! Three ways a kernel silently stays narrow inside [`widest`] (each measured, 1.8–20× slower):
+//! Three ways a kernel silently stays narrow inside [`widest`] (each several times slower;
+//! docs/performance.md has the measurements):
 //! a call the compiler does not inline, such as `Iterator::for_each` over a long `zip` chain
 //! (write a `for` loop) or a closure called through a reference (`&mut F`: pass `Copy` closures
 //! by value); data reached through references the loop might write (move slices and scalars
