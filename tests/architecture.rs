@@ -18,11 +18,25 @@ fn dependencies(name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The research crates: each depends on `core` and on what its line of [`crate_dependencies_point_down`] adds.
+const RESEARCH: [&str; 7] = [
+    "data",
+    "models",
+    "regularizers",
+    "optimizers",
+    "topology",
+    "losses",
+    "metrics",
+];
+
 /// Architecture Invariant: dependencies point down. `core` depends on no sparselab crate; each
 /// research crate depends only on `core` (optimisers also on regularizers, whose prox they
-/// apply; loss terms also on metrics, whose CKA they differentiate); only the runner composes them. A new crate must be placed here.
+/// apply; loss terms also on metrics, whose CKA they differentiate); only the runner composes
+/// them, and only the bench builds on the runner. A new crate must be placed here.
 #[test]
 fn crate_dependencies_point_down() {
+    let research: Vec<&str> = std::iter::once("core").chain(RESEARCH).collect();
+    let bench: Vec<&str> = research.iter().copied().chain(["runner"]).collect();
     let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("core", &[][..]),
         ("data", &["core"][..]),
@@ -32,31 +46,8 @@ fn crate_dependencies_point_down() {
         ("topology", &["core"][..]),
         ("losses", &["core", "metrics"][..]),
         ("metrics", &["core"][..]),
-        (
-            "runner",
-            &[
-                "core",
-                "data",
-                "models",
-                "regularizers",
-                "optimizers",
-                "topology",
-                "losses",
-                "metrics",
-            ][..],
-        ),
-        (
-            "bench",
-            &[
-                "core",
-                "data",
-                "models",
-                "regularizers",
-                "optimizers",
-                "topology",
-                "runner",
-            ][..],
-        ),
+        ("runner", &research[..]),
+        ("bench", &bench[..]),
     ]);
     let crates: Vec<String> = std::fs::read_dir(root().join("crates"))
         .unwrap()
@@ -140,6 +131,109 @@ fn methods_never_read_parameter_names() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The non-test code of a Rust file (everything before its `#[cfg(test)]` module).
+fn code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split("#[cfg(test)]").next().unwrap_or("").to_string()
+}
+
+/// Architecture Invariant: only `data` (datasets), `runner` (the results store, figures),
+/// `bench` and `xtask` touch the filesystem. Methods, models, metrics and the shared
+/// vocabulary compute; they never read or write files.
+#[test]
+fn only_data_runner_and_bench_touch_the_filesystem() {
+    for krate in std::iter::once("core")
+        .chain(RESEARCH)
+        .filter(|c| *c != "data")
+    {
+        let mut files = Vec::new();
+        rust_files(&root().join("crates").join(krate).join("src"), &mut files);
+        for f in files {
+            let text = code(&f);
+            for io in ["std::fs", "fs::", "File::", "OpenOptions", "include_bytes!"] {
+                assert!(
+                    !text.contains(io),
+                    "{} uses `{io}`: only data, runner and bench touch files",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
+/// The files of the methods a crate registers (`Entry::of::<... crate::<file>::...>` lines of
+/// its `registry.rs`).
+fn method_files(krate: &str) -> Vec<PathBuf> {
+    let src = root().join("crates").join(krate).join("src");
+    let registry = std::fs::read_to_string(src.join("registry.rs")).unwrap();
+    let mut files: Vec<PathBuf> = registry
+        .lines()
+        .filter(|l| l.contains("Entry::of::<"))
+        .filter_map(|l| l.split("crate::").nth(1)?.split("::").next())
+        .map(|module| src.join(format!("{module}.rs")))
+        .collect();
+    files.sort();
+    files.dedup();
+    assert!(
+        !files.is_empty(),
+        "{krate} registers methods in registry.rs"
+    );
+    files
+}
+
+/// Architecture Invariant: a method is written against the method-facing API: `Lane` and
+/// `elementwise!` for its updates, the prox machinery and the host passes' functions for its
+/// proxes. It never writes an in-place pass itself (`core::speed`'s primitives: in-place
+/// passes, per-unit folds, vectorised powers, vector-width dispatch); a method with a
+/// hand-written in-place form keeps it in a file of its own (`lpsgd/fused.rs`). So a new method
+/// is one file and one registration line, and its author never opens `core/src/speed`,
+/// `regularizers/src/host` or `models/src/flex_kernels`.
+#[test]
+fn method_files_never_call_the_speed_layer() {
+    let speed = [
+        "sparselab_core::fused",
+        "sparselab_core::wide",
+        "sparselab_core::units",
+        "sparselab_core::powf",
+        "sparselab_core::speed",
+        "update_in_place",
+        "map_in_place",
+        "widest!",
+    ];
+    for krate in ["optimizers", "regularizers", "topology", "losses"] {
+        for f in method_files(krate) {
+            let text = code(&f);
+            for s in speed {
+                assert!(
+                    !text.contains(s),
+                    "{}: a method file calls the speed layer (`{s}`); use `elementwise!` or move the in-place form to a file of its own",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
+/// Architecture Invariant: every registry lives in a `registry.rs` of its own, apart from its
+/// trait, so no method crate has an import loop (a method file imports the trait; the registry
+/// imports the methods).
+#[test]
+fn registries_live_apart_from_their_traits() {
+    for krate in ["optimizers", "regularizers", "topology", "losses", "models"] {
+        let mut files = Vec::new();
+        rust_files(&root().join("crates").join(krate).join("src"), &mut files);
+        for f in files {
+            let defines_registry =
+                code(&f).contains("fn registry()") || code(&f).contains("models! {");
+            assert!(
+                !defines_registry || f.ends_with("registry.rs"),
+                "{}: the registry belongs in registry.rs",
+                f.display()
+            );
         }
     }
 }

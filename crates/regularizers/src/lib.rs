@@ -9,7 +9,7 @@
 //! Members (one file each): [`l1`], [`reweighted_l1`], [`group_lasso`].
 
 pub mod group_lasso;
-mod host_prox;
+mod host;
 pub mod l1;
 pub mod prox;
 mod registry;

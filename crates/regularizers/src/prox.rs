@@ -7,7 +7,7 @@
 //! ([`Threshold`]), which is how reweighted and accumulated (dual-averaging) thresholds are
 //! expressed. [`group_prox_diagonal`] solves the group prox in a diagonal metric (ProxSSI).
 
-use crate::host_prox::{TINY, group_prox_diagonal_in_place, group_soft_threshold_in_place};
+use crate::host::{TINY, group_prox_diagonal_in_place, group_soft_threshold_in_place};
 use crate::threshold::Lazy;
 pub use crate::threshold::Threshold;
 use burn::tensor::{Tensor, TensorData};
@@ -129,7 +129,7 @@ pub fn group_norms(z: &Tensor<4>, layout: Layout) -> (Tensor<4>, usize) {
 /// Group soft-thresholding: `z_g ← max(0, 1 − θ√|g|/‖z_g‖)·z_g`, exactly 0 when
 /// `‖z_g‖ ≤ θ√|g|`. A per-element θ is averaged over each group.
 ///
-/// With a scalar θ on flex it runs on the host ([`crate::host_prox`]), bit for bit these
+/// With a scalar θ on flex it runs on the host ([`crate::host`]), bit for bit these
 /// tensor ops.
 pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> Tensor<4> {
     let z = match theta {
@@ -169,7 +169,7 @@ pub fn group_soft_threshold(z: Tensor<4>, layout: Layout, theta: &Threshold) -> 
 /// suffice. With `s_i = (d_i z_i)²`: `‖x‖² = Σ s_i/(d_i + μ)²`,
 /// `f'(μ) = ‖x‖ − μ·Σ s_i/(d_i + μ)³ / ‖x‖`.
 ///
-/// On flex the whole solve runs on the host ([`crate::host_prox`]), bit for bit these
+/// On flex the whole solve runs on the host ([`crate::host`]), bit for bit these
 /// tensor ops.
 pub fn group_prox_diagonal(
     z: Tensor<4>,

@@ -25,14 +25,14 @@
 //! the reported penalty uses the current magnitudes in place of the moving average (its
 //! fixed point), so it needs no optimiser state.
 
+use crate::host::moving_average_in_place;
 use crate::prox::soft_threshold;
 use crate::regularizer::Regularizer;
-use crate::threshold::{ElementMap, Factors, Lazy, Threshold};
+use crate::threshold::{ElementMap, Factors, Lazy, Threshold, fill_each};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sparselab_core::config::{check_non_negative, check_positive};
-use sparselab_core::widest;
-use sparselab_core::{ConfigError, FromConfig, Layout, Validate, Weight, fused};
+use sparselab_core::{ConfigError, FromConfig, Layout, Validate, Weight};
 use std::sync::Arc;
 
 /// How magnitudes are pooled before reweighting.
@@ -122,10 +122,9 @@ impl ReweightedL1 {
     }
 
     /// [`Regularizer::reweight`] of the unstructured mode as one pass over memory on flex
-    /// ([`fused`]): the moving average in place, with its maximum; the weights `r` stay a map of
-    /// the average ([`Weights`]) that the prox evaluates in its own pass. Bit for bit the
-    /// tensor-op form (the maximum of f32 values is exact in any order). `Err` gives the state
-    /// back for the tensor-op form (other backends, pooled modes).
+    /// ([`moving_average_in_place`], with its maximum); the weights `r` stay a map of the average
+    /// ([`Weights`]) that the prox evaluates in its own pass. Bit for bit the tensor-op form.
+    /// `Err` gives the state back for the tensor-op form (other backends, pooled modes).
     // `Err` hands the state back by value once per parameter and step: boxing it would only
     // add an allocation.
     #[allow(clippy::type_complexity, clippy::result_large_err)]
@@ -138,24 +137,7 @@ impl ReweightedL1 {
         if self.host_groups(w).0 != 1 {
             return Err(state);
         }
-        let (k, fresh) = (keep as f32, (1.0 - keep) as f32);
-        let mut max = f32::NEG_INFINITY;
-        // A₀ = 0, so the first average is (1 − keep)·|w|, written into a copy of w.
-        let first = state.is_none();
-        let average = fused::update_in_place(
-            [state.unwrap_or_else(|| w.value.clone())],
-            [&w.value],
-            |[a], [w]| {
-                let (a, w): (&mut [f32], &[f32]) = (a, w);
-                max = if first {
-                    widest!(update_largest(a, w, move |_, w| w.abs() * fresh))
-                } else {
-                    widest!(update_largest(a, w, move |a, w| a * k + w.abs() * fresh))
-                };
-            },
-        )
-        .map_err(|[a]| (!first).then_some(a))?;
-        let [average] = average;
+        let (average, max) = moving_average_in_place(state, &w.value, keep)?;
         let floor = 1e-30f32;
         let weights = Weights {
             max: if max > floor { max } else { floor },
@@ -204,44 +186,12 @@ impl ElementMap for Weights {
             (self.max_factor - 1.0) as f32,
             self.max_factor as f32,
         );
-        widest!(
-            out.iter_mut()
-                .zip(a)
-                .for_each(|(r, a)| *r = factors.apply((1.0 / ((a / max) * m1 + 1.0)) * m))
-        );
+        fill_each(out, a, factors, move |a| (1.0 / ((a / max) * m1 + 1.0)) * m);
     }
 
     fn tensor(&self, a: Tensor<4>) -> Tensor<4> {
         weights_of_ratio(a.div_scalar(self.max), self.max_factor, 1.0)
     }
-}
-
-/// `values[i] ← f(values[i], others[i])` for every element, returning the largest new value (−∞
-/// for none). The maximum is exact in any order, so it is kept over 16 lanes side by side, block
-/// by block while each block is in L1: a map loop, then a max loop, each of which vectorises
-/// (in one loop, the compiler spilled the new values to the stack and reloaded them, and the
-/// pass cost as much as the optimiser's and the prox's together). Call it inside
-/// [`widest!`] with `f` moved in.
-#[inline(always)]
-fn update_largest(values: &mut [f32], others: &[f32], f: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
-    const LANES: usize = sparselab_core::wide::LANES;
-    const BLOCK: usize = 64 * LANES;
-    let largest = |m: f32, v: f32| if v > m { v } else { m };
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let mut max = f32::NEG_INFINITY;
-    for (block, others) in values.chunks_mut(BLOCK).zip(others.chunks(BLOCK)) {
-        for (v, o) in block.iter_mut().zip(others) {
-            *v = f(*v, *o);
-        }
-        let mut vectors = block.chunks_exact(LANES);
-        for vector in &mut vectors {
-            for (m, v) in lanes.iter_mut().zip(vector) {
-                *m = largest(*m, *v);
-            }
-        }
-        max = vectors.remainder().iter().copied().fold(max, largest);
-    }
-    lanes.into_iter().fold(max, largest)
 }
 
 /// The log penalty `Σ_g n_g·c·M·ε·log(1 + A_g/ε)`, `ε = max A/(M − 1)`, of pooled magnitudes

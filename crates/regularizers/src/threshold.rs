@@ -19,12 +19,23 @@ use std::sync::Arc;
 /// (inside a fused pass) and as tensor ops (any backend).
 pub trait ElementMap: fmt::Debug + Send + Sync {
     /// `out[i] = factors.apply(f(t[i]))`, with the f32 operations of [`ElementMap::tensor`] in
-    /// its order, then the factors (called inside a fused pass through a trait object: run the
-    /// loop in [`sparselab_core::wide::widest`] so it vectorises for the CPU's vector unit).
+    /// its order, then the factors: call [`fill_each`] with `f` (it runs the loop at the CPU's
+    /// widest vector unit).
     fn fill(&self, t: &[f32], factors: Factors, out: &mut [f32]);
 
     /// `f(t)` as tensor ops.
     fn tensor(&self, t: Tensor<4>) -> Tensor<4>;
+}
+
+/// `out[i] = factors.apply(f(t[i]))` for every element, at the CPU's widest vector unit: the
+/// loop every [`ElementMap::fill`] runs, with its map `f` moved in.
+#[inline(always)]
+pub fn fill_each(out: &mut [f32], t: &[f32], factors: Factors, f: impl Fn(f32) -> f32 + Copy) {
+    widest!(
+        out.iter_mut()
+            .zip(t)
+            .for_each(|(o, t)| *o = factors.apply(f(*t)))
+    );
 }
 
 /// `1/t`, the map of a threshold that is inversely proportional to a metric (`λθ/d`).
@@ -33,11 +44,7 @@ pub struct Reciprocal;
 
 impl ElementMap for Reciprocal {
     fn fill(&self, t: &[f32], factors: Factors, out: &mut [f32]) {
-        widest!(
-            out.iter_mut()
-                .zip(t)
-                .for_each(|(o, t)| *o = factors.apply(1.0 / t))
-        );
+        fill_each(out, t, factors, |t| 1.0 / t);
     }
 
     fn tensor(&self, t: Tensor<4>) -> Tensor<4> {

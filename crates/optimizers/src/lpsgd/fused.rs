@@ -26,10 +26,12 @@
 //! (tested: within 1e-5 of each array's largest magnitude after three steps), and a run gives
 //! the same bits with any number of threads and at any vector width.
 
+use burn::tensor::Tensor;
 use rayon::prelude::*;
+use sparselab_core::fused::update_in_place;
 use sparselab_core::powf::Power;
 use sparselab_core::units::{Largest, Sum};
-use sparselab_core::{Lane, Units};
+use sparselab_core::{Lane, Units, Weight};
 use std::cell::RefCell;
 
 /// The floor under a norm before it divides (the tensor-op form's `clamp_min`).
@@ -229,4 +231,264 @@ fn primal_parts(
         })
         .collect();
     units.merge::<Sum>(sums)
+}
+
+/// The operands of one step, handed back when the in-place form does not apply.
+pub(super) struct Operands<const D: usize> {
+    pub(super) tensor: Tensor<D>,
+    pub(super) grad: Tensor<D>,
+    pub(super) velocity: Option<Tensor<D>>,
+}
+
+/// The sphere step in place on the CPU backend, or its operands back on another backend.
+pub(super) fn step_in_place<const D: usize>(
+    step: &SphereStep,
+    operands: Operands<D>,
+) -> Result<(Tensor<D>, Option<Tensor<D>>), Box<Operands<D>>> {
+    let units = {
+        let w = Weight::from_tensor(operands.tensor.clone());
+        Units::new(w.value.dims(), w.layout.output_axis())
+    };
+    let Operands {
+        tensor,
+        grad,
+        velocity,
+    } = operands;
+    // The buffer is updated in place; on the first step (and without momentum) it starts as
+    // a copy of the gradient.
+    let fresh = velocity.is_none() || step.momentum <= 0.0;
+    let (buf, kept) = match velocity {
+        Some(v) if !fresh => (v, None),
+        other => (grad.clone(), other),
+    };
+    match update_in_place([tensor, buf], [&grad], |[w, buf], [g]| {
+        sphere_step(step, &units, w, buf, g);
+    }) {
+        Ok([next, buf]) => Ok((next, (step.momentum > 0.0).then_some(buf))),
+        Err([tensor, buf]) => Err(Box::new(Operands {
+            tensor,
+            grad,
+            velocity: if fresh { kept } else { Some(buf) },
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{config, linear};
+    use super::super::{LpSgd, LpSgdConfig};
+    use crate::sgd::SgdState;
+    use burn::optim::Optimizer;
+    use burn::tensor::{Device, Tensor, TensorData};
+    use proptest::prelude::*;
+
+    /// `steps` of `opt` from a weight of shape `dims`, in order: (weights, velocity) bits.
+    fn trajectory<const D: usize>(
+        opt: &LpSgd,
+        w: Tensor<D>,
+        grads: &[Tensor<D>],
+        lr: f64,
+    ) -> Vec<(Vec<u32>, Option<Vec<u32>>)> {
+        let bits = |t: &Tensor<D>| -> Vec<u32> {
+            t.clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32")
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        let (mut w, mut state) = (w, None);
+        let mut out = Vec::new();
+        for g in grads {
+            let (next, s) = opt.step(lr, w, g.clone(), state);
+            let s: Option<SgdState<D>> = s;
+            out.push((
+                bits(&next),
+                s.as_ref().and_then(|s| s.velocity.as_ref()).map(bits),
+            ));
+            (w, state) = (next, s);
+        }
+        out
+    }
+
+    /// Two trajectories at sphere exponent `p` agree to float rounding: every step's dual entries
+    /// `v = sign(w)·|w|^{p−1}` within `1e-5·s + f` of each other, with `s` the largest dual
+    /// magnitude in the array (a unit's dual has q-norm 1); the velocities the same way, with
+    /// their own `s` and `f = 0`.
+    ///
+    /// Compared in the dual, not in `w`: a small entry is the difference of `(1 − η)·v` and
+    /// `η·ĝ`, which cancel, so either form's rounding (a few ulp of the larger terms) is large
+    /// relative to the entry. The primal map `w = |v|^{1/(p−1)}` then scales that error by
+    /// `|v|^{(2−p)/(p−1)}/(p−1)`, unbounded near 0 for p > 2: at p = 3 a dual difference of
+    /// 2.4e-8 (one ulp of the row's largest entry, 0.41) became 7e-6 in a weight of 1.7e-3,
+    /// 1.1e-5 of the row's largest weight (seed 666 of the property test, 5×5 filters).
+    ///
+    /// `f` is where storing `w` rather than `v` loses entries (see the module doc): the dual of
+    /// the smallest positive f32 is `v₀ = 2^{−149(p−1)}`, 1.4e-3 at p = 1.063, so a dual entry
+    /// near `v₀` comes back as 0 in one form and `v₀` in the other (seed 493, p = 1.063). The
+    /// difference then decays by `1 − η` a step, and each step can add another `v₀`: `f` is
+    /// `v₀` times the number of steps. It is below 1e-22 for p ≥ 1.5.
+    ///
+    /// Not compared: which entries are exactly 0. `(1 − η)·v − η·ĝ` can cancel exactly in one form
+    /// and leave a few ulp in the other (a dual of 0 against 1.6e-9, p = 2.5, seed 312). Zeros that
+    /// must stay zero (an entry zero in the weight and in every gradient) are checked as such by
+    /// [`structural_zeros_stay`].
+    fn close(
+        p: f64,
+        a: &[(Vec<u32>, Option<Vec<u32>>)],
+        b: &[(Vec<u32>, Option<Vec<u32>>)],
+    ) -> bool {
+        let near = |x: &[f64], y: &[f64], floor: f64| {
+            let scale = y.iter().map(|y| y.abs()).fold(0.0, f64::max);
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(x, y)| (x - y).abs() <= 1e-5 * scale + floor)
+        };
+        let value = |b: &u32| f64::from(f32::from_bits(*b));
+        let dual = |w: &[u32]| -> Vec<f64> {
+            w.iter()
+                .map(|b| value(b).signum() * value(b).abs().powf(p - 1.0))
+                .collect()
+        };
+        let plain = |v: &[u32]| -> Vec<f64> { v.iter().map(value).collect() };
+        let floor = a.len() as f64 * f64::from(f32::from_bits(1)).powf(p - 1.0);
+        a.len() == b.len()
+            && a.iter().zip(b).all(|((wa, va), (wb, vb))| {
+                near(&dual(wa), &dual(wb), floor)
+                    && match (va, vb) {
+                        (Some(va), Some(vb)) => near(&plain(va), &plain(vb), 0.0),
+                        (None, None) => true,
+                        _ => false,
+                    }
+            })
+    }
+
+    /// Every weight and velocity entry whose index is `3 mod 11` (where the property test's
+    /// weight and gradients are all zero) is exactly 0 after every step.
+    fn structural_zeros_stay(t: &[(Vec<u32>, Option<Vec<u32>>)]) -> bool {
+        let zero = |x: &[u32]| {
+            x.iter()
+                .enumerate()
+                .all(|(i, b)| i % 11 != 3 || f32::from_bits(*b) == 0.0)
+        };
+        t.iter()
+            .all(|(w, v)| zero(w) && v.as_deref().is_none_or(zero))
+    }
+
+    fn tensor<const D: usize>(values: &[f32], dims: [usize; D]) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(values.to_vec(), dims), &Device::flex())
+    }
+
+    /// A unit whose weights and gradients are all zero stays zero in both forms (its `v` is 0:
+    /// the in-place form's scale `S^{−1/p}` would be infinite, the tensor-op form's norm is
+    /// floored), while the other units take their normal step.
+    #[test]
+    fn an_all_zero_unit_stays_zero_in_both_forms() {
+        let opt = LpSgd::new(&config(1.3), Some(1.3));
+        // Units are columns: column 1 is zero in the weight and in every gradient.
+        let w = linear(&[0.5, 0.0, -0.2, 0.0, 0.7, 0.0], 2);
+        let gs: Vec<Tensor<2>> = (0..3)
+            .map(|k| linear(&[0.1 * k as f32 - 0.1, 0.0, 0.3, 0.0, -0.2, 0.0], 2))
+            .collect();
+        let fused = trajectory(&opt, w.clone(), &gs, 0.1);
+        let ops = sparselab_core::fused::with_tensor_ops(|| trajectory(&opt, w, &gs, 0.1));
+        assert!(close(1.3, &fused, &ops), "{fused:?}\nvs\n{ops:?}");
+        for (w, _) in &fused {
+            let w: Vec<f32> = w.iter().map(|b| f32::from_bits(*b)).collect();
+            assert!(w.iter().skip(1).step_by(2).all(|x| *x == 0.0), "{w:?}");
+            assert!(
+                w.iter().step_by(2).all(|x| x.is_finite() && *x != 0.0),
+                "{w:?}"
+            );
+        }
+    }
+
+    /// The in-place step cuts its work into pieces that do not depend on the thread count, so
+    /// one thread and three give the same bits (what `--jobs` needs), on a layer large enough to
+    /// be cut (784×300, LeNet-300-100's first layer); and so does the baseline vector width.
+    #[test]
+    fn the_in_place_step_gives_the_same_bits_on_any_number_of_threads() {
+        let opt = LpSgd::new(&config(1.2), Some(1.2));
+        let n = 784 * 300;
+        let values = |k: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + k * 104_729) % 2003) as f32 / 1001.0 - 1.0) * 0.05)
+                .collect()
+        };
+        let w = tensor(&values(0), [784, 300]);
+        let gs: Vec<Tensor<2>> = (1..4).map(|k| tensor(&values(k), [784, 300])).collect();
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a pool")
+                .install(|| trajectory(&opt, w.clone(), &gs, 0.1))
+        };
+        let one = on(1);
+        assert_eq!(one, on(3));
+        let baseline = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a pool")
+            .install(|| {
+                sparselab_core::wide::with_baseline(|| trajectory(&opt, w.clone(), &gs, 0.1))
+            });
+        assert_eq!(one, baseline, "the same bits at the baseline vector width");
+        let ops = sparselab_core::fused::with_tensor_ops(|| trajectory(&opt, w.clone(), &gs, 0.1));
+        assert!(close(1.2, &one, &ops));
+        assert_ne!(
+            one, ops,
+            "the in-place form ran (its powers round differently)"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The in-place form (`fused`) computes what the tensor-op form computes, to float
+        /// rounding (its powers are vectorised, not libm's), after every step: for linear weights
+        /// and conv filters (3×3 and 5×5, whose runs are folded in sixteen lanes), p with
+        /// integral exponents (2, 3, 1.5) and without momentum.
+        #[test]
+        fn the_in_place_step_equals_the_tensor_op_step(
+            p in prop_oneof![prop::sample::select(vec![2.0, 3.0, 1.5]), 1.05f64..3.0],
+            momentum in prop::sample::select(vec![0.0, 0.9]),
+            conv in prop::sample::select(vec![None, Some(3usize), Some(5)]),
+            seed in 0u64..1000,
+            lr in 0.01f64..0.5,
+        ) {
+            let opt = LpSgd::new(&LpSgdConfig { momentum, ..config(p) }, Some(p));
+            let values = |n: usize, k: u64| -> Vec<f32> {
+                (0..n)
+                    .map(|i| {
+                        let x = ((i as u64 * 2654435761 + seed * 97 + k * 7919) % 2001) as f32;
+                        if i % 11 == 3 { 0.0 } else { x / 1000.0 - 1.0 }
+                    })
+                    .collect()
+            };
+            match conv {
+                None => {
+                    let dims = [13, 7];
+                    let gs: Vec<Tensor<2>> = (1..4).map(|k| tensor(&values(91, k), dims)).collect();
+                    let w = tensor(&values(91, 0), dims);
+                    let fused = trajectory(&opt, w.clone(), &gs, lr);
+                    let ops = sparselab_core::fused::with_tensor_ops(|| trajectory(&opt, w, &gs, lr));
+                    prop_assert!(close(p, &fused, &ops), "{:?}\nvs\n{:?}", fused, ops);
+                    prop_assert!(structural_zeros_stay(&fused) && structural_zeros_stay(&ops));
+                }
+                Some(k) => {
+                    let dims = [4, 3, k, k];
+                    let n = 12 * k * k;
+                    let gs: Vec<Tensor<4>> = (1..4).map(|s| tensor(&values(n, s), dims)).collect();
+                    let w = tensor(&values(n, 0), dims);
+                    let fused = trajectory(&opt, w.clone(), &gs, lr);
+                    let ops = sparselab_core::fused::with_tensor_ops(|| trajectory(&opt, w, &gs, lr));
+                    prop_assert!(close(p, &fused, &ops), "{:?}\nvs\n{:?}", fused, ops);
+                    prop_assert!(structural_zeros_stay(&fused) && structural_zeros_stay(&ops));
+                }
+            }
+        }
+    }
 }

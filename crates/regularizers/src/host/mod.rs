@@ -1,4 +1,6 @@
-//! The group lasso's proxes (SPEC §1.4) on the host, on the CPU backend:
+//! The regularizers' passes on the host, in place on the CPU backend: the speed layer behind
+//! [`crate::prox`] and [`crate::reweighted_l1`], which no method author needs to open. Here the
+//! group lasso's proxes (SPEC §1.4):
 //! [`group_prox_diagonal`](crate::prox::group_prox_diagonal) (ProxSSI's, the whole Newton solve
 //! over the weight's f32 storage) and
 //! [`group_soft_threshold`](crate::prox::group_soft_threshold) with a scalar θ (every other
@@ -21,8 +23,10 @@ use sparselab_core::{Lane, Layout, Units, fused, widest};
 use std::cell::RefCell;
 
 mod lanes;
+mod magnitudes;
 mod newton;
 
+pub(crate) use magnitudes::moving_average_in_place;
 pub(crate) use newton::TINY;
 use newton::{Root, max_pair, newton_terms, settled, write_group};
 
