@@ -149,6 +149,10 @@ fn main() -> anyhow::Result<()> {
                 only,
             };
             let outcome = sparselab_runner::ablate(&name, &opts)?;
+            let table = outcome.dir.join("table.md");
+            if let Ok(text) = std::fs::read_to_string(&table) {
+                println!("\n{text}");
+            }
             println!(
                 "{name}: {} runs trained, {} already finished; results in {}",
                 outcome.trained,
