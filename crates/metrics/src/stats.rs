@@ -3,7 +3,8 @@
 //! Tables report `mean ± std` with the sample standard deviation (`n − 1`), and a 95% Student-t
 //! interval `mean ± t_{0.975, n−1}·std/√n`. Comparisons between two arms use Welch's t-test
 //! (unequal variances, Welch–Satterthwaite degrees of freedom); differences of means get the
-//! matching 95% Welch interval.
+//! matching 95% Welch interval. A family of tests is corrected for multiplicity by Holm's
+//! step-down method ([`holm`]).
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -57,6 +58,24 @@ pub fn welch_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     let w = Welch::of(a, b)?;
     let t = StudentsT::new(0.0, 1.0, w.df).ok()?.inverse_cdf(0.975);
     Some((w.delta, t * w.se))
+}
+
+/// Holm's step-down adjustment of the p-values of one family of tests: with the raw p-values
+/// sorted ascending, `p₍ᵢ₎` becomes `max_{j ≤ i} min(1, (m − j + 1)·p₍ⱼ₎)` (m tests, i from 1);
+/// returned in the input's order. A test is significant at level α after the correction exactly
+/// when its adjusted p-value is ≤ α. It controls the family-wise error rate at α without any
+/// assumption on how the tests depend on each other (Holm 1979).
+pub fn holm(raw: &[f64]) -> Vec<f64> {
+    let m = raw.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| raw[a].total_cmp(&raw[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * raw[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
 }
 
 /// The pieces of Welch's test: difference of means, its standard error and the
@@ -123,5 +142,23 @@ mod tests {
             "{half}"
         );
         assert!(welch_interval(&[1.0, 1.0], &[2.0, 2.0]).is_none());
+    }
+
+    /// Holm's adjustment against values computed by hand: sorted p = 0.01, 0.02, 0.03, 0.04
+    /// with m = 4 become 0.04, 0.06, 0.06 (the running maximum keeps them monotone), 0.06.
+    #[test]
+    fn holm_hand_computed() {
+        let adjusted = holm(&[0.03, 0.01, 0.04, 0.02]);
+        let expected = [0.06, 0.04, 0.06, 0.06];
+        for (a, e) in adjusted.iter().zip(expected) {
+            assert!((a - e).abs() < 1e-12, "{adjusted:?}");
+        }
+        // Capped at 1, one test unchanged, none empty.
+        assert_eq!(holm(&[0.4, 0.6]), vec![0.8, 0.8]);
+        assert_eq!(holm(&[0.03]), vec![0.03]);
+        assert!(holm(&[]).is_empty());
+        // SET vs static ERK at 0.95 and 0.98 (raw 0.022, 0.016) within a family of five.
+        let family = holm(&[0.022, 0.016, 0.11, 0.16, 0.5]);
+        assert!((family[1] - 0.08).abs() < 1e-12 && (family[0] - 0.088).abs() < 1e-12);
     }
 }

@@ -1,6 +1,7 @@
 //! An ablation as the engine runs it: its arms, and every run's resolved configuration with its
 //! stable id. Plain data, made by [`crate::spec::load`] from an experiment file.
 
+use crate::claims::Claim;
 use crate::figure::schema::FigureSpec;
 use crate::resolve::{ComponentConfig, MethodConfig, RunTables};
 use crate::schedule::TrainConfig;
@@ -135,4 +136,6 @@ pub struct Ablation {
     pub columns: Vec<String>,
     /// Metrics on which arms with `compare` are compared (Welch's test; default test accuracy).
     pub compare_on: Vec<String>,
+    /// The papers' claims this ablation tests (`[[claims]]`).
+    pub claims: Vec<Claim>,
 }

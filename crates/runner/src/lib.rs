@@ -16,6 +16,7 @@
 
 pub mod ablate;
 pub mod aggregate;
+pub mod claims;
 pub mod device;
 pub mod env;
 pub mod experiment;

@@ -176,6 +176,25 @@ pub fn identification_from(epochs: &[EpochRecord]) -> Option<usize> {
     sparselab_metrics::group::identification_epoch(&churn, &zero)
 }
 
+/// How far (in sparsity) an epoch may be from the run's final sparsity and still be selected
+/// on validation: half a point.
+pub const SELECTION_TOLERANCE: f64 = 0.005;
+
+/// The epoch model selection picks (SPEC §3, the validation split): among the epochs whose
+/// weight sparsity is within [`SELECTION_TOLERANCE`] of the last epoch's (so a pruned run is
+/// never judged by an epoch before pruning finished), the one of best validation accuracy, the
+/// earliest on ties; `None` without validation. Derived on load too, so stored results follow
+/// the current rule.
+pub fn best_validation(epochs: &[EpochRecord]) -> Option<&EpochRecord> {
+    let final_sparsity = epochs.last()?.weight_sparsity;
+    epochs
+        .iter()
+        .filter(|e| (e.weight_sparsity - final_sparsity).abs() <= SELECTION_TOLERANCE)
+        .filter_map(|e| e.val_accuracy.map(|a| (a, e)))
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.epoch.cmp(&a.1.epoch)))
+        .map(|(_, e)| e)
+}
+
 impl EpochRecord {
     /// The value of metric `key` (a field of this record).
     pub fn metric(&self, key: &str) -> Option<f64> {
@@ -421,5 +440,28 @@ mod tests {
                 m.key
             );
         }
+    }
+
+    /// Model selection never picks an epoch before pruning finished: the best validation
+    /// accuracy among epochs within half a point of the final sparsity, the earliest on ties.
+    #[test]
+    fn best_validation_waits_for_the_final_sparsity() {
+        let epoch = |epoch, sparsity, val: f64, test| EpochRecord {
+            epoch,
+            weight_sparsity: sparsity,
+            val_accuracy: Some(val),
+            test_accuracy: test,
+            ..EpochRecord::default()
+        };
+        let epochs = vec![
+            epoch(1, 0.0, 0.95, 0.94),
+            epoch(2, 0.5, 0.90, 0.89),
+            epoch(3, 0.898, 0.85, 0.84),
+            epoch(4, 0.9, 0.86, 0.85),
+            epoch(5, 0.9, 0.86, 0.87),
+        ];
+        let best = best_validation(&epochs).expect("validated epochs");
+        assert_eq!((best.epoch, best.test_accuracy), (4, 0.85));
+        assert!(best_validation(&[]).is_none());
     }
 }

@@ -7,6 +7,7 @@
 //! `[quick]` is a partial copy of the document merged over it by `--quick`. Every error names the
 //! file, the key path and what is allowed.
 
+use crate::claims::Claim;
 use crate::experiment::{Ablation, Arm, PlannedRun, RunConfig};
 use crate::figure::schema::FigureSpec;
 use crate::record::metric_info;
@@ -61,6 +62,8 @@ struct FileSpec {
     figures: Vec<Value>,
     #[serde(default)]
     table: TableSpec,
+    #[serde(default)]
+    claims: Vec<Claim>,
 }
 
 fn default_seeds() -> usize {
@@ -404,6 +407,10 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
             )));
         }
     }
+    for (i, claim) in spec.claims.iter().enumerate() {
+        check_claim(claim, &arm_order, &runs)
+            .map_err(|e| fail(e.under(&format!("claims[{i}]"))))?;
+    }
     let mut seen = BTreeMap::new();
     for r in &runs {
         if let Some(other) = seen.insert(r.id.clone(), r.arm.clone()) {
@@ -430,7 +437,70 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         figures,
         columns,
         compare_on,
+        claims: spec.claims,
     })
+}
+
+/// A claim names arms, metrics and swept keys the ablation has.
+fn check_claim(claim: &Claim, arms: &[String], runs: &[PlannedRun]) -> Result<(), ConfigError> {
+    let metrics = || {
+        crate::record::METRICS
+            .iter()
+            .map(|m| m.key)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if metric_info(&claim.metric).is_none() {
+        return Err(ConfigError::new(
+            "metric",
+            format!("unknown metric `{}` (allowed: {})", claim.metric, metrics()),
+        ));
+    }
+    if claim.match_on != "sweep" && metric_info(&claim.match_on).is_none() {
+        return Err(ConfigError::new(
+            "match_on",
+            format!(
+                "unknown metric `{}` (allowed: sweep, {})",
+                claim.match_on,
+                metrics()
+            ),
+        ));
+    }
+    if claim.tolerance.is_nan() || claim.tolerance < 0.0 {
+        return Err(ConfigError::out_of_range(
+            "tolerance",
+            claim.tolerance,
+            "tolerance >= 0",
+        ));
+    }
+    if let Some(bad) = claim
+        .arms()
+        .into_iter()
+        .find(|a| !arms.iter().any(|n| n == a))
+    {
+        return Err(ConfigError::new(
+            "arms",
+            format!("unknown arm `{bad}` (allowed: {})", arms.join(", ")),
+        ));
+    }
+    for (i, t) in claim.trends.iter().enumerate() {
+        if !runs
+            .iter()
+            .any(|r| r.arm == t.arm && r.sweep.contains_key(&t.over))
+        {
+            return Err(ConfigError::new(
+                format!("trends[{i}].over"),
+                format!("arm `{}` does not sweep `{}`", t.arm, t.over),
+            ));
+        }
+    }
+    if claim.pairs.is_empty() && claim.trends.is_empty() && claim.untested.is_none() {
+        return Err(ConfigError::new(
+            "pairs",
+            "a claim compares `pairs` of arms, follows `trends`, or says why it is `untested`",
+        ));
+    }
+    Ok(())
 }
 
 /// Every experiment file in `dir` (sorted by name) with its description, or the error that

@@ -9,7 +9,7 @@
 use crate::aggregate::RunResult;
 use crate::env::Env;
 use crate::experiment::{Ablation, PlannedRun};
-use crate::record::{EpochRecord, FinalRecord, identification_from};
+use crate::record::{EpochRecord, FinalRecord, best_validation, identification_from};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
@@ -67,9 +67,10 @@ impl Store {
         self.dir.join(id)
     }
 
-    /// The stored result of `run`, if it finished (or diverged). Its identification epoch is
-    /// derived again from the stored epochs ([`identification_from`]), so results written under an
-    /// older rule are shown under the current one.
+    /// The stored result of `run`, if it finished (or diverged). Its identification epoch and its
+    /// model-selection epoch are derived again from the stored epochs ([`identification_from`],
+    /// [`best_validation`]), so results written under an older rule are shown under the current
+    /// one.
     pub fn finished(&self, run: &PlannedRun) -> anyhow::Result<Option<RunResult>> {
         let dir = self.run_dir(&run.id);
         if !dir.join("final.json").is_file() {
@@ -85,6 +86,9 @@ impl Store {
             read_json(&epochs_file)?
         };
         outcome.identification_epoch = identification_from(&epochs);
+        let best = best_validation(&epochs);
+        outcome.best_val_epoch = best.map(|e| e.epoch);
+        outcome.test_accuracy_at_best_val = best.map(|e| e.test_accuracy);
         Ok(Some(RunResult {
             run: run.clone(),
             outcome,

@@ -42,7 +42,8 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
         out,
         "Values are mean ± sample standard deviation over seeds (n = finished runs); accuracy and \
          sparsity in %, measured at the end of training. \"Test accuracy at best validation \
-         epoch\" selects the epoch on the validation split carved from the training set; model \
+         epoch\" selects, among the epochs within half a point of the run's final sparsity, the \
+         epoch of best accuracy on the validation split carved from the training set; model \
          selection never looks at the test set.\n"
     );
     let headers: Vec<String> = ablation

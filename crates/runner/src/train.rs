@@ -7,7 +7,7 @@
 //! and is recorded as diverged.
 
 use crate::experiment::PlannedRun;
-use crate::record::{EpochRecord, FinalRecord, Status, identification_from};
+use crate::record::{EpochRecord, FinalRecord, Status, best_validation, identification_from};
 use crate::similarity::{mean_cka, stage_cka};
 use crate::sphere_report;
 use crate::trainee::{Trainee, trainable_values};
@@ -246,11 +246,7 @@ pub fn train(
         observer.epoch(&epochs).context("recording an epoch")?;
     }
 
-    let best = epochs
-        .iter()
-        .filter_map(|e| e.val_accuracy.map(|a| (a, e)))
-        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.epoch.cmp(&a.1.epoch)))
-        .map(|(_, e)| e);
+    let best = best_validation(&epochs);
     let trained_samples =
         (step.min(total_steps) as f64 / steps_per_epoch as f64) * data.train.len() as f64;
     let outcome = FinalRecord {
