@@ -423,3 +423,68 @@ fn only_trains_the_named_runs() {
     expected.sort();
     assert_eq!(trained, expected);
 }
+
+/// `git` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+/// Training into the committed results refuses a working tree with uncommitted changes (a run
+/// there must name the commit that trained it), says what to do instead, and goes ahead once
+/// the tree is clean; results themselves never make a tree dirty.
+#[test]
+fn the_committed_results_refuse_a_dirty_tree() {
+    let s = Scratch::new("dirty");
+    s.experiment("smoke", &spec());
+    git(&s.0, &["init", "-q"]);
+    git(
+        &s.0,
+        &["-c", "user.name=t", "-c", "user.email=t@t", "add", "."],
+    );
+    git(
+        &s.0,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "x",
+        ],
+    );
+    std::fs::write(s.0.join("notes.txt"), "uncommitted").unwrap();
+    let opts = Options {
+        refuse_dirty: true,
+        only: vec![],
+        ..s.options()
+    };
+    let err = ablate("smoke", &opts).expect_err("a dirty tree is refused");
+    assert!(err.to_string().contains("uncommitted changes"), "{err}");
+    assert!(err.to_string().contains("--allow-dirty"), "{err}");
+    git(
+        &s.0,
+        &["-c", "user.name=t", "-c", "user.email=t@t", "add", "."],
+    );
+    git(
+        &s.0,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "y",
+        ],
+    );
+    let outcome = ablate("smoke", &opts).expect("a clean tree trains");
+    assert!(outcome.trained > 0);
+    assert!(s.0.join("results").is_dir());
+}

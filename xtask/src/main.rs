@@ -52,6 +52,10 @@ enum Command {
         /// Train only the run with this id (a directory name under the results; repeatable).
         #[arg(long, value_name = "RUN_ID")]
         only: Vec<String>,
+        /// Train into the committed results/ even though the working tree has uncommitted
+        /// changes (refused otherwise: a committed run must name the commit that trained it).
+        #[arg(long)]
+        allow_dirty: bool,
     },
     /// Re-render tables and figures of an ablation from stored results, without training.
     Plot {
@@ -66,6 +70,20 @@ enum Command {
         /// Directory of experiment files.
         #[arg(long, default_value = "experiments")]
         experiments: PathBuf,
+    },
+    /// Write results/REPORT.md from every ablation's stored runs: the papers' claims with
+    /// computed verdicts, one leaderboard per model and budget, where the runs come from; and the
+    /// README's summary between its markers.
+    Report {
+        /// Results root.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Directory of experiment files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+        /// Leave README.md alone.
+        #[arg(long)]
+        no_readme: bool,
     },
     /// Benchmark training throughput against PyTorch (LeNet-300-100, LeNet-5; set
     /// SPARSELAB_PYTHON to a Python with torch, else `python3` is tried) and each optimiser's step
@@ -137,10 +155,13 @@ fn main() -> anyhow::Result<()> {
             experiments,
             jobs,
             only,
+            allow_dirty,
         } => {
+            let out = at_root(out);
             let opts = Options {
                 experiments: at_root(experiments),
-                out: at_root(out),
+                refuse_dirty: !quick && !allow_dirty && out == root().join("results"),
+                out,
                 quick,
                 seeds,
                 device,
@@ -177,6 +198,26 @@ fn main() -> anyhow::Result<()> {
             };
             let outcome = sparselab_runner::plot(&name, &opts)?;
             for f in outcome.files {
+                println!("{}", f.display());
+            }
+        }
+        Command::Report {
+            out,
+            experiments,
+            no_readme,
+        } => {
+            let report =
+                sparselab_runner::report::build(&at_root(experiments), &at_root(out.clone()))?;
+            let readme = root().join("README.md");
+            let files = sparselab_runner::report::write(
+                &report,
+                &at_root(out),
+                (!no_readme).then_some(readme.as_path()),
+            )?;
+            for e in &report.claims {
+                println!("{:<4} {}", e.claim.id, e.verdict.label());
+            }
+            for f in files {
                 println!("{}", f.display());
             }
         }

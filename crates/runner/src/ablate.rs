@@ -36,6 +36,10 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// Train only the runs with these ids (`--only`; empty = every planned run).
     pub only: Vec<String>,
+    /// Refuse to train from a working tree with uncommitted changes: set for the committed
+    /// results, whose runs must each name the commit that trained them (`--allow-dirty` clears
+    /// it).
+    pub refuse_dirty: bool,
 }
 
 impl Options {
@@ -50,6 +54,7 @@ impl Options {
             data_dir: None,
             jobs: None,
             only: Vec::new(),
+            refuse_dirty: false,
         }
     }
 
@@ -133,6 +138,18 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
         }
     }
     let skipped = results.len();
+    if !todo.is_empty()
+        && opts.refuse_dirty
+        && crate::env::uncommitted_changes_in(&opts.experiments) == Some(true)
+    {
+        anyhow::bail!(
+            "the working tree has uncommitted changes, and {} holds the committed results: every \
+             run there must name the commit that trained it. Commit first, train elsewhere with \
+             --out DIR, or pass --allow-dirty to train here anyway (env.json then records the \
+             dirty tree, and the report flags the ablation).",
+            opts.out.display()
+        );
+    }
     if !todo.is_empty() {
         let selected = select(opts.device).map_err(anyhow::Error::msg)?;
         let data = sparselab_data::load(&ablation.data, opts.data_dir.as_deref())?;

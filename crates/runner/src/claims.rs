@@ -115,6 +115,10 @@ pub struct Claim {
     /// Arms followed over a swept key.
     #[serde(default)]
     pub trends: Vec<Trend>,
+    /// Only points of the claimed arm at most this sparse (weight sparsity, stored units): a
+    /// claim made for moderate sparsity.
+    #[serde(default)]
+    pub max_sparsity: Option<f64>,
     /// Why no ablation tests it (a claim with neither pairs nor trends).
     #[serde(default)]
     pub untested: Option<String>,
@@ -297,7 +301,12 @@ pub fn evaluate(claim: &Claim, ablation: &str, results: &[RunResult]) -> Evaluat
         let setting = pair.setting.clone().unwrap_or_default();
         let of = |arm: &str| -> Vec<&Group<'_>> { all.iter().filter(|g| g.arm == arm).collect() };
         let (claimed, baseline) = (of(&pair.arms[0]), of(&pair.arms[1]));
-        for a in claimed {
+        let in_range = |a: &Group<'_>| {
+            claim
+                .max_sparsity
+                .is_none_or(|max| a.summary("weight_sparsity").is_some_and(|s| s.mean <= max))
+        };
+        for a in claimed.into_iter().filter(|a| in_range(a)) {
             if let Some(b) = partner(claim, a, &baseline) {
                 comparisons.push(compare(claim, &setting, a, b));
             }

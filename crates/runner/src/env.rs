@@ -1,6 +1,7 @@
 //! The environment a result was measured in: device, versions, git commit, machine.
 
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::process::Command;
 
 /// Recorded with every run (`env.json`).
@@ -50,6 +51,27 @@ fn git(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Whether the working tree has uncommitted changes outside `results/` (`None`: not a git
+/// checkout, or git is missing).
+pub fn uncommitted_changes() -> Option<bool> {
+    uncommitted_changes_in(Path::new("."))
+}
+
+/// [`uncommitted_changes`] of the checkout that holds `dir`.
+pub fn uncommitted_changes_in(dir: &Path) -> Option<bool> {
+    let dir = dir.to_str()?;
+    git(&[
+        "-C",
+        dir,
+        "status",
+        "--porcelain",
+        "--",
+        ":/",
+        ":(top,exclude)results",
+    ])
+    .map(|s| !s.is_empty())
+}
+
 fn cpu_model() -> Option<String> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     info.lines()
@@ -75,10 +97,7 @@ impl Env {
     /// Captures the environment for a device description and backend.
     pub fn capture(device: &str, backend: &str) -> Self {
         let commit = git(&["rev-parse", "HEAD"]);
-        let dirty = commit
-            .as_ref()
-            .and_then(|_| git(&["status", "--porcelain", "--", ".", ":(exclude)results"]))
-            .map(|s| !s.is_empty());
+        let dirty = commit.as_ref().and_then(|_| uncommitted_changes());
         Self {
             device: device.to_string(),
             backend: backend.to_string(),

@@ -25,6 +25,7 @@ pub mod float_mode;
 pub mod jobs;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod resolve;
 pub mod run_id;
 pub mod schedule;
