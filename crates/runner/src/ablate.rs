@@ -2,16 +2,18 @@
 //! figures.
 
 use crate::aggregate::RunResult;
-use crate::device::{DeviceChoice, select};
+use crate::device::{DeviceChoice, Selected, select};
 use crate::env::Env;
 use crate::experiment::{Ablation, PlannedRun};
 use crate::progress::Progress;
 use crate::record::EpochRecord;
+use crate::search::Choice;
 use crate::spec;
 use crate::store::{RunWriter, Store, write_atomic};
 use crate::train::{Observer, train};
 use crate::{figure, table};
 use anyhow::Context;
+use sparselab_data::Dataset;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -108,10 +110,147 @@ impl Observer for RunObserver<'_> {
     }
 }
 
-/// Runs ablation `name`: every planned run that has not finished is trained (an unfinished one
-/// restarts; `opts.jobs` at a time), then tables and figures are rendered from all runs.
+/// The device, data and environment of the runs an `ablate` trains, set up at the first run to
+/// train (an ablation whose runs are all stored needs none of them).
+struct Trainer<'a> {
+    opts: &'a Options,
+    ablation: &'a Ablation,
+    ready: Option<(Selected, Dataset)>,
+    /// Probes trained now.
+    probes: usize,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(opts: &'a Options, ablation: &'a Ablation) -> Self {
+        Self {
+            opts,
+            ablation,
+            ready: None,
+            probes: 0,
+        }
+    }
+
+    /// The device and data, refusing first to train into the committed results from a dirty
+    /// tree.
+    fn ready(&mut self) -> anyhow::Result<&(Selected, Dataset)> {
+        if self.ready.is_none() {
+            if self.opts.refuse_dirty
+                && crate::env::uncommitted_changes_in(&self.opts.experiments) == Some(true)
+            {
+                anyhow::bail!(
+                    "the working tree has uncommitted changes, and {} holds the committed results: every \
+                     run there must name the commit that trained it. Commit first, train elsewhere with \
+                     --out DIR, or pass --allow-dirty to train here anyway (env.json then records the \
+                     dirty tree, and the report flags the ablation).",
+                    self.opts.out.display()
+                );
+            }
+            let selected = select(self.opts.device).map_err(anyhow::Error::msg)?;
+            let data = sparselab_data::load(&self.ablation.data, self.opts.data_dir.as_deref())?;
+            self.ready = Some((selected, data));
+        }
+        Ok(self.ready.as_ref().expect("set above"))
+    }
+
+    /// `run` from the store, or trained now on every core (a search's probe).
+    fn probe(&mut self, store: &Store, run: &PlannedRun) -> anyhow::Result<RunResult> {
+        if let Some(r) = store.finished(run)? {
+            return Ok(r);
+        }
+        let name = self.ablation.name.clone();
+        let (selected, data) = self.ready()?;
+        let env = Env::capture(&selected.description, selected.backend);
+        let progress = Progress::new(&name, 1, 0, 1);
+        let label = format!("{} (search)", run_label(run));
+        let result = crate::jobs::on_all_cores(|| {
+            train_one(
+                store,
+                &name,
+                run,
+                (selected, data),
+                &env,
+                &progress,
+                0,
+                &label,
+            )
+        })??;
+        self.probes += 1;
+        Ok(result)
+    }
+}
+
+/// Trains `run` into the store, reporting to `progress` as job `slot`.
+#[allow(clippy::too_many_arguments)]
+fn train_one(
+    store: &Store,
+    ablation: &str,
+    run: &PlannedRun,
+    (selected, data): (&Selected, &Dataset),
+    env: &Env,
+    progress: &Progress,
+    slot: usize,
+    label: &str,
+) -> anyhow::Result<RunResult> {
+    let writer = store.start(ablation, run, env)?;
+    progress.start_run(
+        slot,
+        label,
+        run.config.train.epochs,
+        data.train.len().div_ceil(run.config.train.batch),
+    );
+    let (outcome, epochs) = train(
+        run,
+        data,
+        &selected.device,
+        &mut RunObserver {
+            writer: &writer,
+            progress,
+            slot,
+        },
+    )
+    .with_context(|| format!("run {} ({label})", run.id))?;
+    writer.finish(&outcome)?;
+    progress.finish_run(label, &outcome);
+    Ok(RunResult {
+        run: run.clone(),
+        outcome,
+        epochs,
+    })
+}
+
+/// Runs every search of `ablation` through `oracle` and adds the runs at each choice to the
+/// plan; a search the oracle cannot finish (plotting without training) is left out.
+fn choose_all(
+    ablation: &mut Ablation,
+    oracle: &mut crate::search::Oracle<'_>,
+) -> anyhow::Result<Vec<Choice>> {
+    let mut choices = Vec::new();
+    for s in &ablation.searches {
+        if let Some(c) = crate::search::choose(s, oracle)? {
+            choices.push(c);
+        }
+    }
+    for c in &choices {
+        ablation.runs.extend(c.runs.iter().cloned());
+    }
+    Ok(choices)
+}
+
+/// Runs ablation `name`: every search first (its probes one after another), then every planned
+/// run that has not finished (an unfinished one restarts; `opts.jobs` at a time); then tables
+/// and figures are rendered from all runs. With `--only`, searches use stored probes only.
 pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
-    let ablation = opts.load(name)?;
+    let mut ablation = opts.load(name)?;
+    let store = Store::new(&opts.out, &ablation);
+    let planned = ablation.clone();
+    let mut trainer = Trainer::new(opts, &planned);
+    let choices = if opts.only.is_empty() {
+        choose_all(&mut ablation, &mut |run| {
+            trainer.probe(&store, run).map(Some)
+        })?
+    } else {
+        choose_all(&mut ablation, &mut |run| store.finished(run))?
+    };
     if let Some(unknown) = opts
         .only
         .iter()
@@ -127,32 +266,21 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
                 .join("; ")
         );
     }
-    let store = Store::new(&opts.out, &ablation);
     let mut results = Vec::new();
-    let mut todo = Vec::new();
+    let mut todo: Vec<&PlannedRun> = Vec::new();
     for run in &ablation.runs {
         match store.finished(run)? {
             Some(r) => results.push(r),
+            // Two arms may plan the same run (a search can choose what another arm fixes): it
+            // trains once, and both read it.
+            None if todo.iter().any(|t| t.id == run.id) => {}
             None if opts.only.is_empty() || opts.only.contains(&run.id) => todo.push(run),
             None => {}
         }
     }
     let skipped = results.len();
-    if !todo.is_empty()
-        && opts.refuse_dirty
-        && crate::env::uncommitted_changes_in(&opts.experiments) == Some(true)
-    {
-        anyhow::bail!(
-            "the working tree has uncommitted changes, and {} holds the committed results: every \
-             run there must name the commit that trained it. Commit first, train elsewhere with \
-             --out DIR, or pass --allow-dirty to train here anyway (env.json then records the \
-             dirty tree, and the report flags the ablation).",
-            opts.out.display()
-        );
-    }
     if !todo.is_empty() {
-        let selected = select(opts.device).map_err(anyhow::Error::msg)?;
-        let data = sparselab_data::load(&ablation.data, opts.data_dir.as_deref())?;
+        let (selected, data) = trainer.ready()?;
         let cores = crate::jobs::cores();
         let jobs = opts
             .jobs
@@ -176,53 +304,39 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             data.val.len(),
             data.test.len()
         ));
-        let trained = std::sync::Mutex::new(Vec::new());
         crate::jobs::for_each_parallel(todo.len(), jobs, |slot, i| {
             let run = todo[i];
             let label = run_label(run);
-            let writer = store.start(&ablation.name, run, &env)?;
-            progress.start_run(
+            train_one(
+                &store,
+                &ablation.name,
+                run,
+                (selected, data),
+                &env,
+                &progress,
                 slot,
                 &label,
-                run.config.train.epochs,
-                data.train.len().div_ceil(run.config.train.batch),
-            );
-            let (outcome, epochs) = train(
-                run,
-                &data,
-                &selected.device,
-                &mut RunObserver {
-                    writer: &writer,
-                    progress: &progress,
-                    slot,
-                },
             )
-            .with_context(|| format!("run {} ({label})", run.id))?;
-            writer.finish(&outcome)?;
-            progress.finish_run(&label, &outcome);
-            trained
-                .lock()
-                .map_err(|_| anyhow::anyhow!("a job panicked"))?
-                .push(RunResult {
-                    run: run.clone(),
-                    outcome,
-                    epochs,
-                });
-            Ok(())
+            .map(|_| ())
         })?;
         progress.finish();
-        results.extend(
-            trained
-                .into_inner()
-                .map_err(|_| anyhow::anyhow!("a job panicked"))?,
-        );
+        results = Vec::new();
+        for run in &ablation.runs {
+            results.extend(store.finished(run)?);
+        }
     }
-    results.sort_by_key(|r| ablation.runs.iter().position(|p| p.id == r.run.id));
-    let files = render(&ablation, &store, &results)?;
+    let files = render(&ablation, &store, &results, &choices)?;
+    // Probes trained now that a choice kept are among the stored runs found above.
+    let kept_probes = choices
+        .iter()
+        .flat_map(|c| c.runs.first())
+        .filter(|r| results.iter().any(|x| x.run.id == r.id))
+        .count()
+        .min(trainer.probes);
     Ok(Outcome {
         dir: store.dir().to_path_buf(),
-        trained: results.len() - skipped,
-        skipped,
+        trained: todo.len() + trainer.probes,
+        skipped: skipped - kept_probes,
         files,
     })
 }
@@ -237,8 +351,16 @@ fn run_label(run: &PlannedRun) -> String {
 
 /// Re-renders tables and figures of ablation `name` from stored results, without training.
 pub fn plot(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
-    let ablation = opts.load(name)?;
+    let mut ablation = opts.load(name)?;
     let store = Store::new(&opts.out, &ablation);
+    let searches = ablation.searches.len();
+    let choices = choose_all(&mut ablation, &mut |run| store.finished(run))?;
+    if choices.len() < searches {
+        eprintln!(
+            "note: {} of {searches} searches have not finished; their arm points are left out",
+            searches - choices.len()
+        );
+    }
     let mut results = Vec::new();
     for run in &ablation.runs {
         if let Some(r) = store.finished(run)? {
@@ -259,7 +381,7 @@ pub fn plot(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             ablation.runs.len()
         );
     }
-    let files = render(&ablation, &store, &results)?;
+    let files = render(&ablation, &store, &results, &choices)?;
     Ok(Outcome {
         dir: store.dir().to_path_buf(),
         trained: 0,
@@ -288,6 +410,7 @@ pub fn render(
     ablation: &Ablation,
     store: &Store,
     results: &[RunResult],
+    choices: &[Choice],
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(store.dir())?;
     let mut files = Vec::new();
@@ -298,10 +421,9 @@ pub fn render(
         files.push(path);
         Ok(())
     };
-    write(
-        "table.md",
-        table::markdown(ablation, results, &provenance(store, results)),
-    )?;
+    let mut table = table::markdown(ablation, results, &provenance(store, results));
+    table.push_str(&crate::search::markdown(choices));
+    write("table.md", table)?;
     write("runs.csv", table::runs_csv(results))?;
     write("epochs.csv", table::epochs_csv(results))?;
     if let Some(hoyer) = crate::sphere_report::markdown(results) {

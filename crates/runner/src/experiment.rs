@@ -5,6 +5,7 @@ use crate::claims::Claim;
 use crate::figure::schema::FigureSpec;
 use crate::resolve::{ComponentConfig, MethodConfig, RunTables};
 use crate::schedule::TrainConfig;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sparselab_core::config::non_default;
 use sparselab_data::DataConfig;
@@ -102,6 +103,71 @@ impl PlannedRun {
     }
 }
 
+/// A sparsity an arm asks for instead of a strength (`target = { ... }`): the engine searches
+/// the knob that reaches it ([`crate::search`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The metric to reach (weight sparsity, or group sparsity for group penalties).
+    #[serde(default = "default_target_metric")]
+    pub metric: String,
+    /// Its value (stored units: 0.95 = 95 %).
+    pub value: f64,
+    /// How close counts as reached (stored units: 0.005 = half a point).
+    #[serde(default = "default_target_tolerance")]
+    pub tolerance: f64,
+    /// The hyperparameter searched (`<component>.<key>`): default the regularizer's `lambda`,
+    /// or a topology's `sparsity`, which is then set to the value directly.
+    #[serde(default)]
+    pub knob: Option<String>,
+    /// The range searched, on a log scale.
+    #[serde(default = "default_target_range")]
+    pub range: [f64; 2],
+    /// Runs the search may train before it gives up.
+    #[serde(default = "default_target_probes")]
+    pub probes: usize,
+}
+
+fn default_target_metric() -> String {
+    "weight_sparsity".into()
+}
+
+fn default_target_tolerance() -> f64 {
+    crate::claims::DEFAULT_TOLERANCE
+}
+
+fn default_target_range() -> [f64; 2] {
+    [1e-7, 1e-1]
+}
+
+fn default_target_probes() -> usize {
+    10
+}
+
+/// An arm point whose strength and tuned hyperparameters are chosen by training seed 0 before
+/// its seeds run ([`crate::search`]).
+#[derive(Clone, Debug)]
+pub struct Search {
+    /// Arm name.
+    pub arm: String,
+    /// Arm label.
+    pub label: String,
+    /// The sweep point (a swept `target.value` included).
+    pub sweep: BTreeMap<String, Value>,
+    /// The arm's tables at this point, before the search sets anything.
+    pub tables: RunTables,
+    /// The data of every run.
+    pub data: DataConfig,
+    /// The sparsity to reach, with its knob resolved.
+    pub target: Option<(Target, String)>,
+    /// The tuning grid: every combination of the `tune` lists (empty: nothing tuned).
+    pub grid: Vec<BTreeMap<String, Value>>,
+    /// Seeds to run at the choice.
+    pub seeds: usize,
+    /// Where its errors point (`arms.<name>`).
+    pub prefix: String,
+}
+
 /// An arm as written.
 #[derive(Clone, Debug)]
 pub struct Arm {
@@ -111,6 +177,8 @@ pub struct Arm {
     pub label: String,
     /// The arms this one is compared with (Welch's t-test at the same sweep point, in the table).
     pub compare: Vec<String>,
+    /// Values its tuning grid tries (1: nothing tuned): comparisons say when two arms differ.
+    pub tuning_budget: usize,
 }
 
 /// A parsed, validated ablation.
@@ -138,4 +206,7 @@ pub struct Ablation {
     pub compare_on: Vec<String>,
     /// The papers' claims this ablation tests (`[[claims]]`).
     pub claims: Vec<Claim>,
+    /// Arm points whose strength or tuned hyperparameters are searched first; their runs join
+    /// [`Self::runs`] once the search has chosen ([`crate::search`]).
+    pub searches: Vec<Search>,
 }

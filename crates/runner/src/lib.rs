@@ -29,6 +29,7 @@ pub mod report;
 pub mod resolve;
 pub mod run_id;
 pub mod schedule;
+pub mod search;
 pub mod similarity;
 pub mod spec;
 pub mod sphere_report;

@@ -80,6 +80,44 @@ pub struct RunTables {
 }
 
 impl RunTables {
+    /// Sets hyperparameter `key` (`<component>.<name>`: a key of the model, optimizer,
+    /// regularizer, topology, loss (an arm with one loss term) or train table) to `value`; the
+    /// error says what is wrong, for the caller to place under its key.
+    pub fn set(&mut self, key: &str, value: Value) -> Result<(), String> {
+        let (component, param) = key
+            .split_once('.')
+            .filter(|(_, p)| !p.is_empty())
+            .ok_or("a key is `<component>.<hyperparameter>`, e.g. `regularizer.lambda`")?;
+        let table = match component {
+            "model" => &mut self.model,
+            "optimizer" => &mut self.optimizer,
+            "regularizer" => &mut self.regularizer,
+            "topology" => &mut self.topology,
+            "train" => &mut self.train,
+            "loss" => match self.losses.as_mut_slice() {
+                [one] => one,
+                [] => return Err("the arm has no loss to sweep or search".into()),
+                _ => return Err("the arm has several loss terms: use one arm per value".into()),
+            },
+            other => {
+                return Err(format!(
+                    "unknown component `{other}` (allowed: model, optimizer, regularizer, topology, loss, train)"
+                ));
+            }
+        };
+        if table.is_null() && component == "train" {
+            *table = json!({});
+        }
+        if table.is_null() {
+            return Err(format!("the arm has no {component} to sweep or search"));
+        }
+        table
+            .as_object_mut()
+            .ok_or_else(|| format!("`{component}` is not a table"))?
+            .insert(param.to_string(), value);
+        Ok(())
+    }
+
     /// An optimiser by name with defaults, everything else absent (or default) except the model.
     pub fn named(model: &str, optimizer: &str) -> Self {
         Self {

@@ -8,7 +8,7 @@
 //! file, the key path and what is allowed.
 
 use crate::claims::Claim;
-use crate::experiment::{Ablation, Arm, PlannedRun, RunConfig};
+use crate::experiment::{Ablation, Arm, PlannedRun, RunConfig, Search, Target};
 use crate::figure::schema::FigureSpec;
 use crate::record::metric_info;
 use crate::resolve::{Resolved, RunTables, loss_tables, resolve};
@@ -121,6 +121,12 @@ struct ArmSpec {
     /// Pair the sweep lists element by element instead of taking every combination.
     #[serde(default)]
     zip: bool,
+    /// A sparsity to reach instead of a fixed strength.
+    #[serde(default)]
+    target: Option<Target>,
+    /// Hyperparameters tuned on validation (`"<component>.<key>" = [values]`).
+    #[serde(default)]
+    tune: Map<String, Value>,
 }
 
 /// Recursively merges `overlay` into `base` (tables merge, anything else replaces).
@@ -177,11 +183,11 @@ fn sweep_points(
                 "a sweep key is `<component>.<hyperparameter>`, e.g. `regularizer.lambda`",
             )
         })?;
-        if !COMPONENTS.contains(&component) && component != "train" {
+        if !COMPONENTS.contains(&component) && component != "train" && component != "target" {
             return Err(ConfigError::new(
                 &at,
                 format!(
-                    "unknown component `{component}` (allowed: model, optimizer, regularizer, topology, loss, train)"
+                    "unknown component `{component}` (allowed: model, optimizer, regularizer, topology, loss, train, target)"
                 ),
             ));
         }
@@ -236,56 +242,159 @@ fn sweep_points(
     Ok(points)
 }
 
-/// Builds the run configuration of one arm at one sweep point, validating everything.
-fn resolve_run(
+/// The tables of one arm at one sweep point (`target.*` keys excepted: they set the target).
+fn point_tables(
     arm: &str,
     spec: &ArmSpec,
     base: &BaseSpec,
     point: &BTreeMap<String, Value>,
-) -> Result<RunConfig, ConfigError> {
+) -> Result<RunTables, ConfigError> {
     let prefix = format!("arms.{arm}");
-    let at = |c: &str| format!("{prefix}.{c}");
-    let mut tables: BTreeMap<&str, Value> = BTreeMap::new();
-    tables.insert("model", overlay(&base.model, &spec.model));
-    tables.insert("optimizer", spec.optimizer.clone());
-    tables.insert("regularizer", spec.regularizer.clone());
-    tables.insert("topology", spec.topology.clone());
-    tables.insert("loss", spec.loss.clone());
-    tables.insert("train", overlay(&base.train, &spec.train));
-    for (key, value) in point {
-        let (component, param) = key.split_once('.').expect("validated by sweep_points");
-        let table = tables.get_mut(component).expect("validated component");
-        if table.is_null() {
-            return Err(ConfigError::new(
-                format!("{prefix}.sweep.{key}"),
-                format!("the arm has no {component} to sweep"),
-            ));
-        }
-        table
-            .as_object_mut()
-            .ok_or_else(|| {
-                ConfigError::new(
-                    at(component),
-                    "expected a table (a sweep sets a key of one table; for several loss terms, use one arm per value)",
-                )
-            })?
-            .insert(param.to_string(), value.clone());
-    }
-    let run = RunTables {
-        model: tables["model"].clone(),
-        optimizer: tables["optimizer"].clone(),
-        regularizer: tables["regularizer"].clone(),
-        topology: tables["topology"].clone(),
-        losses: loss_tables(&tables["loss"], &at("loss"))?,
-        train: tables["train"].clone(),
+    let mut tables = RunTables {
+        model: overlay(&base.model, &spec.model),
+        optimizer: spec.optimizer.clone(),
+        regularizer: spec.regularizer.clone(),
+        topology: spec.topology.clone(),
+        losses: loss_tables(&spec.loss, &format!("{prefix}.loss"))?,
+        train: overlay(&base.train, &spec.train),
     };
-    let Resolved { method, train, .. } = resolve(&run, &prefix)?;
+    for (key, value) in point.iter().filter(|(k, _)| !k.starts_with("target.")) {
+        tables
+            .set(key, value.clone())
+            .map_err(|why| ConfigError::new(format!("{prefix}.sweep.{key}"), why))?;
+    }
+    Ok(tables)
+}
+
+/// Resolves `tables` into a run's configuration (seed 0), validating everything.
+fn resolve_tables(
+    tables: &RunTables,
+    data: &DataConfig,
+    prefix: &str,
+) -> Result<RunConfig, ConfigError> {
+    let Resolved { method, train, .. } = resolve(tables, prefix)?;
     Ok(RunConfig {
-        data: base.data.clone(),
+        data: data.clone(),
         train,
         method,
         seed: 0,
     })
+}
+
+/// Every combination of the `tune` lists (keys in sorted order), each checked by resolving it.
+fn tuning_grid(
+    spec: &ArmSpec,
+    tables: &RunTables,
+    data: &DataConfig,
+    prefix: &str,
+) -> Result<Vec<BTreeMap<String, Value>>, ConfigError> {
+    let mut grid = vec![BTreeMap::new()];
+    for (key, values) in &spec.tune {
+        let at = format!("{prefix}.tune.{key}");
+        let Some(values) = values.as_array().filter(|v| !v.is_empty()) else {
+            return Err(ConfigError::new(
+                &at,
+                "a tuning grid is a non-empty list of values",
+            ));
+        };
+        for v in values {
+            let mut t = tables.clone();
+            t.set(key, v.clone())
+                .map_err(|why| ConfigError::new(&at, why))?;
+            resolve_tables(&t, data, prefix).map_err(|e| ConfigError::new(&at, e.to_string()))?;
+        }
+        grid = grid
+            .into_iter()
+            .flat_map(|g| {
+                values.iter().map(move |v| {
+                    let mut g = g.clone();
+                    g.insert(key.clone(), v.clone());
+                    g
+                })
+            })
+            .collect();
+    }
+    Ok(grid)
+}
+
+/// The arm's target at `point` (a swept `target.<key>` applied), with its knob resolved and
+/// checked: a key the arm has, which resolves at both ends of the range.
+fn point_target(
+    target: &Target,
+    point: &BTreeMap<String, Value>,
+    tables: &RunTables,
+    data: &DataConfig,
+    prefix: &str,
+) -> Result<(Target, String), ConfigError> {
+    let at = format!("{prefix}.target");
+    let mut json = serde_json::to_value(target).expect("a target serialises");
+    for (key, value) in point {
+        if let Some(field) = key.strip_prefix("target.") {
+            json[field] = value.clone();
+        }
+    }
+    let target: Target = typed(json, &at)?;
+    if !(target.value > 0.0 && target.value < 1.0) {
+        return Err(ConfigError::out_of_range(
+            &format!("{at}.value"),
+            target.value,
+            "0 < value < 1",
+        ));
+    }
+    if target.tolerance.is_nan() || target.tolerance < 0.0 {
+        return Err(ConfigError::out_of_range(
+            &format!("{at}.tolerance"),
+            target.tolerance,
+            "tolerance >= 0",
+        ));
+    }
+    if metric_info(&target.metric).is_none() {
+        return Err(ConfigError::new(
+            format!("{at}.metric"),
+            format!(
+                "unknown metric `{}` (e.g. weight_sparsity, group_sparsity)",
+                target.metric
+            ),
+        ));
+    }
+    let [lo, hi] = target.range;
+    if !(lo > 0.0 && lo < hi && hi.is_finite()) || target.probes == 0 {
+        return Err(ConfigError::new(
+            format!("{at}.range"),
+            format!(
+                "[{lo}, {hi}] with {} probes: a range 0 < low < high and probes >= 1",
+                target.probes
+            ),
+        ));
+    }
+    let knob = match (
+        &target.knob,
+        tables.regularizer.is_null(),
+        tables.topology.is_null(),
+    ) {
+        (Some(k), _, _) => k.clone(),
+        (None, false, _) => "regularizer.lambda".into(),
+        (None, true, false) => "topology.sparsity".into(),
+        (None, true, true) => {
+            return Err(ConfigError::new(
+                &at,
+                "the arm has no strength to search: no regularizer and no topology (name a `knob`, e.g. `optimizer.c`)",
+            ));
+        }
+    };
+    let ends: Vec<f64> = if knob == "topology.sparsity" {
+        vec![target.value]
+    } else {
+        vec![lo, hi]
+    };
+    for v in ends {
+        let mut t = tables.clone();
+        t.set(&knob, serde_json::json!(v))
+            .map_err(|why| ConfigError::new(format!("{at}.knob"), why))?;
+        resolve_tables(&t, data, prefix)
+            .map_err(|e| ConfigError::new(format!("{at}.knob"), format!("`{knob}` = {v}: {e}")))?;
+    }
+    Ok((target, knob))
 }
 
 struct BaseSpec {
@@ -336,12 +445,48 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
     };
     let mut arms = Vec::new();
     let mut runs = Vec::new();
+    let mut searches = Vec::new();
     for name in &arm_order {
         let arm_spec: ArmSpec =
             typed(spec.arms[name].clone(), &format!("arms.{name}")).map_err(fail)?;
         let label = arm_spec.label.clone().unwrap_or_else(|| name.clone());
+        let prefix = format!("arms.{name}");
+        let mut tuning_budget = 1;
         for point in sweep_points(&arm_spec.sweep, name, arm_spec.zip).map_err(fail)? {
-            let config = resolve_run(name, &arm_spec, &base, &point).map_err(fail)?;
+            if arm_spec.target.is_none() && point.keys().any(|k| k.starts_with("target.")) {
+                return Err(fail(ConfigError::new(
+                    format!("{prefix}.sweep"),
+                    "`target.*` is swept, but the arm has no `target`",
+                )));
+            }
+            let tables = point_tables(name, &arm_spec, &base, &point).map_err(fail)?;
+            let config = resolve_tables(&tables, &base.data, &prefix).map_err(fail)?;
+            if arm_spec.target.is_some() || !arm_spec.tune.is_empty() {
+                let grid = tuning_grid(&arm_spec, &tables, &base.data, &prefix).map_err(fail)?;
+                tuning_budget = grid.len();
+                let target = match &arm_spec.target {
+                    Some(t) => {
+                        Some(point_target(t, &point, &tables, &base.data, &prefix).map_err(fail)?)
+                    }
+                    None => None,
+                };
+                searches.push(Search {
+                    arm: name.clone(),
+                    label: label.clone(),
+                    sweep: point.clone(),
+                    tables,
+                    data: base.data.clone(),
+                    target,
+                    grid: if arm_spec.tune.is_empty() {
+                        Vec::new()
+                    } else {
+                        grid
+                    },
+                    seeds,
+                    prefix: prefix.clone(),
+                });
+                continue;
+            }
             for seed in 0..seeds as u64 {
                 let config = RunConfig {
                     seed,
@@ -367,9 +512,13 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
             name: name.clone(),
             label,
             compare,
+            tuning_budget,
         });
     }
-    let sweep_keys: Vec<String> = runs.iter().flat_map(|r| r.sweep.keys().cloned()).collect();
+    let sweep_keys: Vec<String> = (runs.iter().map(|r| &r.sweep))
+        .chain(searches.iter().map(|s| &s.sweep))
+        .flat_map(|s| s.keys().cloned())
+        .collect();
     let figures = spec
         .figures
         .iter()
@@ -438,6 +587,7 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         columns,
         compare_on,
         claims: spec.claims,
+        searches,
     })
 }
 
