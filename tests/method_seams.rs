@@ -164,7 +164,7 @@ compare_on = ["test_accuracy", "cka"]
     assert_eq!(counted, 36 * 16 + 6 * 16 * 16 + 16 * 4);
     // The table compares the CKA-SR arm with its host on both listed metrics.
     let table = std::fs::read_to_string(s.0.join("results/cka/table.md")).unwrap();
-    assert!(table.contains("Δ mean inter-layer CKA (within stages) vs compared arms"));
+    assert!(table.contains("Δ mean inter-layer CKA (within stages) ± 95% CI vs compared arms"));
     let row = table.lines().find(|l| l.starts_with("| cka |")).unwrap();
     assert_eq!(row.matches(" vs plain").count(), 2, "{row}");
     // The paper's model family: three stages, each with its own inter-layer CKA.

@@ -1,9 +1,10 @@
 //! The Markdown table (mean ± std over seeds) and the tidy CSV files of an ablation.
 
 use crate::aggregate::{Group, RunResult, groups};
+use crate::claims::DEFAULT_TOLERANCE;
 use crate::experiment::Ablation;
 use crate::record::{METRICS, Status, metric_info};
-use sparselab_metrics::stats::{summarize, welch};
+use sparselab_metrics::stats::{holm, summarize, welch, welch_interval};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -44,7 +45,16 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
          sparsity in %, measured at the end of training. \"Test accuracy at best validation \
          epoch\" selects, among the epochs within half a point of the run's final sparsity, the \
          epoch of best accuracy on the validation split carved from the training set; model \
-         selection never looks at the test set.\n"
+         selection never looks at the test set.{}\n",
+        if ablation.arms.iter().any(|a| !a.compare.is_empty()) {
+            " A comparison (Δ columns) is the difference of means against the named arm at the \
+             same sweep point with its 95% Welch interval, Welch's p, and the p adjusted by \
+             Holm's method over every comparison of this table; it is marked unmatched where the \
+             two sides' sparsity differs by more than half a point, and where the arms' tuning \
+             budgets differ."
+        } else {
+            ""
+        }
     );
     let headers: Vec<String> = ablation
         .columns
@@ -56,13 +66,50 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
     if compared {
         for key in &ablation.compare_on {
             let metric = metric_info(key).map_or(key.as_str(), |m| m.label);
-            headers.push(format!("Δ {metric} vs compared arms (Welch p)"));
+            headers.push(format!(
+                "Δ {metric} ± 95% CI vs compared arms (Welch p, Holm p)"
+            ));
         }
     }
     let _ = writeln!(out, "| method | n | {} |", headers.join(" | "));
     let _ = writeln!(out, "|---|---|{}", "---|".repeat(headers.len()));
     let all = groups(results);
-    for g in &all {
+    // Every comparison of the table, one family for Holm's correction.
+    let compared_cells: Vec<Vec<Vec<Cell>>> = all
+        .iter()
+        .map(|g| {
+            (ablation.compare_on.iter())
+                .map(|key| {
+                    if compared {
+                        cells(ablation, g, &all, key)
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let raw: Vec<f64> = compared_cells
+        .iter()
+        .flatten()
+        .flatten()
+        .filter_map(|c| c.p)
+        .collect();
+    let mut adjusted = holm(&raw).into_iter();
+    let holm_of: Vec<Vec<Vec<Option<f64>>>> = compared_cells
+        .iter()
+        .map(|per_key| {
+            per_key
+                .iter()
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| c.p.and_then(|_| adjusted.next()))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    for (gi, g) in all.iter().enumerate() {
         let finished = g
             .runs
             .iter()
@@ -85,8 +132,15 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
             .collect();
         let mut cells = cells;
         if compared {
-            for key in &ablation.compare_on {
-                cells.push(comparison(ablation, g, &all, key));
+            for (k, per_key) in compared_cells[gi].iter().enumerate() {
+                let texts: Vec<String> = (per_key.iter().zip(&holm_of[gi][k]))
+                    .map(|(c, h)| cell_text(c, *h))
+                    .collect();
+                cells.push(if texts.is_empty() {
+                    "–".into()
+                } else {
+                    texts.join("; ")
+                });
             }
         }
         let _ = writeln!(out, "| {} | {n} | {} |", g.display(), cells.join(" | "));
@@ -97,35 +151,92 @@ pub fn markdown(ablation: &Ablation, results: &[RunResult], provenance: &str) ->
 /// The metric arms are compared on unless the file's `[table] compare_on` lists others.
 pub const COMPARED: &str = "test_accuracy";
 
-/// `Δmean (p = …) vs <label>` of metric `key` of `g` against each of its arm's `compare` arms at
-/// the same sweep point (Welch's t-test over seeds), `; `-separated, or `–`. "The same point": the compared
-/// arm's swept keys all take the values `g` has (so an arm that also sweeps a paired key, such as
-/// LpSGD's p next to the target sparsity, is compared at its target sparsity).
-fn comparison(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>], key: &str) -> String {
+/// One comparison of a table: group `g` against a `compare` arm's group at the same sweep point,
+/// on one metric.
+struct Cell {
+    /// `Δ ± CI` in table units.
+    delta: String,
+    /// Welch's p (`None`: too few seeds or no variance).
+    p: Option<f64>,
+    /// The compared arm's label.
+    label: String,
+    /// What makes the pair unequal: sparsity not matched, different tuning budgets.
+    notes: Vec<String>,
+}
+
+/// Every comparison of metric `key` of `g` against each of its arm's `compare` arms at the same
+/// sweep point ("the same point": the compared arm's swept keys all take the values `g` has, so
+/// an arm that also sweeps a paired key, such as LpSGD's p next to the target sparsity, is
+/// compared at its target sparsity).
+fn cells(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>], key: &str) -> Vec<Cell> {
     let Some(arm) = ablation.arms.iter().find(|a| a.name == g.arm) else {
-        return "–".into();
+        return Vec::new();
     };
     let scale = metric_info(key).map_or(1.0, |m| m.scale);
     let a = g.values(key);
-    let cells: Vec<String> = arm
-        .compare
+    arm.compare
         .iter()
         .filter_map(|c| all.iter().find(|h| h.arm == *c && h.at_point_of(g)))
         .filter_map(|h| {
             let b = h.values(key);
             let delta = (summarize(&a)?.mean - summarize(&b)?.mean) * scale;
-            let delta = signed(delta, scale);
-            Some(match welch(&a, &b) {
-                Some((_, _, p)) => format!("{delta} (p = {}) vs {}", p_value(p), h.label),
-                None => format!("{delta} vs {}", h.label),
+            let delta = match welch_interval(&a, &b) {
+                Some((_, half)) => format!(
+                    "{} ± {}",
+                    signed(delta, scale),
+                    unsigned(half * scale, scale)
+                ),
+                None => signed(delta, scale),
+            };
+            let mut notes = Vec::new();
+            if let (Some(sa), Some(sb)) =
+                (g.summary("weight_sparsity"), h.summary("weight_sparsity"))
+                && (sa.mean - sb.mean).abs() > DEFAULT_TOLERANCE
+            {
+                notes.push(format!(
+                    "unmatched: sparsity {:.1} vs {:.1} %",
+                    sa.mean * 100.0,
+                    sb.mean * 100.0
+                ));
+            }
+            let budget = |name: &str| {
+                ablation
+                    .arms
+                    .iter()
+                    .find(|x| x.name == name)
+                    .map_or(1, |x| x.tuning_budget)
+            };
+            let (ta, tb) = (budget(g.arm), budget(h.arm));
+            if ta != tb {
+                notes.push(format!("tuning budgets differ: {ta} vs {tb}"));
+            }
+            Some(Cell {
+                delta,
+                p: welch(&a, &b).map(|(_, _, p)| p),
+                label: h.label.to_string(),
+                notes,
             })
         })
-        .collect();
-    if cells.is_empty() {
-        "–".into()
+        .collect()
+}
+
+/// A cell's text, with its Holm-adjusted p.
+fn cell_text(c: &Cell, p_holm: Option<f64>) -> String {
+    let p = match (c.p, p_holm) {
+        (Some(p), Some(h)) => format!(" (p = {}, Holm {})", p_value(p), p_value(h)),
+        _ => String::new(),
+    };
+    let notes = if c.notes.is_empty() {
+        String::new()
     } else {
-        cells.join("; ")
-    }
+        format!(" [{}]", c.notes.join("; "))
+    };
+    format!("{}{p} vs {}{notes}", c.delta, c.label)
+}
+
+/// A half-width, with [`signed`]'s precision and no sign.
+fn unsigned(v: f64, scale: f64) -> String {
+    signed(v, scale).trim_start_matches('+').to_string()
 }
 
 /// A signed difference: two decimals for scaled metrics (percentages) and values ≥ 1; four for
