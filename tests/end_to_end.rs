@@ -3,7 +3,8 @@
 
 mod common;
 
-use sparselab::runner::{DeviceChoice, Options, ablate, plot};
+use common::Scratch;
+use sparselab::runner::{Options, ablate, plot};
 use std::path::{Path, PathBuf};
 
 /// The smoke ablation: two seeds of dense SGD, GMP (two sparsities) and a static mask.
@@ -40,38 +41,6 @@ y = "weight_sparsity"
     )
 }
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("sparselab-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("experiments")).unwrap();
-        Self(dir)
-    }
-
-    fn experiment(&self, name: &str, text: &str) {
-        std::fs::write(
-            self.0.join("experiments").join(format!("{name}.toml")),
-            text,
-        )
-        .unwrap();
-    }
-
-    fn options(&self) -> Options {
-        Options {
-            device: DeviceChoice::Flex,
-            ..Options::new(&self.0)
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -84,7 +53,7 @@ fn run_dirs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn synthetic_ablation_end_to_end_and_resume() {
-    let s = Scratch::new("resume");
+    let s = Scratch::new("e2e-resume");
     s.experiment("smoke", &spec());
     let opts = s.options();
 
@@ -162,7 +131,7 @@ fn synthetic_ablation_end_to_end_and_resume() {
 
 #[test]
 fn diverging_runs_are_recorded_and_the_ablation_goes_on() {
-    let s = Scratch::new("diverge");
+    let s = Scratch::new("e2e-diverge");
     let spec = spec()
         .replace("lr = 0.05", "lr = 0.05\nepochs = 1")
         .replace("epochs = 2\n", "")
@@ -184,7 +153,7 @@ train = { lr = 1e30 }
 
 #[test]
 fn experiment_errors_name_file_key_and_allowed_values() {
-    let s = Scratch::new("errors");
+    let s = Scratch::new("e2e-errors");
     let cases = [
         (
             "unknown-key",
@@ -327,7 +296,7 @@ fn parallel_jobs_store_what_one_job_stores_bit_for_bit() {
         )
         .replace("hidden = [32, 16]", "hidden = [300, 100]")
         .replace("batch = 32", "batch = 128");
-    let (one, two) = (Scratch::new("jobs1"), Scratch::new("jobs2"));
+    let (one, two) = (Scratch::new("e2e-jobs1"), Scratch::new("e2e-jobs2"));
     one.experiment("smoke", &spec);
     two.experiment("smoke", &spec);
     let serial = ablate(
@@ -386,7 +355,7 @@ fn parallel_jobs_store_what_one_job_stores_bit_for_bit() {
 /// flag and listing the planned ids.
 #[test]
 fn only_trains_the_named_runs() {
-    let s = Scratch::new("only");
+    let s = Scratch::new("e2e-only");
     s.experiment("smoke", &spec());
     let err = ablate(
         "smoke",
@@ -435,20 +404,11 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(status.success(), "git {args:?}");
 }
 
-/// Training into the committed results refuses a working tree with uncommitted changes (a run
-/// there must name the commit that trained it), says what to do instead, and goes ahead once
-/// the tree is clean; results themselves never make a tree dirty.
-#[test]
-fn the_committed_results_refuse_a_dirty_tree() {
-    let s = Scratch::new("dirty");
-    s.experiment("smoke", &spec());
-    git(&s.0, &["init", "-q"]);
+/// Commits everything in `dir`.
+fn commit_all(dir: &Path) {
+    git(dir, &["add", "."]);
     git(
-        &s.0,
-        &["-c", "user.name=t", "-c", "user.email=t@t", "add", "."],
-    );
-    git(
-        &s.0,
+        dir,
         &[
             "-c",
             "user.name=t",
@@ -459,31 +419,26 @@ fn the_committed_results_refuse_a_dirty_tree() {
             "x",
         ],
     );
+}
+
+/// Training into the committed results refuses a working tree with uncommitted changes (a run
+/// there must name the commit that trained it), says what to do instead, and goes ahead once
+/// the tree is clean; results themselves never make a tree dirty.
+#[test]
+fn the_committed_results_refuse_a_dirty_tree() {
+    let s = Scratch::new("e2e-dirty");
+    s.experiment("smoke", &spec());
+    git(&s.0, &["init", "-q"]);
+    commit_all(&s.0);
     std::fs::write(s.0.join("notes.txt"), "uncommitted").unwrap();
     let opts = Options {
         refuse_dirty: true,
-        only: vec![],
         ..s.options()
     };
     let err = ablate("smoke", &opts).expect_err("a dirty tree is refused");
     assert!(err.to_string().contains("uncommitted changes"), "{err}");
     assert!(err.to_string().contains("--allow-dirty"), "{err}");
-    git(
-        &s.0,
-        &["-c", "user.name=t", "-c", "user.email=t@t", "add", "."],
-    );
-    git(
-        &s.0,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "y",
-        ],
-    );
+    commit_all(&s.0);
     let outcome = ablate("smoke", &opts).expect("a clean tree trains");
     assert!(outcome.trained > 0);
     assert!(s.0.join("results").is_dir());

@@ -5,46 +5,26 @@
 
 mod common;
 
-use sparselab::runner::{DeviceChoice, Options, ablate};
-use std::path::PathBuf;
+use common::Scratch;
+use sparselab::runner::ablate;
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str, name: &str, text: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sparselab-seams-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("experiments")).unwrap();
-        std::fs::write(dir.join("experiments").join(format!("{name}.toml")), text).unwrap();
-        Self(dir)
-    }
-
-    fn options(&self) -> Options {
-        Options {
-            device: DeviceChoice::Flex,
-            ..Options::new(&self.0)
+/// `final.json` of every run of ablation `name` under `s`, keyed by arm.
+fn finals(s: &Scratch, name: &str) -> Vec<(String, serde_json::Value)> {
+    let dir = s.0.join("results").join(name);
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.join("final.json").is_file() {
+            let config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p.join("config.json")).unwrap())
+                    .unwrap();
+            let fin: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p.join("final.json")).unwrap())
+                    .unwrap();
+            out.push((config["arm"].as_str().unwrap_or_default().to_string(), fin));
         }
     }
-
-    /// `final.json` of every run, keyed by arm.
-    fn finals(&self, name: &str) -> Vec<(String, serde_json::Value)> {
-        let dir = self.0.join("results").join(name);
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.join("final.json").is_file() {
-                let config: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(p.join("config.json")).unwrap())
-                        .unwrap();
-                let fin: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(p.join("final.json")).unwrap())
-                        .unwrap();
-                out.push((config["arm"].as_str().unwrap_or_default().to_string(), fin));
-            }
-        }
-        out
-    }
+    out
 }
 
 /// The `final.json` of the (single-seed) run of `arm`.
@@ -54,12 +34,6 @@ fn final_of(finals: &[(String, serde_json::Value)], arm: &str) -> serde_json::Va
         .find(|(a, _)| a == arm)
         .map(|(_, f)| f.clone())
         .unwrap_or_else(|| panic!("no finished run of arm {arm}"))
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs a one-seed synthetic ablation named `name` whose `arms` name their own models (the
@@ -72,10 +46,10 @@ fn run_own_models(
 ) -> (Scratch, Vec<(String, serde_json::Value)>) {
     let text = common::synthetic_spec(&format!("description = \"{name} seam\"\nseeds = 1\n"), arms)
         .replace("hidden = [32, 16]\n", "");
-    let s = Scratch::new(name, name, &text);
+    let s = Scratch::with(&format!("seams-{}", name), name, &text);
     let out = ablate(name, &s.options()).unwrap();
     assert_eq!(out.trained, trained);
-    let finals = s.finals(name);
+    let finals = finals(&s, name);
     (s, finals)
 }
 
@@ -204,10 +178,10 @@ topology = { name = "gmp", sparsity = 0.8, start = 0.0, end = 0.5, every = 2 }
 "#,
     )
     .replace("lr = 0.05\n", "lr = 0.05\nschedule = \"constant\"\n");
-    let s = Scratch::new("topology", "topology", &text);
+    let s = Scratch::with("seams-topology", "topology", &text);
     let out = ablate("topology", &s.options()).unwrap();
     assert_eq!(out.trained, 4);
-    for (arm, fin) in s.finals("topology") {
+    for (arm, fin) in finals(&s, "topology") {
         let sparsity = fin["last"]["weight_sparsity"].as_f64().unwrap();
         assert!((sparsity - 0.8).abs() < 0.01, "{arm}: sparsity {sparsity}");
     }
@@ -233,10 +207,10 @@ kind = "hoyer"
 file = "hoyer"
 "#,
     );
-    let s = Scratch::new("lp", "lp", &text);
+    let s = Scratch::with("seams-lp", "lp", &text);
     let out = ablate("lp", &s.options()).unwrap();
     assert_eq!(out.trained, 1);
-    let (_, fin) = &s.finals("lp")[0];
+    let (_, fin) = &finals(&s, "lp")[0];
     let spheres = fin["spheres"].as_array().unwrap();
     let layers: Vec<(&str, f64)> = spheres
         .iter()
@@ -283,7 +257,7 @@ file = "hoyer"
     );
 
     let wrong = text.replace("p = [1.3, 1.1]", "p = [1.3, 1.1, 1.05]");
-    let s = Scratch::new("lp-wrong", "lp", &wrong);
+    let s = Scratch::with("seams-lp-wrong", "lp", &wrong);
     let msg = format!("{:#}", ablate("lp", &s.options()).unwrap_err());
     assert!(
         msg.contains("optimizer.p") && msg.contains("2 sphere-constrained layers"),

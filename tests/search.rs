@@ -3,34 +3,8 @@
 
 mod common;
 
-use sparselab::runner::{DeviceChoice, Options, ablate, plot};
-use std::path::PathBuf;
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str, spec: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sparselab-search-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("experiments")).unwrap();
-        std::fs::write(dir.join("experiments").join("s.toml"), spec).unwrap();
-        Self(dir)
-    }
-
-    fn options(&self) -> Options {
-        Options {
-            device: DeviceChoice::Flex,
-            ..Options::new(&self.0)
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::Scratch;
+use sparselab::runner::{ablate, plot};
 
 /// Proximal SGD + ℓ1 asked for 50 % weight sparsity: the search finds a λ that reaches it in
 /// seed 0, both seeds train there, the table says what was chosen, and a rerun (or a plot) reuses
@@ -45,7 +19,7 @@ regularizer = { name = "l1" }
 target = { value = 0.5, tolerance = 0.05, range = [1e-4, 1.0], probes = 12 }
 "#,
     );
-    let s = Scratch::new("target", &spec);
+    let s = Scratch::with("search-target", "s", &spec);
     let first = ablate("s", &s.options()).expect("the target is reachable");
     let table = std::fs::read_to_string(first.dir.join("table.md")).unwrap();
     assert!(
@@ -86,7 +60,7 @@ optimizer = { name = "sgd" }
 tune = { "train.lr" = [0.0001, 0.05] }
 "#,
     );
-    let s = Scratch::new("tune", &spec);
+    let s = Scratch::with("search-tune", "s", &spec);
     let outcome = ablate("s", &s.options()).expect("tunes");
     let table = std::fs::read_to_string(outcome.dir.join("table.md")).unwrap();
     // The tiny learning rate barely trains: validation picks 0.05.
@@ -116,7 +90,7 @@ fn search_and_claim_errors_name_file_and_key() {
     ];
     for (tag, arms, wanted) in cases {
         let spec = common::synthetic_spec("description = \"errors\"\n", arms);
-        let s = Scratch::new(tag, &spec);
+        let s = Scratch::with(&format!("search-{}", tag), "s", &spec);
         let err = ablate("s", &s.options()).expect_err(tag).to_string();
         assert!(err.contains("s.toml"), "{tag}: {err}");
         for w in wanted {
@@ -132,7 +106,7 @@ regularizer = { name = "l1" }
 target = { value = 0.999, tolerance = 0.0001, range = [1e-6, 1e-5], probes = 2 }
 "#,
     );
-    let s = Scratch::new("unreachable", &spec);
+    let s = Scratch::with("search-unreachable", "s", &spec);
     let err = ablate("s", &s.options())
         .expect_err("unreachable")
         .to_string();

@@ -1,11 +1,14 @@
 #![allow(dead_code)] // each test crate uses a subset of the helpers
 
 //! Synthetic sparse regression problems and a minibatch training loop that drives one optimiser
-//! on one weight tensor, for method-level tests (support recovery, structure identification).
+//! on one weight tensor, for method-level tests (support recovery, structure identification);
+//! scratch project directories for end-to-end tests.
 
 use burn::optim::Optimizer;
 use burn::tensor::{Device, Tensor, TensorData};
 use sparselab::core::rng::{ChaCha8Rng, Rng, SeedableRng, SliceRandom, normal, stream};
+use sparselab::runner::{DeviceChoice, Options};
+use std::path::PathBuf;
 
 /// The data, model and training sections of the small synthetic ablations that the end-to-end
 /// tests run (CPU and WGPU): 4 classes of 6×6 inputs, a 32-16 MLP, 2 epochs.
@@ -147,4 +150,48 @@ pub fn row_support(w: &[f32], m: usize) -> Vec<bool> {
     w.chunks(m)
         .map(|row| row.iter().any(|v| *v != 0.0))
         .collect()
+}
+
+/// A scratch project directory (`experiments/`, and `results/` once something trains), removed
+/// when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// An empty project named after the test (`tag`) and the process.
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sparselab-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("experiments")).unwrap();
+        Self(dir)
+    }
+
+    /// A project holding one experiment file, `experiments/<name>.toml`.
+    pub fn with(tag: &str, name: &str, text: &str) -> Self {
+        let s = Self::new(tag);
+        s.experiment(name, text);
+        s
+    }
+
+    /// Writes `experiments/<name>.toml`.
+    pub fn experiment(&self, name: &str, text: &str) {
+        std::fs::write(
+            self.0.join("experiments").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
+    }
+
+    /// Options over this project, on the CPU.
+    pub fn options(&self) -> Options {
+        Options {
+            device: DeviceChoice::Flex,
+            ..Options::new(&self.0)
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -94,6 +94,19 @@ fn model_name(identity: &str) -> String {
     }
 }
 
+/// `name` as a file name: letters, digits and `-`, runs of anything else as one `-`.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
 /// Every leaderboard of the stored ablations.
 pub fn boards(stored: &[Stored]) -> Vec<Board> {
     let mut keys: Vec<(String, String, usize)> = stored
@@ -164,7 +177,7 @@ fn board(stored: &[Stored], key: &(String, String, usize)) -> Option<Board> {
     let name = model_name(model);
     Some(Board {
         title: format!("{name} on {data}, {epochs} epochs"),
-        file: format!("pareto_{}_{data}_{epochs}ep", name.replace([' ', '='], "-")),
+        file: format!("pareto_{}_{data}_{epochs}ep", slug(&name)),
         levels,
         results,
     })

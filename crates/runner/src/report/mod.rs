@@ -140,9 +140,34 @@ fn claim_order(id: &str) -> (usize, u32, String) {
     (position, number, id.to_string())
 }
 
-/// A link from `results/REPORT.md` to an ablation's table.
-fn table_link(ablation: &str) -> String {
-    format!("[{ablation}]({ablation}/table.md)")
+/// A link to an ablation's table from a page `results` is at `base` of (`""` from REPORT.md,
+/// `"results/"` from the README).
+fn table_link(ablation: &str, base: &str) -> String {
+    format!("[{ablation}]({base}{ablation}/table.md)")
+}
+
+/// The claims table: every claim with its paper, ablation, verdict and evidence, the id linking
+/// to its evidence in REPORT.md (`base` as for [`table_link`]).
+pub fn claims_table(report: &Report, base: &str) -> String {
+    let mut out = String::from(
+        "| id | claim | paper | ablation | verdict | evidence |\n|---|---|---|---|---|---|\n",
+    );
+    for e in &report.claims {
+        let _ = writeln!(
+            out,
+            "| [{id}]({base}REPORT.md#{anchor}) | {} | {} | {} | **{}** | {} |",
+            e.claim.claim,
+            e.claim.paper,
+            e.ablation
+                .as_deref()
+                .map_or("–".into(), |a| table_link(a, base)),
+            e.verdict.label(),
+            evidence(e),
+            id = e.claim.id,
+            anchor = e.claim.id.to_lowercase(),
+        );
+    }
+    out
 }
 
 /// The summary of a claim's matched comparisons: how many, the range of differences, the
@@ -189,22 +214,9 @@ pub fn markdown(report: &Report) -> String {
          95% Welch intervals, p-values are Welch's, Holm-adjusted within each claim, and only \
          comparisons at matched sparsity (within the claim's tolerance, 0.5 points unless it \
          says) enter a verdict. The budgets are a few percent of the papers': a verdict is \
-         about this scale.\n\n## Claims\n\n\
-         | id | claim | paper | ablation | verdict | evidence |\n|---|---|---|---|---|---|\n",
+         about this scale.\n\n## Claims\n\n",
     );
-    for e in &report.claims {
-        let _ = writeln!(
-            out,
-            "| [{id}](#{anchor}) | {} | {} | {} | **{}** | {} |",
-            e.claim.claim,
-            e.claim.paper,
-            e.ablation.as_deref().map_or("–".into(), table_link),
-            e.verdict.label(),
-            evidence(e),
-            id = e.claim.id,
-            anchor = e.claim.id.to_lowercase(),
-        );
-    }
+    out.push_str(&claims_table(report, ""));
     out.push_str("\n## The evidence, claim by claim\n");
     for e in &report.claims {
         let _ = writeln!(
@@ -275,7 +287,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "| {} | {} of {} | {} | {} |",
-            table_link(&s.ablation.name),
+            table_link(&s.ablation.name, ""),
             s.results.len(),
             s.ablation.runs.len(),
             commits.join(", "),

@@ -1,7 +1,7 @@
 //! The README's results summary: written by `cargo xtask report` between two markers, never by
 //! hand (a test compares the committed block with what the committed runs give).
 
-use super::{Report, evidence};
+use super::{Report, claims_table};
 use std::fmt::Write;
 
 /// The line before the generated block.
@@ -14,19 +14,9 @@ pub fn summary(report: &Report) -> String {
     let mut out = String::from(
         "Verdicts on the papers' claims (SPEC §5) at this scale, computed from the committed runs \
          by `cargo xtask report`; [results/REPORT.md](results/REPORT.md) has the evidence behind \
-         each, the leaderboards and where every run comes from.\n\n\
-         | id | claim | verdict | evidence |\n|---|---|---|---|\n",
+         each, the leaderboards and where every run comes from.\n\n",
     );
-    for e in &report.claims {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            e.claim.id,
-            e.claim.claim,
-            e.verdict.label(),
-            evidence(e)
-        );
-    }
+    out.push_str(&claims_table(report, "results/"));
     let _ = write!(
         out,
         "\nLeaderboards (one per model, dataset and budget): {}.\n",

@@ -1,0 +1,37 @@
+//! The committed report: the README's results block and `results/REPORT.md` are exactly what
+//! `cargo xtask report` renders from the committed runs, so a number or verdict edited by hand,
+//! or runs re-trained without re-rendering, fail here.
+
+use sparselab::runner::report::{self, readme};
+use std::path::PathBuf;
+
+#[test]
+fn the_committed_report_is_what_the_committed_runs_give() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let built = report::build(&root.join("experiments"), &root.join("results"))
+        .expect("every committed ablation loads");
+    let text = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let block = readme::block(&text).expect("README.md has the report's markers");
+    assert_eq!(
+        block,
+        readme::summary(&built),
+        "README.md's results block is not what the committed runs give: run `cargo xtask report`"
+    );
+    let committed = std::fs::read_to_string(root.join("results/REPORT.md")).expect("REPORT.md");
+    assert_eq!(
+        committed,
+        report::markdown(&built),
+        "results/REPORT.md is not what the committed runs give: run `cargo xtask report`"
+    );
+    // Every claim of SPEC §5 is there, tested or saying why not.
+    let ids: Vec<&str> = built.claims.iter().map(|e| e.claim.id.as_str()).collect();
+    for id in [
+        "S1", "S2", "S3", "S4", "S5", "G1", "G2", "G3", "G5", "L1", "L2", "L3", "L4", "K1", "K2",
+        "K3", "K4", "K5", "R1", "R2", "R3", "R4",
+    ] {
+        assert!(
+            ids.contains(&id),
+            "claim {id} of SPEC §5 is declared nowhere"
+        );
+    }
+}
