@@ -111,7 +111,7 @@ target = { value = 0.999, tolerance = 0.0001, range = [1e-6, 1e-5], probes = 2 }
         .expect_err("unreachable")
         .to_string();
     assert!(
-        err.contains("arms.l1.target") && err.contains("closest reached"),
+        err.contains("s.toml: arms.l1.target") && err.contains("closest reached"),
         "{err}"
     );
 }

@@ -226,9 +226,9 @@ fn choose_all(
 ) -> anyhow::Result<Vec<Choice>> {
     let mut choices = Vec::new();
     for s in &ablation.searches {
-        if let Some(c) = crate::search::choose(s, oracle)? {
-            choices.push(c);
-        }
+        let choice = crate::search::choose(s, oracle)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", ablation.file.display()))?;
+        choices.extend(choice);
     }
     for c in &choices {
         ablation.runs.extend(c.runs.iter().cloned());
