@@ -23,6 +23,19 @@ fn the_committed_report_is_what_the_committed_runs_give() {
         report::markdown(&built),
         "results/REPORT.md is not what the committed runs give: run `cargo xtask report`"
     );
+    // Every claim's evidence has its own heading, so each row of the claims table links to it.
+    let ids: std::collections::BTreeSet<&str> =
+        built.claims.iter().map(|e| e.claim.id.as_str()).collect();
+    let headings: Vec<&str> = (committed.lines())
+        .filter(|l| {
+            l.strip_prefix("### ")
+                .and_then(|h| h.split(' ').next())
+                .is_some_and(|id| ids.contains(id))
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<&str> = headings.iter().copied().collect();
+    assert_eq!(headings.len(), built.claims.len(), "one heading per claim");
+    assert_eq!(distinct.len(), headings.len(), "two claims share a heading");
     // Every claim of SPEC §5 is there, tested or saying why not.
     let ids: Vec<&str> = built.claims.iter().map(|e| e.claim.id.as_str()).collect();
     for id in [

@@ -43,6 +43,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction as a sentence says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::Higher => "higher",
+            Direction::Lower => "lower",
+        }
+    }
+
     fn sign(self) -> f64 {
         match self {
             Direction::Higher => 1.0,

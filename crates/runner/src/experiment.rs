@@ -97,9 +97,29 @@ impl PlannedRun {
     pub fn sweep_label(&self) -> String {
         self.sweep
             .iter()
-            .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), v))
+            .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), plain(v)))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// A swept value as a legend shows it: strings without quotes, tables as `{key value, ...}`
+/// (a JSON object in a legend reads as noise).
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{k} {}", plain(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(plain).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -209,4 +229,21 @@ pub struct Ablation {
     /// Arm points whose strength or tuned hyperparameters are searched first; their runs join
     /// [`Self::runs`] once the search has chosen ([`crate::search`]).
     pub searches: Vec<Search>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+    use serde_json::json;
+
+    #[test]
+    fn legends_show_swept_values_without_json_noise() {
+        assert_eq!(plain(&json!(1e-4)), "0.0001");
+        assert_eq!(plain(&json!("erk")), "erk");
+        assert_eq!(
+            plain(&json!({"p_first": 1.4, "p_rest": 1.3})),
+            "{p_first 1.4, p_rest 1.3}"
+        );
+        assert_eq!(plain(&json!([0.5, "x"])), "[0.5, x]");
+    }
 }

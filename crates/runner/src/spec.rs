@@ -535,6 +535,7 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
     } else {
         spec.table.columns.clone()
     };
+    let columns = with_matched_sparsity(columns, &spec.claims);
     let compare_on = if spec.table.compare_on.is_empty() {
         vec![crate::table::COMPARED.to_string()]
     } else {
@@ -591,6 +592,25 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         claims: spec.claims,
         searches,
     })
+}
+
+/// `columns` with the sparsity every comparison is matched on: weight sparsity (which a table
+/// comparison checks before calling a pair matched) and each claim's `match_on` metric, placed
+/// after the leading accuracy columns when the file left them out, so that a reader sees the
+/// achieved sparsity of every arm next to its accuracy.
+fn with_matched_sparsity(mut columns: Vec<String>, claims: &[Claim]) -> Vec<String> {
+    let matched = std::iter::once("weight_sparsity")
+        .chain(claims.iter().map(|c| c.match_on.as_str()))
+        .filter(|m| metric_info(m).is_some());
+    for metric in matched {
+        if !columns.iter().any(|c| c == metric) {
+            let at = (columns.iter())
+                .position(|c| !c.contains("accuracy"))
+                .unwrap_or(columns.len());
+            columns.insert(at, metric.to_string());
+        }
+    }
+    columns
 }
 
 /// A claim names arms, metrics and swept keys the ablation has.
@@ -670,4 +690,35 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(String, Result<String, SpecError
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn every_table_shows_the_sparsity_its_comparisons_are_matched_on() {
+        let claim: Claim = toml::from_str(
+            "id = \"X\"\nclaim = \"c\"\npaper = \"p\"\nmatch_on = \"group_sparsity\"",
+        )
+        .expect("claim");
+        let columns = strings(&["test_accuracy", "val_accuracy", "cka"]);
+        assert_eq!(
+            with_matched_sparsity(columns, std::slice::from_ref(&claim)),
+            strings(&[
+                "test_accuracy",
+                "val_accuracy",
+                "group_sparsity",
+                "weight_sparsity",
+                "cka"
+            ])
+        );
+        // Columns the file already shows stay where the file put them.
+        let shown = strings(&["weight_sparsity", "test_accuracy", "group_sparsity"]);
+        assert_eq!(with_matched_sparsity(shown.clone(), &[claim]), shown);
+    }
 }

@@ -146,6 +146,29 @@ fn table_link(ablation: &str, base: &str) -> String {
     format!("[{ablation}]({base}{ablation}/table.md)")
 }
 
+/// A claim's heading in REPORT.md: its id, and the ablation testing it (one claim may be tested
+/// on several test beds, and each needs its own heading to link to).
+fn heading(e: &Evaluated) -> String {
+    match &e.ablation {
+        Some(a) => format!("{} ({a})", e.claim.id),
+        None => e.claim.id.clone(),
+    }
+}
+
+/// The anchor a Markdown renderer gives [`heading`]: lower case, punctuation other than `-`
+/// dropped, spaces as `-`.
+fn anchor(e: &Evaluated) -> String {
+    heading(e)
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The claims table: every claim with its paper, ablation, verdict and evidence, the id linking
 /// to its evidence in REPORT.md (`base` as for [`table_link`]).
 pub fn claims_table(report: &Report, base: &str) -> String {
@@ -164,7 +187,7 @@ pub fn claims_table(report: &Report, base: &str) -> String {
             e.verdict.label(),
             evidence(e),
             id = e.claim.id,
-            anchor = e.claim.id.to_lowercase(),
+            anchor = anchor(e),
         );
     }
     out
@@ -222,7 +245,9 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "\n### {}\n\n{} ({})",
-            e.claim.id, e.claim.claim, e.claim.paper
+            heading(e),
+            e.claim.claim,
+            e.claim.paper
         );
         if e.comparisons.is_empty() {
             let _ = writeln!(out, "\n{}", e.verdict.label());
@@ -230,10 +255,10 @@ pub fn markdown(report: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "\nMetric `{}`, claimed {:?}{}; matched on `{}`{}. Verdict: **{}**.\n\n\
+            "\nMetric `{}`, claimed {}{}; matched on `{}`{}. Verdict: **{}**.\n\n\
              | comparison | setting | matched on | Δ ± 95% CI | p | Holm p |\n|---|---|---|---|---|---|",
             e.claim.metric,
-            e.claim.direction,
+            e.claim.direction.word(),
             e.claim
                 .effect
                 .map_or(String::new(), |x| format!(" by {x:+.2} in the paper")),
