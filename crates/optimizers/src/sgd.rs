@@ -23,7 +23,7 @@ use sparselab_regularizers::Regularizer;
 use std::sync::Arc;
 
 /// Hyperparameters of [`Sgd`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SgdConfig {
     /// Momentum μ (0 = plain SGD).
@@ -54,7 +54,10 @@ impl Validate for SgdConfig {
 /// Momentum SGD.
 #[derive(Clone, Debug)]
 pub struct Sgd {
-    config: Arc<SgdConfig>,
+    /// Held by value, not behind a pointer: the fused update reads it once per element, and
+    /// read through an `Arc` those loads are not hoisted out of the loop, which then stays
+    /// scalar.
+    config: SgdConfig,
 }
 
 /// State of [`Sgd`]: the velocity `v`.
@@ -67,9 +70,7 @@ pub struct SgdState<const D: usize> {
 impl Sgd {
     /// SGD with `config`.
     pub fn new(config: SgdConfig) -> Self {
-        Self {
-            config: Arc::new(config),
-        }
+        Self { config }
     }
 }
 
@@ -81,7 +82,7 @@ impl SparseOptimizer for Sgd {
     const PROXIMAL: bool = false;
 
     fn new(config: &SgdConfig, _regularizer: Option<Arc<dyn Regularizer>>) -> Self {
-        Sgd::new(config.clone())
+        Sgd::new(*config)
     }
 }
 
@@ -89,19 +90,21 @@ impl Sgd {
     /// `[w, v]` after one step with momentum, for whole tensors or one element ([`Lane`]): with
     /// `d = g + wd·w`, the velocity `v ← μ·v + d` (`v₁ = d`: `v` is `None` before the first
     /// step) and `w ← w − η·v`, or `w ← w − η·(d + μ·v)` with Nesterov.
+    /// `NESTEROV` is [`SgdConfig::nesterov`] as a constant, so the per-element loop carries no
+    /// branch on it (a branch inside keeps the loop scalar).
     #[inline(always)]
-    fn update<L: Lane>(&self, lr: f64, w: L, g: L, v: Option<L>) -> [L; 2] {
+    fn update<const NESTEROV: bool, L: Lane>(&self, lr: f64, w: L, g: L, v: Option<L>) -> [L; 2] {
         let SgdConfig {
             momentum,
-            nesterov,
             weight_decay,
-        } = *self.config;
+            ..
+        } = self.config;
         let d = WeightDecay(weight_decay).apply(g, &w);
         let v = match v {
             Some(v) => v.mul_scalar(momentum) + d.clone(),
             None => d.clone(),
         };
-        let direction = if nesterov {
+        let direction = if NESTEROV {
             d + v.clone().mul_scalar(momentum)
         } else {
             v.clone()
@@ -114,6 +117,27 @@ impl Sgd {
     fn plain_update<L: Lane>(&self, lr: f64, w: L, g: L) -> [L; 1] {
         let d = WeightDecay(self.config.weight_decay).apply(g, &w);
         [w - d.mul_scalar(lr)]
+    }
+}
+
+impl Sgd {
+    /// `[w, v]` after one momentum step on whole tensors; the first step writes the velocity
+    /// into the gradient's storage (`v₁ = d`).
+    fn momentum_step<const NESTEROV: bool, const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<SgdState<D>>,
+    ) -> [Tensor<D>; 2] {
+        match state.and_then(|s| s.velocity) {
+            Some(v) => elementwise!([tensor, v], [&grad], |[w, v], [g]| {
+                self.update::<NESTEROV, _>(lr, w, g, Some(v))
+            }),
+            None => elementwise!([tensor, grad], [], |[w, g], []| {
+                self.update::<NESTEROV, _>(lr, w, g, None)
+            }),
+        }
     }
 }
 
@@ -131,12 +155,10 @@ impl Optimizer for Sgd {
             let [w] = elementwise!([tensor], [&grad], |[w], [g]| self.plain_update(lr, w, g));
             return (w, Some(SgdState { velocity: None }));
         }
-        // The first step writes the velocity into the gradient's storage (v₁ = d).
-        let [w, v] = match state.and_then(|s| s.velocity) {
-            Some(v) => elementwise!([tensor, v], [&grad], |[w, v], [g]| {
-                self.update(lr, w, g, Some(v))
-            }),
-            None => elementwise!([tensor, grad], [], |[w, g], []| self.update(lr, w, g, None)),
+        let [w, v] = if self.config.nesterov {
+            self.momentum_step::<true, D>(lr, tensor, grad, state)
+        } else {
+            self.momentum_step::<false, D>(lr, tensor, grad, state)
         };
         (w, Some(SgdState { velocity: Some(v) }))
     }
