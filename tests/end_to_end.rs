@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::Scratch;
+use common::{Scratch, run_dirs, stored_values};
 use sparselab::runner::{Options, ablate, plot};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The smoke ablation: two seeds of dense SGD, GMP (two sparsities) and a static mask.
 fn spec() -> String {
@@ -39,16 +39,6 @@ file = "sparsity"
 y = "weight_sparsity"
 "#,
     )
-}
-
-fn run_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("config.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs
 }
 
 #[test]
@@ -127,6 +117,28 @@ fn synthetic_ablation_end_to_end_and_resume() {
     let plotted = plot("smoke", &opts).unwrap();
     assert_eq!(plotted.trained, 0);
     assert!(dir.join("table.md").is_file());
+
+    // A damaged record stops plot and ablate with its path and what to do, and is never
+    // silently trained again.
+    let record = victim.join("final.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, &text[..text.len() / 2]).unwrap();
+    for err in [
+        plot("smoke", &opts).unwrap_err(),
+        ablate("smoke", &opts).unwrap_err(),
+    ] {
+        let err = format!("{err:#}");
+        assert!(err.contains("damaged"), "{err}");
+        assert!(
+            err.contains(&format!("delete {}", victim.display())),
+            "{err}"
+        );
+        assert!(err.contains("final.json"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        text[..text.len() / 2]
+    );
 }
 
 #[test]
@@ -253,34 +265,6 @@ fn experiment_errors_name_file_key_and_allowed_values() {
     }
     let err = ablate("nonexistent", &s.options()).unwrap_err().to_string();
     assert!(err.contains("no ablation `nonexistent`"), "{err}");
-}
-
-/// Every stored value of a run but its timings (which no two runs share).
-fn without_timings(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            map.retain(|k, _| !k.ends_with("seconds") && k != "samples_per_sec");
-            map.values_mut().for_each(without_timings);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(without_timings),
-        _ => {}
-    }
-}
-
-/// `epochs.json` and `final.json` of every run of an ablation, timings removed, by run id.
-fn stored_values(dir: &Path) -> Vec<(String, serde_json::Value)> {
-    run_dirs(dir)
-        .into_iter()
-        .map(|r| {
-            let read = |f: &str| -> serde_json::Value {
-                serde_json::from_str(&std::fs::read_to_string(r.join(f)).unwrap()).unwrap()
-            };
-            let mut v =
-                serde_json::json!({ "epochs": read("epochs.json"), "final": read("final.json") });
-            without_timings(&mut v);
-            (r.file_name().unwrap().to_string_lossy().into_owned(), v)
-        })
-        .collect()
 }
 
 /// `--jobs 2` trains the runs concurrently, each job on half the cores, and stores exactly what

@@ -8,7 +8,7 @@ use burn::optim::Optimizer;
 use burn::tensor::{Device, Tensor, TensorData};
 use sparselab::core::rng::{ChaCha8Rng, Rng, SeedableRng, SliceRandom, normal, stream};
 use sparselab::runner::{DeviceChoice, Options};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The data, model and training sections of the small synthetic ablations that the end-to-end
 /// tests run (CPU and WGPU): 4 classes of 6×6 inputs, a 32-16 MLP, 2 epochs.
@@ -194,4 +194,43 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The run directories of an ablation's store, sorted.
+pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Every stored value of a run but its timings (which no two runs share).
+pub fn without_timings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, _| !k.ends_with("seconds") && k != "samples_per_sec");
+            map.values_mut().for_each(without_timings);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_timings),
+        _ => {}
+    }
+}
+
+/// `epochs.json` and `final.json` of every run of an ablation, timings removed, by run id.
+pub fn stored_values(dir: &Path) -> Vec<(String, serde_json::Value)> {
+    run_dirs(dir)
+        .into_iter()
+        .map(|r| {
+            let read = |f: &str| -> serde_json::Value {
+                serde_json::from_str(&std::fs::read_to_string(r.join(f)).unwrap()).unwrap()
+            };
+            let mut v =
+                serde_json::json!({ "epochs": read("epochs.json"), "final": read("final.json") });
+            without_timings(&mut v);
+            (r.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect()
 }

@@ -1,8 +1,10 @@
 //! `cargo xtask`: the command line of sparselab, a thin layer over `sparselab-runner`.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sparselab_bench::BenchOptions;
 use sparselab_core::Registry;
+use sparselab_runner::shard::Shard;
 use sparselab_runner::{DeviceChoice, Options, spec};
 use std::path::{Path, PathBuf};
 
@@ -52,6 +54,12 @@ enum Command {
         /// Train only the run with this id (a directory name under the results; repeatable).
         #[arg(long, value_name = "RUN_ID")]
         only: Vec<String>,
+        /// Train only part i of n of the planned runs (1 ≤ i ≤ n; each run belongs to exactly
+        /// one part, whatever else is planned) [default: the SLURM array task's part, when run as
+        /// one]. Any number of processes may share one results directory, sharded or not: each
+        /// run is trained once.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
         /// Train into the committed results/ even though the working tree has uncommitted
         /// changes (refused otherwise: a committed run must name the commit that trained it).
         #[arg(long)]
@@ -84,6 +92,40 @@ enum Command {
         /// Leave README.md alone.
         #[arg(long)]
         no_readme: bool,
+    },
+    /// Write sbatch scripts that train an ablation as a SLURM array job (one shard per task, all
+    /// sharing one results directory, requeued on USR1 before the time limit) and render its
+    /// tables, figures and report after it; submit them with the printed command.
+    Slurm {
+        /// Ablation name.
+        name: String,
+        /// Array tasks, each training its shard of the runs.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+        tasks: u64,
+        /// CPU cores per task.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+        cpus: u64,
+        /// Seconds before the time limit at which SLURM tells a task to requeue.
+        #[arg(long, default_value_t = 300)]
+        signal_seconds: u64,
+        /// Apply the file's [quick] overrides.
+        #[arg(long)]
+        quick: bool,
+        /// Device of every task: auto, wgpu or flex.
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Results root.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Directory of experiment files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+        /// Where the scripts (and the tasks' logs) go: <DIR>/<name>/.
+        #[arg(long, default_value = "slurm")]
+        dir: PathBuf,
+        /// Options for sbatch after `--`, e.g. `-- --time=04:00:00 --partition=cpu`.
+        #[arg(last = true)]
+        sbatch: Vec<String>,
     },
     /// Benchmark training throughput against PyTorch (LeNet-300-100, LeNet-5; set
     /// SPARSELAB_PYTHON to a Python with torch, else `python3` is tried) and each optimiser's step
@@ -155,9 +197,14 @@ fn main() -> anyhow::Result<()> {
             experiments,
             jobs,
             only,
+            shard,
             allow_dirty,
         } => {
             let out = at_root(out);
+            let shard = match shard {
+                Some(s) => Some(s),
+                None => Shard::from_slurm().map_err(anyhow::Error::msg)?,
+            };
             let opts = Options {
                 experiments: at_root(experiments),
                 refuse_dirty: !quick && !allow_dirty && out == root().join("results"),
@@ -168,14 +215,19 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 jobs: jobs.map(|j| j as usize),
                 only,
+                shard,
             };
             let outcome = sparselab_runner::ablate(&name, &opts)?;
             let table = outcome.dir.join("table.md");
             if let Ok(text) = std::fs::read_to_string(&table) {
                 println!("\n{text}");
             }
+            let others = match outcome.by_others {
+                0 => String::new(),
+                n => format!(", {n} by other processes"),
+            };
             println!(
-                "{name}: {} runs trained, {} already finished; results in {}",
+                "{name}: {} runs trained{others}, {} already finished; results in {}",
                 outcome.trained,
                 outcome.skipped,
                 outcome.dir.display()
@@ -220,6 +272,69 @@ fn main() -> anyhow::Result<()> {
             for f in files {
                 println!("{}", f.display());
             }
+        }
+        Command::Slurm {
+            name,
+            tasks,
+            cpus,
+            signal_seconds,
+            quick,
+            device,
+            out,
+            experiments,
+            dir,
+            sbatch,
+        } => {
+            let (out, experiments) = (at_root(out), at_root(experiments));
+            let file = experiments.join(format!("{name}.toml"));
+            let runs = spec::load(&file, quick, None)
+                .with_context(|| format!("ablation `{name}` ({})", file.display()))?
+                .runs
+                .len() as u64;
+            if tasks > runs {
+                anyhow::bail!(
+                    "--tasks {tasks}: ablation `{name}` plans {runs} runs (before any search),                      so at most {runs} tasks have work"
+                );
+            }
+            let dir = at_root(dir).join(&name);
+            let mut render_flags = vec![
+                "--out".to_string(),
+                out.display().to_string(),
+                "--experiments".into(),
+                experiments.display().to_string(),
+            ];
+            if quick {
+                render_flags.push("--quick".into());
+            }
+            let ablate_flags = ["--device".to_string(), device.to_string()]
+                .into_iter()
+                .chain(render_flags.iter().cloned())
+                .collect();
+            let scripts = xtask::slurm::scripts(&xtask::slurm::Job {
+                ablation: name.clone(),
+                tasks,
+                cpus,
+                signal_seconds,
+                xtask: std::env::current_exe().context("the path of this xtask binary")?,
+                root: root(),
+                ablate_flags,
+                render_flags,
+                sbatch,
+                logs: dir.join("logs"),
+            });
+            std::fs::create_dir_all(dir.join("logs"))
+                .with_context(|| format!("creating {}", dir.display()))?;
+            for (file, text) in [
+                ("array.sbatch", &scripts.array),
+                ("render.sbatch", &scripts.render),
+                ("submit.sh", &scripts.submit),
+            ] {
+                let path = dir.join(file);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("{}", path.display());
+            }
+            println!("submit with: bash {}", dir.join("submit.sh").display());
         }
         Command::Bench {
             device,

@@ -5,9 +5,11 @@ use crate::aggregate::RunResult;
 use crate::device::{DeviceChoice, Selected, select};
 use crate::env::Env;
 use crate::experiment::{Ablation, PlannedRun};
+use crate::lease::Taken;
 use crate::progress::Progress;
 use crate::record::EpochRecord;
 use crate::search::Choice;
+use crate::shard::Shard;
 use crate::spec;
 use crate::store::{RunWriter, Store, write_atomic};
 use crate::train::{Observer, train};
@@ -16,6 +18,7 @@ use anyhow::Context;
 use sparselab_data::Dataset;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Where things are and how to run them.
 #[derive(Clone, Debug)]
@@ -38,6 +41,8 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// Train only the runs with these ids (`--only`; empty = every planned run).
     pub only: Vec<String>,
+    /// Train only this shard of the planned runs (`--shard i/n`, or the SLURM array task's).
+    pub shard: Option<Shard>,
     /// Refuse to train from a working tree with uncommitted changes: set for the committed
     /// results, whose runs must each name the commit that trained them (`--allow-dirty` clears
     /// it).
@@ -56,6 +61,7 @@ impl Options {
             data_dir: None,
             jobs: None,
             only: Vec::new(),
+            shard: None,
             refuse_dirty: false,
         }
     }
@@ -85,6 +91,8 @@ pub struct Outcome {
     pub trained: usize,
     /// Runs found finished.
     pub skipped: usize,
+    /// Runs this process set out to train that other processes sharing the store trained.
+    pub by_others: usize,
     /// Files written (tables, CSVs, figures).
     pub files: Vec<PathBuf>,
 }
@@ -162,24 +170,47 @@ impl<'a> Trainer<'a> {
         let env = Env::capture(&selected.description, selected.backend);
         let progress = Progress::new(&name, 1, 0, 1);
         let label = format!("{} (search)", run_label(run));
-        let result = crate::jobs::on_all_cores(|| {
-            train_one(
-                store,
-                &name,
-                run,
-                (selected, data),
-                &env,
-                &progress,
-                0,
-                &label,
-            )
-        })??;
-        self.probes += 1;
-        Ok(result)
+        loop {
+            let attempt = crate::jobs::on_all_cores(|| {
+                train_one(
+                    store,
+                    &name,
+                    run,
+                    (selected, data),
+                    &env,
+                    &progress,
+                    0,
+                    &label,
+                )
+            })??;
+            match attempt {
+                Attempt::Done { result, trained } => {
+                    self.probes += usize::from(trained);
+                    return Ok(*result);
+                }
+                // Another process trains this probe: the search needs it, so wait.
+                Attempt::Held => std::thread::sleep(POLL),
+            }
+        }
     }
 }
 
-/// Trains `run` into the store, reporting to `progress` as job `slot`.
+/// How often a process looks again at runs that other processes train.
+const POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What became of a run a process set out to train.
+enum Attempt {
+    /// The run is finished: `trained` here, or found finished by another process.
+    Done {
+        result: Box<RunResult>,
+        trained: bool,
+    },
+    /// Another live process holds its lease.
+    Held,
+}
+
+/// Trains `run` into the store under its lease, reporting to `progress` as job `slot`; a run
+/// another live process holds is left to it.
 #[allow(clippy::too_many_arguments)]
 fn train_one(
     store: &Store,
@@ -190,7 +221,17 @@ fn train_one(
     progress: &Progress,
     slot: usize,
     label: &str,
-) -> anyhow::Result<RunResult> {
+) -> anyhow::Result<Attempt> {
+    let Taken::Ours(lease) = store.lease(run)? else {
+        return Ok(Attempt::Held);
+    };
+    // Another process may have finished the run between our look and the lease.
+    if let Some(result) = store.finished(run)? {
+        return Ok(Attempt::Done {
+            result: Box::new(result),
+            trained: false,
+        });
+    }
     let writer = store.start(ablation, run, env)?;
     progress.start_run(
         slot,
@@ -210,11 +251,15 @@ fn train_one(
     )
     .with_context(|| format!("run {} ({label})", run.id))?;
     writer.finish(&outcome)?;
+    drop(lease);
     progress.finish_run(label, &outcome);
-    Ok(RunResult {
-        run: run.clone(),
-        outcome,
-        epochs,
+    Ok(Attempt::Done {
+        result: Box::new(RunResult {
+            run: run.clone(),
+            outcome,
+            epochs,
+        }),
+        trained: true,
     })
 }
 
@@ -274,11 +319,13 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             // Two arms may plan the same run (a search can choose what another arm fixes): it
             // trains once, and both read it.
             None if todo.iter().any(|t| t.id == run.id) => {}
+            None if !opts.shard.is_none_or(|s| s.contains(&run.id)) => {}
             None if opts.only.is_empty() || opts.only.contains(&run.id) => todo.push(run),
             None => {}
         }
     }
     let skipped = results.len();
+    let trained_here = AtomicUsize::new(0);
     if !todo.is_empty() {
         let (selected, data) = trainer.ready()?;
         let cores = crate::jobs::cores();
@@ -304,21 +351,53 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             data.val.len(),
             data.test.len()
         ));
-        crate::jobs::for_each_parallel(todo.len(), jobs, |slot, i| {
-            let run = todo[i];
-            let label = run_label(run);
-            train_one(
-                &store,
-                &ablation.name,
-                run,
-                (selected, data),
-                &env,
-                &progress,
-                slot,
-                &label,
-            )
-            .map(|_| ())
-        })?;
+        // Runs other processes hold are looked at again until they are finished (or their
+        // holder is gone and this process takes them over).
+        let mut waiting: Vec<&PlannedRun> = todo.clone();
+        let mut said = false;
+        while !waiting.is_empty() {
+            let held = std::sync::Mutex::new(Vec::new());
+            crate::jobs::for_each_parallel(waiting.len(), jobs, |slot, i| {
+                let run = waiting[i];
+                let label = run_label(run);
+                let attempt = train_one(
+                    &store,
+                    &ablation.name,
+                    run,
+                    (selected, data),
+                    &env,
+                    &progress,
+                    slot,
+                    &label,
+                )?;
+                match attempt {
+                    Attempt::Done { trained, .. } => {
+                        trained_here.fetch_add(usize::from(trained), Ordering::Relaxed);
+                    }
+                    Attempt::Held => held
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("a job thread panicked"))?
+                        .push(i),
+                }
+                Ok(())
+            })?;
+            let mut held = held
+                .into_inner()
+                .map_err(|_| anyhow::anyhow!("a job thread panicked"))?;
+            held.sort_unstable();
+            if held.len() == waiting.len() {
+                if !said {
+                    progress.println(&format!(
+                        "{} runs are being trained by other processes sharing {}; waiting for them",
+                        held.len(),
+                        store.dir().display()
+                    ));
+                    said = true;
+                }
+                std::thread::sleep(POLL);
+            }
+            waiting = held.into_iter().map(|i| waiting[i]).collect();
+        }
         progress.finish();
         results = Vec::new();
         for run in &ablation.runs {
@@ -333,9 +412,11 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
         .filter(|r| results.iter().any(|x| x.run.id == r.id))
         .count()
         .min(trainer.probes);
+    let trained_here = trained_here.into_inner();
     Ok(Outcome {
         dir: store.dir().to_path_buf(),
-        trained: todo.len() + trainer.probes,
+        trained: trained_here + trainer.probes,
+        by_others: todo.len() - trained_here,
         skipped: skipped - kept_probes,
         files,
     })
@@ -385,6 +466,7 @@ pub fn plot(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
     Ok(Outcome {
         dir: store.dir().to_path_buf(),
         trained: 0,
+        by_others: 0,
         skipped: results.len(),
         files,
     })

@@ -9,7 +9,9 @@
 //!   its data flow); [`train`]: a run's epochs, evaluation and metrics, on the compute pools of
 //!   [`jobs`] ([`float_mode`]: their floating-point mode); [`sphere_report`]: the end-of-run
 //!   analysis of optimisers that declare Lp spheres.
-//! - [`store`]: `results/<ablation>/<run-id>/`, atomic writes, resume.
+//! - [`store`]: `results/<ablation>/<run-id>/`, atomic writes, resume; [`lease`]: which of the
+//!   processes sharing a store trains a run; [`shard`]: a deterministic part of an ablation's
+//!   runs (SLURM array tasks).
 //! - [`figure`], [`table`]: paper-style figures (SVG + PNG) and Markdown/CSV tables;
 //!   [`similarity`]: mean inter-layer CKA per stage after every epoch.
 //! - [`ablate`]: all of it for one named ablation ([`jobs`]: several runs at once).
@@ -23,6 +25,7 @@ pub mod experiment;
 pub mod figure;
 pub mod float_mode;
 pub mod jobs;
+pub mod lease;
 pub mod progress;
 pub mod record;
 pub mod report;
@@ -30,6 +33,7 @@ pub mod resolve;
 pub mod run_id;
 pub mod schedule;
 pub mod search;
+pub mod shard;
 pub mod similarity;
 pub mod spec;
 pub mod sphere_report;

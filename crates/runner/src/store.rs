@@ -5,22 +5,30 @@
 //! written to a temporary name and renamed, so an interrupted process never leaves a
 //! half-written file; a run without `final.json` is unfinished and is restarted from scratch
 //! the next time its ablation runs. Finished runs (including diverged ones) are skipped.
+//!
+//! Several processes may share a store: a process writes a run's directory only while it holds
+//! the run's lease, `<run-id>.lease` next to it ([`crate::lease`]), so each run is trained by one
+//! process; finished runs are never written again, so reading them needs no lease.
 
 use crate::aggregate::RunResult;
 use crate::env::Env;
 use crate::experiment::{Ablation, PlannedRun};
+use crate::lease::{Lease, Taken};
 use crate::record::{EpochRecord, FinalRecord, best_validation, identification_from};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+/// Writes `bytes` to `path` atomically (a temporary file in the same directory, then rename).
+/// The temporary name is private to the process and the call, so processes rendering the same
+/// table at once never write into each other's temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -72,6 +80,16 @@ impl Store {
     /// [`best_validation`]), so results written under an older rule are shown under the current
     /// one.
     pub fn finished(&self, run: &PlannedRun) -> anyhow::Result<Option<RunResult>> {
+        self.read_finished(run).with_context(|| {
+            format!(
+                "the stored record of run {} is damaged; delete {} and the next `ablate` trains                  the run again",
+                run.id,
+                self.run_dir(&run.id).display()
+            )
+        })
+    }
+
+    fn read_finished(&self, run: &PlannedRun) -> anyhow::Result<Option<RunResult>> {
         let dir = self.run_dir(&run.id);
         if !dir.join("final.json").is_file() {
             return Ok(None);
@@ -94,6 +112,13 @@ impl Store {
             outcome,
             epochs,
         }))
+    }
+
+    /// Takes `run`'s lease ([`crate::lease`]): the right to train it, held until dropped.
+    pub fn lease(&self, run: &PlannedRun) -> anyhow::Result<Taken> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        Lease::take(&self.dir.join(format!("{}.lease", run.id)))
     }
 
     /// Starts `run` afresh: clears any unfinished attempt and writes its config and environment.
