@@ -13,18 +13,10 @@ fn spec() -> String {
         r#"description = "synthetic smoke ablation"
 seeds = 2
 "#,
-        r#"[arms.dense]
-optimizer = { name = "sgd" }
-
-[arms.gmp]
-optimizer = { name = "sgd" }
-topology = { name = "gmp", start = 0.0, end = 0.5, every = 2 }
-sweep = { "topology.sparsity" = [0.5, 0.9] }
-
-[arms.static]
-optimizer = { name = "sgd" }
-topology = { name = "static", sparsity = 0.8 }
-
+        &format!(
+            "{}{}",
+            common::SMOKE_ARMS,
+            r#"
 [[figures]]
 kind = "final"
 file = "acc_vs_compression"
@@ -37,7 +29,8 @@ reference = ["dense"]
 kind = "epochs"
 file = "sparsity"
 y = "weight_sparsity"
-"#,
+"#
+        ),
     )
 }
 
@@ -167,6 +160,23 @@ train = { lr = 1e30 }
 fn experiment_errors_name_file_key_and_allowed_values() {
     let s = Scratch::new("e2e-errors");
     let cases = [
+        (
+            "seeds-mistyped",
+            spec().replace("seeds = 2", "seeds = 2000000"),
+            vec!["seeds", "2000000", "seeds <= 1000"],
+        ),
+        (
+            "sweep-explodes",
+            spec().replace(
+                "sweep = { \"topology.sparsity\" = [0.5, 0.9] }",
+                &format!(
+                    "sweep = {{ \"topology.sparsity\" = [0.5, 0.9], \"topology.every\" = [{}], \"train.lr\" = [{}] }}",
+                    (1..=400).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                    (1..=400).map(|i| format!("{i}.0")).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            vec!["arms.gmp.sweep", "320000 points", "zip = true"],
+        ),
         (
             "unknown-key",
             spec().replace("lr = 0.05", "lr = 0.05\nlearning_rate = 1"),

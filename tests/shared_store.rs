@@ -16,18 +16,7 @@ use std::time::{Duration, Instant};
 fn spec(epochs: usize) -> String {
     common::synthetic_spec(
         "description = \"shared store\"\nseeds = 2\n",
-        r#"[arms.dense]
-optimizer = { name = "sgd" }
-
-[arms.gmp]
-optimizer = { name = "sgd" }
-topology = { name = "gmp", start = 0.0, end = 0.5, every = 2 }
-sweep = { "topology.sparsity" = [0.5, 0.9] }
-
-[arms.static]
-optimizer = { name = "sgd" }
-topology = { name = "static", sparsity = 0.8 }
-"#,
+        common::SMOKE_ARMS,
     )
     .replace("epochs = 2", &format!("epochs = {epochs}"))
 }

@@ -28,6 +28,20 @@ batch = 32
 lr = 0.05
 "#;
 
+/// The arms of the end-to-end ablations: dense SGD, GMP at two sparsities and a static mask.
+pub const SMOKE_ARMS: &str = r#"[arms.dense]
+optimizer = { name = "sgd" }
+
+[arms.gmp]
+optimizer = { name = "sgd" }
+topology = { name = "gmp", start = 0.0, end = 0.5, every = 2 }
+sweep = { "topology.sparsity" = [0.5, 0.9] }
+
+[arms.static]
+optimizer = { name = "sgd" }
+topology = { name = "static", sparsity = 0.8 }
+"#;
+
 /// An experiment file: `preamble` (description, seeds), [`SYNTHETIC_SETUP`], then `arms`.
 pub fn synthetic_spec(preamble: &str, arms: &str) -> String {
     format!("{preamble}\n{SYNTHETIC_SETUP}\n{arms}")

@@ -293,7 +293,8 @@ fn main() -> anyhow::Result<()> {
                 .len() as u64;
             if tasks > runs {
                 anyhow::bail!(
-                    "--tasks {tasks}: ablation `{name}` plans {runs} runs (before any search),                      so at most {runs} tasks have work"
+                    "--tasks {tasks}: ablation `{name}` plans {runs} runs (before any search), \
+                     so at most {runs} tasks have work"
                 );
             }
             let dir = at_root(dir).join(&name);

@@ -62,15 +62,16 @@ fn path(p: &Path) -> String {
     quoted(&p.to_string_lossy())
 }
 
-fn header(out: &mut String, job: &Job, name: &str, cpus: u64) {
+/// The interpreter line, `about` as comments, and the `#SBATCH` options both jobs share; `log`
+/// names the job's log file in [`Job::logs`].
+fn header(out: &mut String, job: &Job, name: &str, cpus: u64, about: &str, log: &str) {
     let _ = writeln!(out, "#!/bin/bash");
+    for line in about.lines() {
+        let _ = writeln!(out, "# {line}");
+    }
     let _ = writeln!(out, "#SBATCH --job-name={}", quoted(name));
     let _ = writeln!(out, "#SBATCH --cpus-per-task={cpus}");
-    let _ = writeln!(
-        out,
-        "#SBATCH --output={}",
-        path(&job.logs.join("%x-%A_%a.out"))
-    );
+    let _ = writeln!(out, "#SBATCH --output={}", path(&job.logs.join(log)));
     for extra in &job.sbatch {
         let _ = writeln!(out, "#SBATCH {}", quoted(extra));
     }
@@ -81,13 +82,12 @@ pub fn scripts(job: &Job) -> Scripts {
     let name = format!("sparselab-{}", job.ablation);
     let xtask = path(&job.xtask);
     let mut array = String::new();
-    let _ = writeln!(
-        array,
-        "# Trains ablation `{}` as {} SLURM array tasks, each its shard of the runs, all in one \
-         results directory.\n# Written by `cargo xtask slurm`; submit with submit.sh.",
+    let about = format!(
+        "Trains ablation `{}` as {} SLURM array tasks, each its shard of the runs, all in one \
+         results directory.\nWritten by `cargo xtask slurm`; submit with submit.sh.",
         job.ablation, job.tasks
     );
-    header(&mut array, job, &name, job.cpus);
+    header(&mut array, job, &name, job.cpus, &about, "%x-%A_%a.out");
     let _ = writeln!(array, "#SBATCH --array=0-{}", job.tasks.saturating_sub(1));
     let _ = writeln!(array, "#SBATCH --requeue");
     let _ = writeln!(array, "#SBATCH --signal=B:USR1@{}", job.signal_seconds);
@@ -109,13 +109,19 @@ pub fn scripts(job: &Job) -> Scripts {
     let _ = writeln!(array, "{} &\nwait $!", ablate.join(" "));
 
     let mut render = String::new();
-    let _ = writeln!(
-        render,
-        "# Renders ablation `{}`'s tables and figures and the report, once every array task has \
-         ended well.\n# Written by `cargo xtask slurm`; submitted by submit.sh.",
+    let about = format!(
+        "Renders ablation `{}`'s tables and figures and the report, once every array task has \
+         ended well.\nWritten by `cargo xtask slurm`; submitted by submit.sh.",
         job.ablation
     );
-    header(&mut render, job, &format!("{name}-render"), 1);
+    header(
+        &mut render,
+        job,
+        &format!("{name}-render"),
+        1,
+        &about,
+        "%x-%j.out",
+    );
     let _ = writeln!(render, "set -euo pipefail\ncd {}", path(&job.root));
     let flags: Vec<String> = job.render_flags.iter().map(|f| quoted(f)).collect();
     let _ = writeln!(
@@ -170,6 +176,20 @@ mod tests {
     #[test]
     fn the_array_job_requeues_on_the_signal_and_runs_one_ablate_per_task() {
         let s = scripts(&job());
+        for script in [&s.array, &s.render, &s.submit] {
+            assert!(script.starts_with("#!/bin/bash\n"), "{script}");
+        }
+        // sbatch reads options up to the first command.
+        for script in [&s.array, &s.render] {
+            let first_command = (script.lines())
+                .position(|l| !l.starts_with('#'))
+                .expect("a command");
+            let lines: Vec<&str> = script.lines().collect();
+            let last_option = (lines.iter())
+                .rposition(|l| l.starts_with("#SBATCH"))
+                .expect("options");
+            assert!(last_option < first_command, "{script}");
+        }
         for line in [
             "#SBATCH --array=0-3",
             "#SBATCH --requeue",

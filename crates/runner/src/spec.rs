@@ -34,6 +34,11 @@ pub struct SpecError {
 /// Components an arm is made of (what a sweep key may start with, with `train`).
 const COMPONENTS: [&str; 5] = ["model", "optimizer", "regularizer", "topology", "loss"];
 
+/// The most seeds a file may ask for, and the most runs it may plan: beyond them a number was
+/// surely mistyped, and planning would only exhaust the memory.
+const MAX_SEEDS: usize = 1_000;
+const MAX_RUNS: usize = 100_000;
+
 /// Table columns when the file does not choose.
 pub const DEFAULT_COLUMNS: [&str; 6] = [
     "test_accuracy",
@@ -228,6 +233,17 @@ fn sweep_points(
             })
             .collect());
     }
+    let product = (lists.iter()).try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()));
+    if product.is_none_or(|n| n > MAX_RUNS) {
+        return Err(ConfigError::new(
+            format!("arms.{arm}.sweep"),
+            format!(
+                "the sweep's lists make {} points (every combination); more than {MAX_RUNS} runs \
+                 is surely a mistake (`zip = true` pairs the lists instead)",
+                product.map_or_else(|| "too many".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
     let mut points = vec![BTreeMap::new()];
     for (key, values) in lists {
         points = points
@@ -408,12 +424,24 @@ struct BaseSpec {
 /// Loads and validates `file`; `quick` merges its `[quick]` table; `seeds` overrides the number
 /// of seeds.
 pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, SpecError> {
+    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
+        file: file.to_path_buf(),
+        error: ConfigError::new("", format!("cannot read: {e}")),
+    })?;
+    parse(&text, file, quick, seeds)
+}
+
+/// [`load`] of the text of `file`, already read.
+pub fn parse(
+    text: &str,
+    file: &Path,
+    quick: bool,
+    seeds: Option<usize>,
+) -> Result<Ablation, SpecError> {
     let fail = |error: ConfigError| SpecError {
         file: file.to_path_buf(),
         error,
     };
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| fail(ConfigError::new("", format!("cannot read: {e}"))))?;
     let mut doc: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| fail(ConfigError::new("", e.to_string())))?;
@@ -437,8 +465,12 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
         )));
     }
     let seeds = seeds.unwrap_or(spec.seeds);
-    if seeds == 0 {
-        return Err(fail(ConfigError::out_of_range("seeds", 0, "seeds >= 1")));
+    if !(1..=MAX_SEEDS).contains(&seeds) {
+        return Err(fail(ConfigError::out_of_range(
+            "seeds",
+            seeds,
+            &format!("1 <= seeds <= {MAX_SEEDS}"),
+        )));
     }
     let base = BaseSpec {
         data: parse_config(&spec.data).map_err(|e| fail(e.under("data")))?,
@@ -488,6 +520,15 @@ pub fn load(file: &Path, quick: bool, seeds: Option<usize>) -> Result<Ablation, 
                     prefix: prefix.clone(),
                 });
                 continue;
+            }
+            if runs.len() + seeds > MAX_RUNS {
+                return Err(fail(ConfigError::new(
+                    format!("{prefix}.sweep"),
+                    format!(
+                        "the file plans more than {MAX_RUNS} runs (arms × sweep points × seeds): \
+                         surely a mistake"
+                    ),
+                )));
             }
             for seed in 0..seeds as u64 {
                 let config = RunConfig {
