@@ -12,8 +12,9 @@
 //! A lease is *abandoned* when its holder is gone: on the holder's own host at once, when the pid
 //! is no longer running (the pid's start time tells a reused pid apart); from another host, when
 //! the heartbeat is older than [`stale_after`]. An abandoned lease is taken over by renaming it
-//! to a private name, which of several processes trying exactly one achieves, and then taking
-//! the lease anew. A lease that cannot be read (written by hand, truncated by a crash of the
+//! to a private name, which of several processes trying exactly one achieves, checking that the
+//! lease renamed is the one judged (else it was taken over meanwhile and is linked back), and
+//! then taking the lease anew. A lease that cannot be read (written by hand, truncated by a crash of the
 //! file system) is treated like one from another host: judged by its age alone.
 
 use anyhow::Context;
@@ -152,16 +153,11 @@ impl Lease {
                     return Err(e).with_context(|| format!("taking the lease {}", path.display()));
                 }
             }
-            let holder = read_holder(path);
-            if !abandoned(path, holder.as_ref()) {
-                return Ok(Taken::Held(holder));
+            let judged = Seen::at(path);
+            if !abandoned(path, judged.holder.as_ref()) {
+                return Ok(Taken::Held(judged.holder));
             }
-            // Of several processes renaming the same abandoned lease away, one succeeds; the
-            // others find the name gone or taken anew and try to link again.
-            let away = private_name(path, "abandoned");
-            if std::fs::rename(path, &away).is_ok() {
-                let _ = std::fs::remove_file(&away);
-            }
+            take_away(path, &judged);
         }
         Ok(Taken::Held(read_holder(path)))
     }
@@ -211,6 +207,37 @@ impl Drop for Lease {
         }
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// A lease as a process saw it when it judged it: its holder and its heartbeat.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    holder: Option<Holder>,
+    beat: Option<SystemTime>,
+}
+
+impl Seen {
+    fn at(path: &Path) -> Self {
+        Self {
+            holder: read_holder(path),
+            beat: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+        }
+    }
+}
+
+/// Removes the abandoned lease at `path` that was `judged`. Of several processes renaming it
+/// away, one succeeds; the others find the name gone, or taken anew. A process may rename a
+/// lease taken anew between its judgement and its rename (another process took over first):
+/// it then finds a lease other than the one it judged, and links it back.
+fn take_away(path: &Path, judged: &Seen) {
+    let away = private_name(path, "abandoned");
+    if std::fs::rename(path, &away).is_err() {
+        return;
+    }
+    if Seen::at(&away) != *judged {
+        let _ = std::fs::hard_link(&away, path);
+    }
+    let _ = std::fs::remove_file(&away);
 }
 
 /// Sets the lease's modification time to now: the heartbeat.
@@ -348,6 +375,38 @@ mod tests {
             taken.iter().map(|t| matches!(t, Taken::Ours(_))).collect()
         });
         assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    }
+
+    #[test]
+    fn a_lease_taken_anew_after_the_judgement_is_put_back() {
+        let dir = scratch("anew");
+        let path = dir.join("r.lease");
+        let dead = Holder {
+            host: "elsewhere".into(),
+            pid: 1,
+            started: None,
+            job: None,
+        };
+        plant(&path, &dead, stale_after() * 2);
+        let judged = Seen::at(&path);
+        // Another process takes the lease over between this one's judgement and its rename.
+        std::fs::remove_file(&path).expect("remove");
+        let Taken::Ours(theirs) = Lease::take(&path).expect("take") else {
+            panic!("a free lease is taken")
+        };
+        take_away(&path, &judged);
+        assert_eq!(
+            read_holder(&path),
+            Some(Holder::me()),
+            "the new lease is back"
+        );
+        drop(theirs);
+        // The lease judged is taken away when it is still the one there.
+        plant(&path, &dead, stale_after() * 2);
+        take_away(&path, &Seen::at(&path));
+        assert!(!path.exists());
+        let names: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]
