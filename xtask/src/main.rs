@@ -286,11 +286,14 @@ fn main() -> anyhow::Result<()> {
             sbatch,
         } => {
             let (out, experiments) = (at_root(out), at_root(experiments));
-            let file = experiments.join(format!("{name}.toml"));
-            let runs = spec::load(&file, quick, None)
-                .with_context(|| format!("ablation `{name}` ({})", file.display()))?
-                .runs
-                .len() as u64;
+            let runs = Options {
+                experiments: experiments.clone(),
+                quick,
+                ..Options::new(&root())
+            }
+            .load(&name)?
+            .runs
+            .len() as u64;
             if tasks > runs {
                 anyhow::bail!(
                     "--tasks {tasks}: ablation `{name}` plans {runs} runs (before any search), \

@@ -66,7 +66,8 @@ impl Options {
         }
     }
 
-    fn load(&self, name: &str) -> anyhow::Result<Ablation> {
+    /// The ablation `name` from the experiments directory, as these options plan it.
+    pub fn load(&self, name: &str) -> anyhow::Result<Ablation> {
         let file = self.experiments.join(format!("{name}.toml"));
         if !file.is_file() {
             let known: Vec<String> = spec::list(&self.experiments)

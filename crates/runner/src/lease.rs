@@ -21,7 +21,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, SystemTime};
 
 /// How often a holder touches its lease.
@@ -114,17 +114,19 @@ pub enum Taken {
 #[derive(Debug)]
 pub struct Lease {
     path: PathBuf,
-    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    /// Dropped to stop the heartbeat.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     beat: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A private name next to `path`, unique to this process and call.
-fn private_name(path: &Path, what: &str) -> PathBuf {
+/// A name next to `path` that no other call, process or host sharing the directory uses:
+/// `<path>.<host>.<pid>.<n>.<what>`.
+pub(crate) fn private_name(path: &Path, what: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut name = path.as_os_str().to_owned();
     name.push(format!(
-        ".{what}.{}.{}.{n}",
+        ".{}.{}.{n}.{what}",
         host_name(),
         std::process::id()
     ));
@@ -154,7 +156,7 @@ impl Lease {
                 }
             }
             let judged = Seen::at(path);
-            if !abandoned(path, judged.holder.as_ref()) {
+            if !judged.abandoned() {
                 return Ok(Taken::Held(judged.holder));
             }
             take_away(path, &judged);
@@ -163,45 +165,27 @@ impl Lease {
     }
 
     fn hold(path: PathBuf) -> Self {
-        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let beat = {
-            let (stop, path) = (Arc::clone(&stop), path.clone());
+            let path = path.clone();
+            // Beats until the lease is dropped, which drops the sender and ends the wait.
             std::thread::spawn(move || {
-                let (lock, wake) = &*stop;
-                let Ok(mut stopped) = lock.lock() else {
-                    return;
-                };
-                while !*stopped {
-                    match wake.wait_timeout(stopped, HEARTBEAT) {
-                        Ok((guard, _)) => stopped = guard,
-                        Err(_) => return,
-                    }
-                    if !*stopped {
-                        touch(&path);
-                    }
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
+                    touch(&path);
                 }
             })
         };
         Self {
             path,
-            stop,
+            stop: Some(stop),
             beat: Some(beat),
         }
-    }
-
-    /// The lease file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let (lock, wake) = &*self.stop;
-        if let Ok(mut stopped) = lock.lock() {
-            *stopped = true;
-        }
-        wake.notify_all();
+        drop(self.stop.take());
         if let Some(beat) = self.beat.take() {
             let _ = beat.join();
         }
@@ -221,6 +205,26 @@ impl Seen {
         Self {
             holder: read_holder(path),
             beat: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+        }
+    }
+
+    /// Whether the lease seen is abandoned: its holder is gone from this host, or its heartbeat
+    /// is stale.
+    fn abandoned(&self) -> bool {
+        if self
+            .holder
+            .as_ref()
+            .is_some_and(Holder::gone_from_this_host)
+        {
+            return true;
+        }
+        match self.beat {
+            // A lease that vanished meanwhile is free: the next link will tell.
+            None => true,
+            // A heartbeat ahead of this host's clock (another host's clock runs ahead) is fresh.
+            Some(beat) => SystemTime::now()
+                .duration_since(beat)
+                .is_ok_and(|age| age > stale_after()),
         }
     }
 }
@@ -251,19 +255,6 @@ fn read_holder(path: &Path) -> Option<Holder> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// Whether the lease at `path`, held by `holder` as far as it can be read, is abandoned.
-fn abandoned(path: &Path, holder: Option<&Holder>) -> bool {
-    if holder.is_some_and(Holder::gone_from_this_host) {
-        return true;
-    }
-    let age = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok());
-    // A lease that vanished meanwhile is free: the next link will tell.
-    age.is_none_or(|a| a > stale_after())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,13 +267,28 @@ mod tests {
         dir
     }
 
-    fn plant(path: &Path, holder: &Holder, age: Duration) {
-        std::fs::write(path, serde_json::to_string(holder).expect("json")).expect("write");
+    /// Sets the heartbeat of the lease at `path` to `by` ago.
+    fn age(path: &Path, by: Duration) {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
             .expect("open");
-        file.set_modified(SystemTime::now() - age).expect("mtime");
+        file.set_modified(SystemTime::now() - by).expect("mtime");
+    }
+
+    fn plant(path: &Path, holder: &Holder, by: Duration) {
+        std::fs::write(path, serde_json::to_string(holder).expect("json")).expect("write");
+        age(path, by);
+    }
+
+    /// A holder on another host.
+    fn remote() -> Holder {
+        Holder {
+            host: "elsewhere".into(),
+            pid: 1,
+            started: None,
+            job: Some("7_3".into()),
+        }
     }
 
     #[test]
@@ -327,17 +333,20 @@ mod tests {
     fn another_hosts_holder_is_trusted_until_its_heartbeat_is_stale() {
         let dir = scratch("remote");
         let path = dir.join("r.lease");
-        let remote = Holder {
-            host: "elsewhere".into(),
-            pid: 1,
-            started: None,
-            job: Some("7_3".into()),
-        };
+        let remote = remote();
         plant(&path, &remote, Duration::from_secs(5));
         assert!(matches!(
             Lease::take(&path).expect("take"),
             Taken::Held(Some(h)) if h == remote
         ));
+        // A heartbeat ahead of this host's clock is fresh, not stale.
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        file.set_modified(SystemTime::now() + Duration::from_secs(60))
+            .expect("mtime");
+        assert!(matches!(Lease::take(&path).expect("take"), Taken::Held(_)));
         plant(&path, &remote, stale_after() + Duration::from_secs(5));
         assert!(matches!(Lease::take(&path).expect("take"), Taken::Ours(_)));
     }
@@ -351,12 +360,7 @@ mod tests {
             Lease::take(&path).expect("take"),
             Taken::Held(None)
         ));
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("open");
-        file.set_modified(SystemTime::now() - stale_after() * 2)
-            .expect("mtime");
+        age(&path, stale_after() * 2);
         assert!(matches!(Lease::take(&path).expect("take"), Taken::Ours(_)));
     }
 
@@ -381,12 +385,7 @@ mod tests {
     fn a_lease_taken_anew_after_the_judgement_is_put_back() {
         let dir = scratch("anew");
         let path = dir.join("r.lease");
-        let dead = Holder {
-            host: "elsewhere".into(),
-            pid: 1,
-            started: None,
-            job: None,
-        };
+        let dead = remote();
         plant(&path, &dead, stale_after() * 2);
         let judged = Seen::at(&path);
         // Another process takes the lease over between this one's judgement and its rename.

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Part `index` (from 0) of `count`: the runs whose id, read as a number, leaves remainder
-/// `index` modulo `count`. A run's id is a hash of its configuration, so a run belongs to the
-/// same shard whatever else the ablation plans, and the parts come out nearly equal.
+/// Part `index` (from 0) of `count`: the runs whose id hashes to `index` modulo `count`. A run's
+/// id follows from its configuration alone, so a run belongs to the same shard whatever else the
+/// ablation plans, and the parts come out nearly equal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
     /// Which part, from 0.
@@ -52,16 +52,12 @@ impl Shard {
         Ok(Some(Self { index, count }))
     }
 
-    /// Whether the run with id `run_id` (hexadecimal) is in this shard.
+    /// Whether the run with id `run_id` is in this shard: its FNV-1a hash modulo the count.
     pub fn contains(&self, run_id: &str) -> bool {
-        let head = &run_id[..run_id.len().min(16)];
-        let number = u64::from_str_radix(head, 16).unwrap_or_else(|_| {
-            // Ids are hexadecimal hashes; anything else is still placed deterministically.
-            run_id.bytes().fold(0u64, |h, b| {
-                h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(b))
-            })
+        let hash = (run_id.bytes()).fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
-        number % self.count == self.index
+        hash % self.count == self.index
     }
 }
 

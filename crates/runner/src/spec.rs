@@ -233,13 +233,27 @@ fn sweep_points(
             })
             .collect());
     }
+    combinations(
+        &lists,
+        &format!("arms.{arm}.sweep"),
+        "`zip = true` pairs the lists instead",
+    )
+}
+
+/// Every combination of one value from each of `lists` (in their order), refused past
+/// [`MAX_RUNS`] points with an error at `at` that ends with `remedy`.
+fn combinations(
+    lists: &[(&String, &Vec<Value>)],
+    at: &str,
+    remedy: &str,
+) -> Result<Vec<BTreeMap<String, Value>>, ConfigError> {
     let product = (lists.iter()).try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()));
     if product.is_none_or(|n| n > MAX_RUNS) {
         return Err(ConfigError::new(
-            format!("arms.{arm}.sweep"),
+            at,
             format!(
-                "the sweep's lists make {} points (every combination); more than {MAX_RUNS} runs \
-                 is surely a mistake (`zip = true` pairs the lists instead)",
+                "the lists make {} points (every combination); more than {MAX_RUNS} runs is \
+                 surely a mistake ({remedy})",
                 product.map_or_else(|| "too many".to_string(), |n| n.to_string())
             ),
         ));
@@ -251,7 +265,7 @@ fn sweep_points(
             .flat_map(|p| {
                 values.iter().map(move |v| {
                     let mut p = p.clone();
-                    p.insert(key.clone(), v.clone());
+                    p.insert((*key).clone(), v.clone());
                     p
                 })
             })
@@ -306,7 +320,7 @@ fn tuning_grid(
     data: &DataConfig,
     prefix: &str,
 ) -> Result<Vec<BTreeMap<String, Value>>, ConfigError> {
-    let mut grid = vec![BTreeMap::new()];
+    let mut lists = Vec::new();
     for (key, values) in &spec.tune {
         let at = format!("{prefix}.tune.{key}");
         let Some(values) = values.as_array().filter(|v| !v.is_empty()) else {
@@ -321,18 +335,9 @@ fn tuning_grid(
                 .map_err(|why| ConfigError::new(&at, why))?;
             resolve_tables(&t, data, prefix).map_err(|e| ConfigError::new(&at, e.to_string()))?;
         }
-        grid = grid
-            .into_iter()
-            .flat_map(|g| {
-                values.iter().map(move |v| {
-                    let mut g = g.clone();
-                    g.insert(key.clone(), v.clone());
-                    g
-                })
-            })
-            .collect();
+        lists.push((key, values));
     }
-    Ok(grid)
+    combinations(&lists, &format!("{prefix}.tune"), "tune fewer keys at once")
 }
 
 /// The arm's target at `point` (a swept `target.<key>` applied), with its knob resolved and

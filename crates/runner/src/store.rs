@@ -21,14 +21,10 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically (a temporary file in the same directory, then rename).
-/// The temporary name is private to the process and the call, so processes rendering the same
+/// The temporary name is private to the call, process and host, so processes rendering the same
 /// table at once never write into each other's temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
+    let tmp = crate::lease::private_name(path, "tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)

@@ -320,9 +320,9 @@ mod tests {
     /// Compared in the dual, not in `w`: a small entry is the difference of `(1 − η)·v` and
     /// `η·ĝ`, which cancel, so either form's rounding (a few ulp of the larger terms) is large
     /// relative to the entry. The primal map `w = |v|^{1/(p−1)}` then scales that error by
-    /// `|v|^{(2−p)/(p−1)}/(p−1)`, unbounded near 0 for p > 2: at p = 3 a dual difference of
-    /// 2.4e-8 (one ulp of the row's largest entry, 0.41) became 7e-6 in a weight of 1.7e-3,
-    /// 1.1e-5 of the row's largest weight (seed 666 of the property test, 5×5 filters).
+    /// `|v|^{(2−p)/(p−1)}/(p−1)`, unbounded near 0 for p > 2: at p = 3 one ulp of a row's
+    /// largest dual entry becomes, in a small weight, an error far above any tolerance relative
+    /// to the row's largest weight.
     ///
     /// `f` is where storing `w` rather than `v` loses entries (see the module doc): the dual of
     /// the smallest positive f32 is `v₀ = 2^{−149(p−1)}`, 1.4e-3 at p = 1.063, so a dual entry
