@@ -221,11 +221,13 @@ pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// Every stored value of a run but its timings (which no two runs share).
+/// Every stored value of a run but its timings (which no two runs share) and how often it was
+/// resumed.
 pub fn without_timings(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
-            map.retain(|k, _| !k.ends_with("seconds") && k != "samples_per_sec");
+            // How often a run was resumed is told only by its timings too.
+            map.retain(|k, _| !k.ends_with("seconds") && k != "samples_per_sec" && k != "resumed");
             map.values_mut().for_each(without_timings);
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(without_timings),

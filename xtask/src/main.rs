@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sparselab_bench::BenchOptions;
 use sparselab_core::Registry;
+use sparselab_runner::ablate::AblationInterrupted;
 use sparselab_runner::shard::Shard;
 use sparselab_runner::{DeviceChoice, Options, spec};
 use std::path::{Path, PathBuf};
@@ -217,7 +218,14 @@ fn main() -> anyhow::Result<()> {
                 only,
                 shard,
             };
-            let outcome = sparselab_runner::ablate(&name, &opts)?;
+            sparselab_runner::interrupt::on_signals();
+            let outcome = match sparselab_runner::ablate(&name, &opts) {
+                Err(e) if e.downcast_ref::<AblationInterrupted>().is_some() => {
+                    eprintln!("{name}: {e}");
+                    std::process::exit(sparselab_runner::interrupt::EXIT_STOPPED.into());
+                }
+                outcome => outcome?,
+            };
             let table = outcome.dir.join("table.md");
             if let Ok(text) = std::fs::read_to_string(&table) {
                 println!("\n{text}");

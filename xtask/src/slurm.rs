@@ -90,23 +90,38 @@ pub fn scripts(job: &Job) -> Scripts {
     header(&mut array, job, &name, job.cpus, &about, "%x-%A_%a.out");
     let _ = writeln!(array, "#SBATCH --array=0-{}", job.tasks.saturating_sub(1));
     let _ = writeln!(array, "#SBATCH --requeue");
+    // A requeued task writes to the same log: keep what its earlier attempts wrote.
+    let _ = writeln!(array, "#SBATCH --open-mode=append");
     let _ = writeln!(array, "#SBATCH --signal=B:USR1@{}", job.signal_seconds);
-    let _ = writeln!(array, "set -euo pipefail\ncd {}", path(&job.root));
+    let _ = writeln!(array, "set -uo pipefail\ncd {}", path(&job.root));
     let _ = writeln!(
         array,
-        "# Before the time limit (or on preemption) SLURM sends USR1: requeue this task. Finished \
-         runs are kept;\n# the run in progress is trained again by the requeued task, or by any \
-         task that finds its lease abandoned."
+        "# Before the time limit (or on preemption) SLURM sends USR1 to this script: pass it on to \
+         ablate, whose runs in\n# progress write a checkpoint and stop, then requeue this task; \
+         the requeued task resumes them. Finished runs are\n# kept; a run whose task died \
+         without a word is taken over, from its checkpoint, by any task that finds its lease\n\
+         # abandoned."
     );
+    let _ = writeln!(array, "requeue=0\npid=");
     let _ = writeln!(
         array,
-        "trap 'scontrol requeue \"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}\"' USR1"
+        "trap 'requeue=1; kill -USR1 \"$pid\" 2>/dev/null' USR1"
     );
     let mut ablate = vec![xtask.clone(), "ablate".into(), quoted(&job.ablation)];
     ablate.extend(job.ablate_flags.iter().map(|f| quoted(f)));
     // In the background and waited for: bash runs a trap only between commands, and `wait`
-    // returns as soon as the signal arrives.
-    let _ = writeln!(array, "{} &\nwait $!", ablate.join(" "));
+    // returns as soon as the signal arrives, while ablate may still be writing checkpoints; the
+    // last `wait` gives ablate's own exit status.
+    let _ = writeln!(array, "{} &\npid=$!", ablate.join(" "));
+    let _ = writeln!(
+        array,
+        "while kill -0 \"$pid\" 2>/dev/null; do wait \"$pid\"; done\nwait \"$pid\"\nstatus=$?"
+    );
+    let _ = writeln!(
+        array,
+        "if [ \"$requeue\" = 1 ]; then\n  scontrol requeue \
+         \"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}\"\nfi\nexit \"$status\""
+    );
 
     let mut render = String::new();
     let about = format!(
@@ -199,11 +214,13 @@ mod tests {
             "#SBATCH --output='/proj dir/slurm/logs/%x-%A_%a.out'",
             "cd '/proj dir'",
             "/proj/target/debug/xtask ablate pruning-baselines --device flex &",
-            "wait $!",
+            "pid=$!",
+            "trap 'requeue=1; kill -USR1 \"$pid\" 2>/dev/null' USR1",
+            "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"",
+            "exit \"$status\"",
         ] {
             assert!(s.array.lines().any(|l| l == line), "{line} in\n{}", s.array);
         }
-        assert!(s.array.contains("trap 'scontrol requeue"));
         assert!(
             s.render
                 .contains("/proj/target/debug/xtask plot pruning-baselines --out results")

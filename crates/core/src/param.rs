@@ -7,9 +7,9 @@
 //! whether it belongs to the classifier, read off the module tree by a visitor, so no method
 //! ever matches parameter names by hand.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -256,6 +256,64 @@ pub fn host_grads<M: Module>(
     let mut collect = HostCollector::new(ids, Some(grads));
     module.visit(&mut collect);
     collect.into_ordered(ids)
+}
+
+/// `param` with its value replaced by `value(inner)` computed outside the autodiff graph: the
+/// result is a fresh leaf (like an optimiser update) that requires a gradient exactly when the
+/// old value did.
+pub fn replace_value<const D: usize>(
+    param: Param<Tensor<D>>,
+    value: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Param<Tensor<D>> {
+    let (id, tensor, mapper) = param.consume();
+    let (autodiff, require_grad) = (tensor.is_autodiff(), tensor.is_require_grad());
+    let mut out = value(tensor.inner());
+    if autodiff {
+        out = out.autodiff();
+        if require_grad {
+            out = out.require_grad();
+        }
+    }
+    Param::from_mapped_value(id, out, mapper)
+}
+
+/// `module` with the values of the parameters in `values` (flattened, burn's memory order)
+/// replaced: the inverse of [`host_values`], bit for bit.
+///
+/// # Errors
+/// If a value's length is not its parameter's number of entries.
+pub fn set_values<M: Module>(module: M, values: &HashMap<ParamId, Vec<f32>>) -> Result<M, String> {
+    struct Set<'a> {
+        values: &'a HashMap<ParamId, Vec<f32>>,
+        error: Option<String>,
+    }
+    impl ModuleMapper for Set<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(v) = self.values.get(&param.id) else {
+                return param;
+            };
+            let dims = param.val().dims();
+            if dims.iter().product::<usize>() != v.len() {
+                self.error = Some(format!(
+                    "a parameter of shape {dims:?} was given {} values",
+                    v.len()
+                ));
+                return param;
+            }
+            replace_value(param, |w| {
+                Tensor::from_data(TensorData::new(v.clone(), dims), &w.device())
+            })
+        }
+    }
+    let mut set = Set {
+        values,
+        error: None,
+    };
+    let module = module.map(&mut set);
+    match set.error {
+        Some(e) => Err(e),
+        None => Ok(module),
+    }
 }
 
 struct HostCollector<'a> {

@@ -30,6 +30,7 @@ pub mod rda;
 mod registry;
 pub mod rmda;
 pub mod sgd;
+pub mod state_record;
 pub mod state_reset;
 pub mod state_values;
 #[cfg(test)]

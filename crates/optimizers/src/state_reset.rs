@@ -50,6 +50,18 @@ impl StateResets {
             .is_empty()
     }
 
+    /// The resets still pending (none applied yet), for a checkpoint.
+    pub fn pending(&self) -> Vec<(ParamId, Vec<bool>)> {
+        let pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.iter().map(|(id, e)| (*id, e.clone())).collect()
+    }
+
+    /// Replaces every pending reset by `pending` (those of a resumed checkpoint).
+    pub fn replace(&self, pending: Vec<(ParamId, Vec<bool>)>) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *map = pending.into_iter().collect();
+    }
+
     fn take(&self, id: ParamId) -> Option<Vec<bool>> {
         self.0
             .lock()

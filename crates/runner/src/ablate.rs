@@ -2,9 +2,11 @@
 //! figures.
 
 use crate::aggregate::RunResult;
+use crate::checkpoint::Checkpoint;
 use crate::device::{DeviceChoice, Selected, select};
 use crate::env::Env;
 use crate::experiment::{Ablation, PlannedRun};
+use crate::interrupt::Interrupted;
 use crate::lease::Taken;
 use crate::progress::Progress;
 use crate::record::EpochRecord;
@@ -117,6 +119,14 @@ impl Observer for RunObserver<'_> {
         }
         self.writer.epochs(epochs)
     }
+
+    fn checkpoint(&mut self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        self.writer.checkpoint(checkpoint)
+    }
+
+    fn stop(&mut self) -> bool {
+        crate::interrupt::requested()
+    }
 }
 
 /// The device, data and environment of the runs an `ablate` trains, set up at the first run to
@@ -191,6 +201,12 @@ impl<'a> Trainer<'a> {
                 }
                 // Another process trains this probe: the search needs it, so wait.
                 Attempt::Held => std::thread::sleep(POLL),
+                Attempt::Stopped { checkpointed } => {
+                    return Err(AblationInterrupted {
+                        checkpointed: usize::from(checkpointed),
+                    }
+                    .into());
+                }
             }
         }
     }
@@ -208,7 +224,30 @@ enum Attempt {
     },
     /// Another live process holds its lease.
     Held,
+    /// The process was asked to stop ([`crate::interrupt`]): the run wrote a checkpoint
+    /// (`checkpointed`) or was not started.
+    Stopped { checkpointed: bool },
 }
+
+/// The error of an `ablate` stopped on request ([`crate::interrupt`]): every run it was
+/// training wrote a checkpoint, and running the same command again resumes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AblationInterrupted {
+    /// Runs that wrote a checkpoint.
+    pub checkpointed: usize,
+}
+
+impl std::fmt::Display for AblationInterrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stopped on request: {} runs wrote a checkpoint; run the same command again to resume",
+            self.checkpointed
+        )
+    }
+}
+
+impl std::error::Error for AblationInterrupted {}
 
 /// Trains `run` into the store under its lease, reporting to `progress` as job `slot`; a run
 /// another live process holds is left to it.
@@ -223,6 +262,11 @@ fn train_one(
     slot: usize,
     label: &str,
 ) -> anyhow::Result<Attempt> {
+    if crate::interrupt::requested() {
+        return Ok(Attempt::Stopped {
+            checkpointed: false,
+        });
+    }
     let Taken::Ours(lease) = store.lease(run)? else {
         return Ok(Attempt::Held);
     };
@@ -233,24 +277,32 @@ fn train_one(
             trained: false,
         });
     }
-    let writer = store.start(ablation, run, env)?;
+    let (writer, checkpoint) = store.open(ablation, run, env)?;
     progress.start_run(
         slot,
         label,
         run.config.train.epochs,
         data.train.len().div_ceil(run.config.train.batch),
     );
-    let (outcome, epochs) = train(
-        run,
-        data,
-        &selected.device,
-        &mut RunObserver {
-            writer: &writer,
-            progress,
-            slot,
-        },
-    )
-    .with_context(|| format!("run {} ({label})", run.id))?;
+    if let Some(c) = &checkpoint {
+        progress.println(&format!(
+            "{label}: resumed from its checkpoint at epoch {}, step {}",
+            c.position.epoch + 1,
+            c.position.step
+        ));
+    }
+    let mut observer = RunObserver {
+        writer: &writer,
+        progress,
+        slot,
+    };
+    let (outcome, epochs) = match train(run, data, &selected.device, &mut observer, checkpoint) {
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            progress.println(&format!("{label}: {e}"));
+            return Ok(Attempt::Stopped { checkpointed: true });
+        }
+        trained => trained.with_context(|| format!("run {} ({label})", run.id))?,
+    };
     writer.finish(&outcome)?;
     drop(lease);
     progress.finish_run(label, &outcome);
@@ -356,6 +408,7 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
         // holder is gone and this process takes them over).
         let mut waiting: Vec<&PlannedRun> = todo.clone();
         let mut said = false;
+        let stopped = AtomicUsize::new(0);
         while !waiting.is_empty() {
             let held = std::sync::Mutex::new(Vec::new());
             crate::jobs::for_each_parallel(waiting.len(), jobs, |slot, i| {
@@ -379,9 +432,19 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
                         .lock()
                         .map_err(|_| anyhow::anyhow!("a job thread panicked"))?
                         .push(i),
+                    Attempt::Stopped { checkpointed } => {
+                        stopped.fetch_add(usize::from(checkpointed), Ordering::Relaxed);
+                    }
                 }
                 Ok(())
             })?;
+            if crate::interrupt::requested() {
+                progress.finish();
+                return Err(AblationInterrupted {
+                    checkpointed: stopped.into_inner(),
+                }
+                .into());
+            }
             let mut held = held
                 .into_inner()
                 .map_err(|_| anyhow::anyhow!("a job thread panicked"))?;
@@ -496,6 +559,7 @@ pub fn render(
     choices: &[Choice],
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(store.dir())?;
+    store.remove_abandoned_temporaries();
     let mut files = Vec::new();
     let mut write = |name: &str, text: String| -> anyhow::Result<()> {
         let path = store.dir().join(name);

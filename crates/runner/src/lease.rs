@@ -133,6 +133,23 @@ pub(crate) fn private_name(path: &Path, what: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether `name` is a temporary name [`private_name`] gave to a process of this host that no
+/// longer runs (killed mid-write): no one will finish or rename that file.
+pub(crate) fn abandoned_private_name(name: &str) -> bool {
+    let mut parts = name.rsplitn(4, '.');
+    let (Some(_what), Some(n), Some(pid), Some(rest)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let (Ok(_), Ok(pid)) = (n.parse::<u64>(), pid.parse::<u32>()) else {
+        return false;
+    };
+    rest.ends_with(&format!(".{}", host_name()))
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 impl Lease {
     /// Takes the lease at `path` for this process, taking over an abandoned one.
     pub fn take(path: &Path) -> anyhow::Result<Taken> {
@@ -257,6 +274,24 @@ fn read_holder(path: &Path) -> Option<Holder> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Only a temporary name of this host whose process is gone is abandoned.
+    #[test]
+    fn a_temporary_name_is_abandoned_when_its_process_is_gone() {
+        let mine = private_name(Path::new("/x/table.md"), "tmp");
+        let mine = mine.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!abandoned_private_name(&mine));
+        let host = host_name();
+        // Beyond Linux's largest pid (2^22).
+        let dead = format!("table.md.{host}.4999999.0.tmp");
+        assert!(abandoned_private_name(&dead));
+        assert!(!abandoned_private_name(
+            "table.md.another-host.4999999.0.tmp"
+        ));
+        assert!(!abandoned_private_name("table.md"));
+        assert!(!abandoned_private_name(&format!("table.md.{host}.x.0.tmp")));
+    }
+
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {

@@ -18,12 +18,14 @@
 
 pub mod ablate;
 pub mod aggregate;
+pub mod checkpoint;
 pub mod claims;
 pub mod device;
 pub mod env;
 pub mod experiment;
 pub mod figure;
 pub mod float_mode;
+pub mod interrupt;
 pub mod jobs;
 pub mod lease;
 pub mod progress;

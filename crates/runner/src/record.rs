@@ -120,6 +120,14 @@ pub struct FinalRecord {
     /// apart; absent in runs older than the metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_histogram: Option<MagnitudeHistogram>,
+    /// How many times the run was resumed from a checkpoint (its results are those of an
+    /// uninterrupted run; only its timings tell).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One sphere-constrained layer at the end of training: measured Hoyer sparsity and the gamma
@@ -400,6 +408,7 @@ mod tests {
             note: None,
             spheres: Vec::new(),
             weight_histogram: None,
+            resumed: 0,
         };
         assert_eq!(f.metric("test_accuracy"), Some(0.9));
         assert_eq!(f.metric("compression"), Some(10.0));
@@ -431,6 +440,7 @@ mod tests {
             note: None,
             spheres: Vec::new(),
             weight_histogram: None,
+            resumed: 0,
         })
         .unwrap();
         for m in METRICS.iter().filter(|m| m.key != SMALL_WEIGHTS) {

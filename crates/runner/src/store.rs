@@ -1,16 +1,21 @@
 //! The results store: `results/<ablation>/<run-id>/` per run, written atomically.
 //!
 //! A run directory holds `config.json` and `env.json` (written when the run starts),
-//! `epochs.json` (rewritten after every epoch) and `final.json` (written last). Every file is
-//! written to a temporary name and renamed, so an interrupted process never leaves a
-//! half-written file; a run without `final.json` is unfinished and is restarted from scratch
-//! the next time its ablation runs. Finished runs (including diverged ones) are skipped.
+//! `epochs.json` (rewritten after every epoch), `checkpoint.bpk` while it trains
+//! ([`crate::checkpoint`]: rewritten after every epoch and when the process is asked to stop,
+//! deleted when the run finishes) and `final.json` (written last). Every file is written to a
+//! temporary name and renamed, so an interrupted process never leaves a half-written file, and
+//! a failed write (a full disk, a read-only directory) leaves the previous version in place. A
+//! run without `final.json` is unfinished: the next `ablate` resumes it from its checkpoint, or
+//! trains it from its start when it has none. Finished runs (including diverged ones) are
+//! skipped.
 //!
 //! Several processes may share a store: a process writes a run's directory only while it holds
 //! the run's lease, `<run-id>.lease` next to it ([`crate::lease`]), so each run is trained by one
 //! process; finished runs are never written again, so reading them needs no lease.
 
 use crate::aggregate::RunResult;
+use crate::checkpoint::{Checkpoint, Owner};
 use crate::env::Env;
 use crate::experiment::{Ablation, PlannedRun};
 use crate::lease::{Lease, Taken};
@@ -25,9 +30,14 @@ use std::path::{Path, PathBuf};
 /// table at once never write into each other's temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = crate::lease::private_name(path, "tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // Whatever part of the temporary file was written is of no use to anyone.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
@@ -40,6 +50,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
+
+/// A run's checkpoint, in its directory.
+const CHECKPOINT: &str = "checkpoint.bpk";
 
 /// The directory of one ablation's results.
 #[derive(Clone, Debug)]
@@ -64,6 +77,16 @@ impl Store {
     /// The ablation's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Removes the temporary files that processes of this host killed mid-write left in the
+    /// ablation's directory (a table being rendered, say); those of live processes stay.
+    pub fn remove_abandoned_temporaries(&self) {
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if crate::lease::abandoned_private_name(&entry.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// A run's directory.
@@ -91,6 +114,9 @@ impl Store {
             return Ok(None);
         }
         let mut outcome: FinalRecord = read_json(&dir.join("final.json"))?;
+        // A process killed between writing `final.json` and deleting the checkpoint leaves it;
+        // a finished run is never opened again, so no one reads it.
+        let _ = std::fs::remove_file(dir.join(CHECKPOINT));
         // A run that diverged in its first epoch recorded no epoch, so it has no `epochs.json`;
         // for any other run the file must be there.
         let epochs_file = dir.join("epochs.json");
@@ -117,9 +143,49 @@ impl Store {
         Lease::take(&self.dir.join(format!("{}.lease", run.id)))
     }
 
-    /// Starts `run` afresh: clears any unfinished attempt and writes its config and environment.
-    pub fn start(&self, ablation: &str, run: &PlannedRun, env: &Env) -> anyhow::Result<RunWriter> {
+    /// Opens `run` to train it: with its checkpoint when an interrupted attempt left one (its
+    /// records so far kept), else afresh (any unfinished attempt cleared, config and
+    /// environment written).
+    ///
+    /// # Errors
+    /// A checkpoint that cannot be resumed (damaged, of another configuration or format) is
+    /// refused, with its path and what to do.
+    pub fn open(
+        &self,
+        ablation: &str,
+        run: &PlannedRun,
+        env: &Env,
+    ) -> anyhow::Result<(RunWriter, Option<Checkpoint>)> {
         let dir = self.run_dir(&run.id);
+        let writer = RunWriter {
+            owner: Owner {
+                run_id: run.id.clone(),
+                identity: run.config.identity().to_string(),
+            },
+            dir: dir.clone(),
+        };
+        // A writer killed mid-write leaves its temporary file; under the lease no one else
+        // writes here, so any left is of no use.
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let path = writer.checkpoint_path();
+        if path.is_file() {
+            let checkpoint = std::fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| Checkpoint::from_bytes(bytes, &writer.owner))
+                .with_context(|| {
+                    format!(
+                        "the checkpoint {} cannot be resumed; delete it and the next `ablate` \
+                         trains run {} from its start",
+                        path.display(),
+                        run.id
+                    )
+                })?;
+            return Ok((writer, Some(checkpoint)));
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
@@ -137,7 +203,7 @@ impl Store {
             }),
         )?;
         write_json(&dir.join("env.json"), env)?;
-        Ok(RunWriter { dir })
+        Ok((writer, None))
     }
 }
 
@@ -145,17 +211,36 @@ impl Store {
 #[derive(Debug)]
 pub struct RunWriter {
     dir: PathBuf,
+    owner: Owner,
 }
 
 impl RunWriter {
+    fn checkpoint_path(&self) -> PathBuf {
+        self.dir.join(CHECKPOINT)
+    }
+
     /// Records the epochs so far (called after every epoch).
     pub fn epochs(&self, epochs: &[EpochRecord]) -> anyhow::Result<()> {
         write_json(&self.dir.join("epochs.json"), &epochs)
     }
 
-    /// Records the outcome: the run is done.
+    /// Replaces the run's checkpoint.
+    pub fn checkpoint(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        let path = self.checkpoint_path();
+        let bytes = checkpoint.to_bytes(&self.owner)?;
+        write_atomic(&path, &bytes).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Records the outcome: the run is done, and its checkpoint is deleted.
     pub fn finish(self, outcome: &FinalRecord) -> anyhow::Result<()> {
-        write_json(&self.dir.join("final.json"), outcome)
+        write_json(&self.dir.join("final.json"), outcome)?;
+        let path = self.checkpoint_path();
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("deleting {}", path.display()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -176,6 +261,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A write that fails after its temporary file was made (here the rename: the target is a
+    /// directory that is not empty) removes that file and leaves the target as it was.
+    #[test]
+    fn a_failed_write_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("sparselab-store-fail-{}", std::process::id()));
+        let target = dir.join("x.json");
+        std::fs::create_dir_all(target.join("inside")).unwrap();
+        assert!(write_atomic(&target, b"1").is_err());
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["x.json"], "{names:?}");
+        assert!(target.join("inside").is_dir());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,8 +5,14 @@
 //! speedup, Hoyer sparsity and the mean inter-layer CKA of each stage, and hand the records to
 //! the observer (which persists them). A run whose training loss becomes NaN or infinite stops
 //! and is recorded as diverged.
+//!
+//! After every epoch but the last, and at the first step boundary after the observer asks to
+//! stop, the run hands the observer a [`Checkpoint`]; given one back, [`train`] goes on from it
+//! and ends with the records and weights of an uninterrupted run, bit for bit (timings aside).
 
+use crate::checkpoint::{Checkpoint, Position};
 use crate::experiment::PlannedRun;
+use crate::interrupt::Interrupted;
 use crate::record::{EpochRecord, FinalRecord, Status, best_validation, identification_from};
 use crate::similarity::{mean_cka, stage_cka};
 use crate::sphere_report;
@@ -14,7 +20,7 @@ use crate::trainee::{Trainee, trainable_values};
 use anyhow::Context;
 use burn::module::{Module, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use sparselab_core::param::{device_weights, host_values};
 use sparselab_core::{ParamInfo, ParamTable};
 use sparselab_data::loader::Order;
@@ -40,6 +46,17 @@ pub trait Observer {
     fn step(&mut self, epoch: usize, step_in_epoch: usize, steps_per_epoch: usize, loss: f64);
     /// Called after every epoch with all records so far; an error stops the run.
     fn epoch(&mut self, epochs: &[EpochRecord]) -> anyhow::Result<()>;
+    /// Called with a checkpoint after every epoch but the last and when the run stops because
+    /// [`stop`](Observer::stop) said so; an error stops the run. Default: checkpoints are not
+    /// kept.
+    fn checkpoint(&mut self, _checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Whether the run should stop now (asked after every step): it then writes a checkpoint
+    /// and [`train`] returns [`Interrupted`]. Default: never.
+    fn stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// Evaluation of one split: `(mean loss, top-1 accuracy, top-5 accuracy if ≥ 100 classes)`.
@@ -145,13 +162,19 @@ fn weight_metrics(
     groups.pattern
 }
 
-/// Trains `run` on `data` on device `base` (autodiff is added here); returns the outcome and
+/// Trains `run` on `data` on device `base` (autodiff is added here), from its start or, given
+/// `resume`, from a checkpoint this function wrote for the same run; returns the outcome and
 /// the per-epoch records.
+///
+/// # Errors
+/// [`Interrupted`] when the observer asked to stop (a checkpoint was handed to it first); any
+/// error of the observer; a checkpoint that does not fit the run.
 pub fn train(
     run: &PlannedRun,
     data: &Dataset,
     base: &Device,
     observer: &mut dyn Observer,
+    resume: Option<Checkpoint>,
 ) -> anyhow::Result<(FinalRecord, Vec<EpochRecord>)> {
     let started = Instant::now();
     let cfg = &run.config;
@@ -170,15 +193,33 @@ pub fn train(
     };
     let mut trainee =
         Trainee::new(cfg, input, base, ctx).with_context(|| format!("run {}", run.id))?;
-    let mut pattern = group_pattern(trainee.model(), trainee.table());
-    let mut epochs: Vec<EpochRecord> = Vec::new();
-    let mut step = 0usize;
-    let mut train_seconds = 0.0;
+    let mut at = match resume {
+        Some(c) => {
+            trainee
+                .resume(c.trainee)
+                .with_context(|| format!("resuming run {} from its checkpoint", run.id))?;
+            Position {
+                resumed: c.position.resumed + 1,
+                ..c.position
+            }
+        }
+        None => Position {
+            pattern: group_pattern(trainee.model(), trainee.table()),
+            ..Position::default()
+        },
+    };
     let mut diverged: Option<String> = None;
-    'epochs: for epoch in 0..cfg.train.epochs {
+    let first_epoch = at.epoch;
+    'epochs: for epoch in first_epoch..cfg.train.epochs {
         let t0 = Instant::now();
-        let mut loss_sum = Tensor::<1>::zeros([1], base);
-        let mut hits = Tensor::<1, Int>::zeros([1], base);
+        // Resuming inside an epoch: its sums so far, and the batches already taken skipped.
+        let (skip, loss_so_far, hits_so_far, seconds_so_far) = if epoch == first_epoch {
+            (at.step_in_epoch, at.loss_sum, at.hits, at.epoch_seconds)
+        } else {
+            (0, 0.0, 0, 0.0)
+        };
+        let mut loss_sum = Tensor::<1>::from_data(TensorData::new(vec![loss_so_far], [1]), base);
+        let mut hits = Tensor::<1, Int>::from_data(TensorData::new(vec![hits_so_far], [1]), base);
         let order = Order::Shuffled {
             seed: cfg.seed,
             epoch,
@@ -186,10 +227,10 @@ pub fn train(
         };
         let mut lr = cfg.train.lr;
         let device = trainee.device().clone();
-        for (i, batch) in
-            batches(&data.train, data.shape, cfg.train.batch, order, &device).enumerate()
-        {
-            step += 1;
+        let batches = batches(&data.train, data.shape, cfg.train.batch, order, &device);
+        for (i, batch) in batches.enumerate().skip(skip) {
+            at.step += 1;
+            let step = at.step;
             lr = cfg.train.lr_at(step, steps_per_epoch, total_steps);
             let (loss, correct) = trainee.step(batch, lr, step);
             loss_sum = loss_sum + loss;
@@ -202,18 +243,30 @@ pub fn train(
                         "training loss became {value} at step {step} (epoch {})",
                         epoch + 1
                     ));
-                    train_seconds += t0.elapsed().as_secs_f64();
+                    at.train_seconds += seconds_so_far + t0.elapsed().as_secs_f64();
                     break 'epochs;
                 }
                 observer.step(epoch + 1, i + 1, steps_per_epoch, value);
             }
+            if i + 1 < steps_per_epoch && observer.stop() {
+                let position = Position {
+                    epoch,
+                    step_in_epoch: i + 1,
+                    loss_sum: loss_sum.into_scalar::<f32>(),
+                    hits: hits.into_scalar::<i64>(),
+                    epoch_seconds: seconds_so_far + t0.elapsed().as_secs_f64(),
+                    wall_seconds: at.wall_seconds + started.elapsed().as_secs_f64(),
+                    ..at
+                };
+                return stop_with(observer, &trainee, position);
+            }
         }
-        let epoch_seconds = t0.elapsed().as_secs_f64();
-        train_seconds += epoch_seconds;
+        let epoch_seconds = seconds_so_far + t0.elapsed().as_secs_f64();
+        at.train_seconds += epoch_seconds;
         let n = data.train.len() as f64;
         let mut record = EpochRecord {
             epoch: epoch + 1,
-            step,
+            step: at.step,
             lr,
             train_loss: loss_sum.into_scalar::<f64>() / n,
             train_accuracy: hits.into_scalar::<i64>() as f64 / n,
@@ -235,20 +288,42 @@ pub fn train(
         record.penalty = trainee
             .regularizer()
             .map(|r| penalty(trainee.model(), trainee.table(), r));
-        pattern = weight_metrics(
+        at.pattern = weight_metrics(
             trainee.model(),
             trainee.table(),
-            &pattern,
+            &at.pattern,
             data.relevant_features.as_deref(),
             &mut record,
         );
-        epochs.push(record);
-        observer.epoch(&epochs).context("recording an epoch")?;
+        at.epochs.push(record);
+        observer.epoch(&at.epochs).context("recording an epoch")?;
+        if epoch + 1 < cfg.train.epochs {
+            let position = Position {
+                epoch: epoch + 1,
+                step_in_epoch: 0,
+                loss_sum: 0.0,
+                hits: 0,
+                epoch_seconds: 0.0,
+                wall_seconds: at.wall_seconds + started.elapsed().as_secs_f64(),
+                ..at.clone()
+            };
+            if observer.stop() {
+                return stop_with(observer, &trainee, position);
+            }
+            let checkpoint = Checkpoint {
+                position,
+                trainee: trainee.checkpoint_state()?,
+            };
+            observer
+                .checkpoint(&checkpoint)
+                .context("writing a checkpoint")?;
+        }
     }
 
+    let epochs = at.epochs;
     let best = best_validation(&epochs);
     let trained_samples =
-        (step.min(total_steps) as f64 / steps_per_epoch as f64) * data.train.len() as f64;
+        (at.step.min(total_steps) as f64 / steps_per_epoch as f64) * data.train.len() as f64;
     let outcome = FinalRecord {
         status: if diverged.is_some() {
             Status::Diverged
@@ -260,12 +335,30 @@ pub fn train(
         best_val_epoch: best.map(|e| e.epoch),
         test_accuracy_at_best_val: best.map(|e| e.test_accuracy),
         identification_epoch: identification_from(&epochs),
-        train_seconds,
-        wall_seconds: started.elapsed().as_secs_f64(),
-        samples_per_sec: trained_samples / train_seconds.max(1e-9),
+        train_seconds: at.train_seconds,
+        wall_seconds: at.wall_seconds + started.elapsed().as_secs_f64(),
+        samples_per_sec: trained_samples / at.train_seconds.max(1e-9),
         note: diverged,
         spheres: sphere_report::of_trainee(&trainee, cfg.seed),
         weight_histogram: Some(weight_histogram(trainee.model(), trainee.table())),
+        resumed: at.resumed,
     };
     Ok((outcome, epochs))
+}
+
+/// Hands the observer a checkpoint at `position` and stops the run.
+fn stop_with(
+    observer: &mut dyn Observer,
+    trainee: &Trainee,
+    position: Position,
+) -> anyhow::Result<(FinalRecord, Vec<EpochRecord>)> {
+    let (epoch, step) = (position.epoch + 1, position.step);
+    let checkpoint = Checkpoint {
+        position,
+        trainee: trainee.checkpoint_state()?,
+    };
+    observer
+        .checkpoint(&checkpoint)
+        .context("writing a checkpoint")?;
+    Err(Interrupted { epoch, step }.into())
 }

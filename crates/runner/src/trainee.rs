@@ -13,23 +13,26 @@
 //!    under the mask); entries it regrows, or zeroes for good, get their optimiser state reset.
 //!
 
+use crate::checkpoint::TraineeState;
 use crate::experiment::RunConfig;
 use crate::resolve::resolve;
+use anyhow::Context;
 use burn::module::ParamId;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor};
-use sparselab_core::param::{host_grads, host_values};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use sparselab_core::param::{host_grads, host_values, set_values};
 use sparselab_core::{ParamInfo, ParamTable};
 use sparselab_data::Batch;
 use sparselab_losses::LossTerm;
 use sparselab_metrics::accuracy::top_k_hits;
 use sparselab_models::{Architecture, InputShape, Model};
 use sparselab_optimizers::StateResets;
+use sparselab_optimizers::state_record::{load_portable_record, portable_record};
 use sparselab_optimizers::state_values::{StateTensor, state_tensors};
 use sparselab_regularizers::Regularizer;
 use sparselab_topology::{DeviceMasks, HostWeight, Mask, Topology, TopologyContext};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Host views of the masked parameters for a topology.
@@ -294,6 +297,132 @@ impl Trainee {
             }
         }
         out
+    }
+
+    /// Every parameter's id, in table order: positions in this order name parameters in a
+    /// checkpoint, since ids differ between builds of one model.
+    fn all_ids(&self) -> Vec<ParamId> {
+        self.table.iter().map(|p| p.id).collect()
+    }
+
+    /// The masks in force, in the order of [`masked`](Trainee::masked); `None` while nothing
+    /// is masked.
+    fn current_masks(&self) -> Option<Vec<Mask>> {
+        self.masked
+            .iter()
+            .map(|p| {
+                self.masks.get(p.id).map(|keep| Mask {
+                    id: p.id,
+                    keep: keep.to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Everything [`Trainee::resume`] needs to go on as this trainee would, in plain data
+    /// ([`crate::checkpoint`]).
+    pub fn checkpoint_state(&self) -> anyhow::Result<TraineeState> {
+        let ids = self.all_ids();
+        let position = |id: ParamId| ids.iter().position(|p| *p == id);
+        let by_position = |pairs: Vec<(ParamId, Vec<bool>)>| {
+            let mut out: Vec<(usize, Vec<bool>)> = pairs
+                .into_iter()
+                .filter_map(|(id, v)| Some((position(id)?, v)))
+                .collect();
+            out.sort_by_key(|(i, _)| *i);
+            out
+        };
+        let masks = self
+            .current_masks()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| (m.id, m.keep))
+            .collect();
+        let latent = self
+            .masks
+            .latent_values(&self.masked_ids())
+            .into_iter()
+            .filter_map(|(id, v)| Some((position(id)?, v)))
+            .collect();
+        Ok(TraineeState {
+            values: host_values(self.model(), &ids),
+            masks: by_position(masks),
+            latent,
+            resets: by_position(self.resets.pending()),
+            optimizer: portable_record(&self.optim, &ids).map_err(anyhow::Error::msg)?,
+            topology: self
+                .topology
+                .as_ref()
+                .map_or(serde_json::Value::Null, |t| t.state()),
+            trace: self.trace.clone(),
+            loss_sums: self
+                .loss_values
+                .iter()
+                .map(|s| {
+                    let total = s.total.clone().map(|t| t.into_scalar::<f32>());
+                    (total, s.count)
+                })
+                .collect(),
+        })
+    }
+
+    /// Puts back a [`checkpoint_state`](Trainee::checkpoint_state) saved from a trainee of the
+    /// same configuration (possibly in another process): from here on, steps are that
+    /// trainee's, bit for bit.
+    ///
+    /// # Errors
+    /// If the state does not fit this model (another architecture); the trainee is then
+    /// unusable.
+    pub fn resume(&mut self, state: TraineeState) -> anyhow::Result<()> {
+        let ids = self.all_ids();
+        anyhow::ensure!(
+            state.values.len() == ids.len(),
+            "the checkpoint holds {} parameters and the model has {}",
+            state.values.len(),
+            ids.len()
+        );
+        let at = |i: usize| {
+            ids.get(i)
+                .copied()
+                .with_context(|| format!("the checkpoint names parameter {i} of {}", ids.len()))
+        };
+        let values: HashMap<ParamId, Vec<f32>> = ids.iter().copied().zip(state.values).collect();
+        let model = self.model.take().context("the model is in use")?;
+        self.model = Some(set_values(model, &values).map_err(anyhow::Error::msg)?);
+        let masks = (state.masks.into_iter())
+            .map(|(i, keep)| Ok(Mask { id: at(i)?, keep }))
+            .collect::<anyhow::Result<Vec<Mask>>>()?;
+        let latent = (state.latent.into_iter())
+            .map(|(i, v)| Ok((at(i)?, v)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.masks.restore(&masks, latent, &self.device);
+        let resets = (state.resets.into_iter())
+            .map(|(i, e)| Ok((at(i)?, e)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.resets.replace(resets);
+        self.optim = load_portable_record(self.optim.clone(), state.optimizer, &ids)
+            .map_err(anyhow::Error::msg)
+            .context("the optimiser's state")?;
+        let current = self.current_masks();
+        if let Some(t) = self.topology.as_mut() {
+            t.resume(current, &state.topology)
+                .map_err(anyhow::Error::msg)
+                .context("the topology's state")?;
+        }
+        self.trace = state.trace;
+        anyhow::ensure!(
+            state.loss_sums.len() == self.loss_values.len(),
+            "the checkpoint holds {} loss terms' sums and the run has {}",
+            state.loss_sums.len(),
+            self.loss_values.len()
+        );
+        for (sum, (total, count)) in self.loss_values.iter_mut().zip(state.loss_sums) {
+            sum.total = total.map(|x| {
+                Tensor::<1>::from_data(TensorData::new(vec![x], [1]), &self.device).inner()
+            });
+            sum.count = count;
+        }
+        Ok(())
     }
 
     /// One optimiser step (the five stages of the module docs) at learning rate `lr`; returns

@@ -179,6 +179,27 @@ impl Topology for DropGrow {
         self.growth == Growth::Gradient
     }
 
+    /// The position of the regrowth stream (the stream itself is drawn again by
+    /// [`init`](Topology::init)), as text: JSON numbers stop at 64 bits.
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "rng_word_pos": self.rng.get_word_pos().to_string() })
+    }
+
+    fn resume(
+        &mut self,
+        masks: Option<Vec<Mask>>,
+        state: &serde_json::Value,
+    ) -> Result<(), String> {
+        let pos = state
+            .get("rng_word_pos")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| s.parse::<u128>().ok())
+            .ok_or_else(|| format!("{}'s state has no `rng_word_pos`", self.name))?;
+        self.rng.set_word_pos(pos);
+        self.current = masks.ok_or_else(|| format!("{} always has masks after init", self.name))?;
+        Ok(())
+    }
+
     fn update(
         &mut self,
         step: usize,

@@ -194,6 +194,15 @@ impl Topology for Gmp {
             && ((step - t0).is_multiple_of(self.config.every) || step == t_end)
     }
 
+    fn resume(
+        &mut self,
+        masks: Option<Vec<Mask>>,
+        _state: &serde_json::Value,
+    ) -> Result<(), String> {
+        self.current = masks;
+        Ok(())
+    }
+
     fn update(
         &mut self,
         step: usize,

@@ -6,6 +6,7 @@ use crate::topology::{Mask, MaskedEntries};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
+use sparselab_core::param::replace_value;
 use std::collections::HashMap;
 
 /// The current masks as 0/1 tensors on the training device, and the latent values of masked
@@ -83,6 +84,34 @@ impl DeviceMasks {
         restarted
     }
 
+    /// Host copies of the latent values of the masked parameters in `ids` (full values, masked
+    /// entries included), for those that have them ([`MaskedEntries::Latent`]): with the masks,
+    /// what a checkpoint needs besides the model's `w ⊙ m`.
+    pub fn latent_values(&self, ids: &[ParamId]) -> Vec<(ParamId, Vec<f32>)> {
+        ids.iter()
+            .filter_map(|id| {
+                let t = self.latent.get(id)?;
+                let v = t.clone().into_data().try_into_vec_as::<f32>().ok()?;
+                Some((*id, v))
+            })
+            .collect()
+    }
+
+    /// Puts back masks and latent values saved from another process ([`get`](DeviceMasks::get),
+    /// [`latent_values`](DeviceMasks::latent_values)), replacing the current ones; no optimiser
+    /// state reset is implied (the saved resets pending are restored with the optimiser).
+    pub fn restore(&mut self, masks: &[Mask], latent: Vec<(ParamId, Vec<f32>)>, device: &Device) {
+        self.masks.clear();
+        self.host.clear();
+        self.latent.clear();
+        let _fresh = self.set(masks, device);
+        for (id, values) in latent {
+            let n = values.len();
+            let t = Tensor::<1>::from_data(TensorData::new(values, [n]), device).inner();
+            self.latent.insert(id, t);
+        }
+    }
+
     /// The current mask of `id` (host copy), if it is masked.
     pub fn get(&self, id: ParamId) -> Option<&[bool]> {
         self.host.get(&id).map(Vec::as_slice)
@@ -129,24 +158,6 @@ impl DeviceMasks {
     }
 }
 
-/// `param` with its value replaced by `value(inner)` computed outside the autodiff graph: the
-/// result is a fresh leaf, like an optimiser update.
-fn replace<const D: usize>(
-    param: Param<Tensor<D>>,
-    value: impl FnOnce(Tensor<D>) -> Tensor<D>,
-) -> Param<Tensor<D>> {
-    let (id, tensor, mapper) = param.consume();
-    let (autodiff, require_grad) = (tensor.is_autodiff(), tensor.is_require_grad());
-    let mut out = value(tensor.inner());
-    if autodiff {
-        out = out.autodiff();
-        if require_grad {
-            out = out.require_grad();
-        }
-    }
-    Param::from_mapped_value(id, out, mapper)
-}
-
 struct Hide<'a> {
     masks: &'a HashMap<ParamId, Tensor<1>>,
     latent: Option<&'a mut HashMap<ParamId, Tensor<1>>>,
@@ -159,7 +170,7 @@ impl ModuleMapper for Hide<'_> {
         };
         let id = param.id;
         let latent = &mut self.latent;
-        replace(param, |w| {
+        replace_value(param, |w| {
             let dims = w.dims();
             if let Some(store) = latent.as_deref_mut() {
                 store.insert(id, w.clone().reshape([dims.iter().product::<usize>()]));
@@ -178,7 +189,7 @@ impl ModuleMapper for Reveal<'_> {
         let Some(latent) = self.latent.get(&param.id) else {
             return param;
         };
-        replace(param, |w| latent.clone().reshape(w.dims()))
+        replace_value(param, |w| latent.clone().reshape(w.dims()))
     }
 }
 

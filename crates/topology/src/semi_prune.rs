@@ -234,6 +234,26 @@ impl Topology for SemiPrune {
         true
     }
 
+    /// The adapted growth ratio, as its bits (a float written as text may not read back
+    /// exactly).
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "gamma_bits": self.gamma.to_bits() })
+    }
+
+    fn resume(
+        &mut self,
+        masks: Option<Vec<Mask>>,
+        state: &serde_json::Value,
+    ) -> Result<(), String> {
+        let bits = state
+            .get("gamma_bits")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("semi-prune's state has no `gamma_bits`")?;
+        self.gamma = f64::from_bits(bits);
+        self.current = masks.ok_or("semi-prune always has masks after init")?;
+        Ok(())
+    }
+
     fn update(
         &mut self,
         step: usize,

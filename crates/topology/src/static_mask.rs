@@ -103,6 +103,16 @@ impl Topology for StaticMask {
         false
     }
 
+    /// Nothing to resume: the masks never change after [`init`](Topology::init), which draws
+    /// them again from the same stream.
+    fn resume(
+        &mut self,
+        _masks: Option<Vec<Mask>>,
+        _state: &serde_json::Value,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
     fn update(
         &mut self,
         _step: usize,

@@ -110,6 +110,24 @@ pub trait Topology: Send {
         false
     }
 
+    /// What the topology holds beyond its configuration, what [`init`](Topology::init) derives
+    /// again and the masks in force, as plain data for a checkpoint (a run resumed mid-way).
+    /// Default: nothing.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Continues an interrupted run: called after [`init`](Topology::init) (same context, same
+    /// initial weights) with the masks in force when the checkpoint was written (`None`: none
+    /// yet, training is still dense) and what [`state`](Topology::state) returned then. From
+    /// here on, updates must be the ones the uninterrupted run makes, bit for bit (checked for
+    /// every registered topology by `tests/resume_contract.rs`).
+    ///
+    /// # Errors
+    /// If `state` is not what this topology's `state` writes.
+    fn resume(&mut self, masks: Option<Vec<Mask>>, state: &serde_json::Value)
+    -> Result<(), String>;
+
     /// New masks after step `step`, or `None` to keep the current ones. `weights` are the
     /// masked values `w ⊙ m` (never values an optimiser revived under the mask); `grads` (same
     /// order) is the gradient of the batch's loss with respect to every entry, masked ones

@@ -55,6 +55,7 @@ pub struct Report {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UntestedFile {
+    #[serde(default)]
     claims: Vec<Claim>,
 }
 
@@ -99,8 +100,11 @@ pub fn build(experiments: &Path, results: &Path) -> anyhow::Result<Report> {
         .flat_map(|s| (s.ablation.claims.iter()).map(|c| evaluate(c, &s.ablation.name, &s.results)))
         .collect();
     let untested_file = experiments.join(UNTESTED);
-    let text = std::fs::read_to_string(&untested_file)
-        .with_context(|| format!("reading {}", untested_file.display()))?;
+    // An experiments directory of one's own may declare no untested claim at all.
+    let text = match std::fs::read_to_string(&untested_file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        read => read.with_context(|| format!("reading {}", untested_file.display()))?,
+    };
     let untested: UntestedFile =
         toml::from_str(&text).with_context(|| format!("parsing {}", untested_file.display()))?;
     for claim in untested.claims {
