@@ -3,6 +3,7 @@
 
 pub use sparselab_core as core;
 pub use sparselab_data as data;
+pub use sparselab_inference as inference;
 pub use sparselab_losses as losses;
 pub use sparselab_metrics as metrics;
 pub use sparselab_models as models;

@@ -19,7 +19,7 @@ fn dependencies(name: &str) -> Vec<String> {
 }
 
 /// The research crates: each depends on `core` and on what its line of [`crate_dependencies_point_down`] adds.
-const RESEARCH: [&str; 7] = [
+const RESEARCH: [&str; 8] = [
     "data",
     "models",
     "regularizers",
@@ -27,6 +27,7 @@ const RESEARCH: [&str; 7] = [
     "topology",
     "losses",
     "metrics",
+    "inference",
 ];
 
 /// Architecture Invariant: dependencies point down. `core` depends on no sparselab crate; each
@@ -46,6 +47,7 @@ fn crate_dependencies_point_down() {
         ("topology", &["core"][..]),
         ("losses", &["core", "metrics"][..]),
         ("metrics", &["core"][..]),
+        ("inference", &["core"][..]),
         ("runner", &research[..]),
         ("bench", &bench[..]),
     ]);

@@ -181,7 +181,8 @@ def values(store):
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items()
-                if not k.endswith("seconds") and k not in ("samples_per_sec", "resumed")}
+                if not k.endswith("seconds") and k not in ("samples_per_sec", "resumed")
+                and not k.startswith("measured_speedup")}
     if isinstance(v, list):
         return [strip(x) for x in v]
     return v

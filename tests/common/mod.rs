@@ -221,19 +221,9 @@ pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// Every stored value of a run but its timings (which no two runs share) and how often it was
-/// resumed.
-pub fn without_timings(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            // How often a run was resumed is told only by its timings too.
-            map.retain(|k, _| !k.ends_with("seconds") && k != "samples_per_sec" && k != "resumed");
-            map.values_mut().for_each(without_timings);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(without_timings),
-        _ => {}
-    }
-}
+/// Every stored value of a run but its timings (which no two runs share: training times,
+/// measured speedups, how often it was resumed).
+pub use sparselab::runner::record::without_timings;
 
 /// `epochs.json` and `final.json` of every run of an ablation, timings removed, by run id.
 pub fn stored_values(dir: &Path) -> Vec<(String, serde_json::Value)> {

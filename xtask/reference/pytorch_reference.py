@@ -14,6 +14,10 @@ implementations, not the work:
   magnitude pruning of the weight tensors to ``--sparsity`` with the cubic schedule from 10 % to
   70 % of training every 50 steps (Zhu & Gupta; SPEC section 2), and validation plus test
   evaluation (batch 1000) after every epoch. Prints the final test accuracy and times.
+* ``sparse --manifest FILE``: the products ``W @ X`` that ``cargo xtask bench`` times for sparse
+  inference, on the same matrices (float32 files the manifest names): ``torch.mm`` on the dense
+  ``W`` and ``torch.sparse.mm`` on its CSR form, each the median over 7 rounds of at least 3 ms.
+  Prints one JSON list, in the manifest's order.
 
 Models (SPEC section 4): ``mlp-300-100`` = 784-300-100-10 with ReLU; ``lenet5`` = conv 6@5x5
 pad 2, max-pool 2, conv 16@5x5, max-pool 2, fc 400-120-84-10, ReLU.
@@ -186,9 +190,45 @@ def gmp_run(args):
     }))
 
 
+def seconds_per_call(f):
+    """Median seconds per call over 7 rounds of at least 3 ms (the bench's own protocol)."""
+    start, calls = time.perf_counter(), 0
+    while calls < 3 or time.perf_counter() - start < 0.003:
+        f()
+        calls += 1
+    per = (time.perf_counter() - start) / calls
+    n = max(1, math.ceil(0.003 / per))
+    rounds = []
+    for _ in range(7):
+        t = time.perf_counter()
+        for _ in range(n):
+            f()
+        rounds.append((time.perf_counter() - t) / n)
+    return sorted(rounds)[len(rounds) // 2]
+
+
+def sparse_bench(args):
+    base = os.path.dirname(args.manifest)
+    out = []
+    with torch.no_grad():
+        for item in json.load(open(args.manifest)):
+            w = torch.from_numpy(np.fromfile(os.path.join(base, item["w"]), dtype=np.float32))
+            x = torch.from_numpy(np.fromfile(os.path.join(base, item["x"]), dtype=np.float32))
+            w = w.reshape(item["out"], item["k"])
+            x = x.reshape(item["k"], item["n"])
+            w_csr = w.to_sparse_csr()
+            out.append({
+                "key": item["key"],
+                "dense_seconds": seconds_per_call(lambda: torch.mm(w, x)),
+                "sparse_seconds": seconds_per_call(lambda: torch.sparse.mm(w_csr, x)),
+            })
+    print(json.dumps(out))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=["step", "gmp-run"])
+    p.add_argument("mode", choices=["step", "gmp-run", "sparse"])
+    p.add_argument("--manifest")
     p.add_argument("--model", default="mlp-300-100")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -201,7 +241,7 @@ def main():
         "SPARSELAB_DATA_DIR", "/usr/share/datasets/fashion-mnist"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    (step_bench if args.mode == "step" else gmp_run)(args)
+    {"step": step_bench, "gmp-run": gmp_run, "sparse": sparse_bench}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,41 @@ enum Command {
         /// changes (refused otherwise: a committed run must name the commit that trained it).
         #[arg(long)]
         allow_dirty: bool,
+        /// Keep every run's trained model next to its records (model.safetensors; never
+        /// committed), so `export` need not train the run again.
+        #[arg(long)]
+        keep_models: bool,
+    },
+    /// Export a finished run's trained network: dense weights in PyTorch's layout and the CSR
+    /// form of every sparse weight, with the run's configuration (docs/export.md). Without a
+    /// kept model (`ablate --keep-models`) the run is trained again, and must reproduce its
+    /// stored records; the file's test accuracy is checked against the stored one.
+    Export {
+        /// Ablation name.
+        name: String,
+        /// The run's id (its directory name under the results).
+        run_id: String,
+        /// File format: safetensors or burnpack.
+        #[arg(long, default_value = "safetensors")]
+        format: sparselab_runner::export::file::Container,
+        /// Where to write it [default: model.<ext> in the run's directory].
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// The run is one of the quick-mode results.
+        #[arg(long)]
+        quick: bool,
+        /// Device for training the run again and evaluating the export.
+        #[arg(long, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Results root.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Directory of the dataset's files.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Directory of experiment files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
     },
     /// Re-render tables and figures of an ablation from stored results, without training.
     Plot {
@@ -200,6 +235,7 @@ fn main() -> anyhow::Result<()> {
             only,
             shard,
             allow_dirty,
+            keep_models,
         } => {
             let out = at_root(out);
             let shard = match shard {
@@ -217,6 +253,7 @@ fn main() -> anyhow::Result<()> {
                 jobs: jobs.map(|j| j as usize),
                 only,
                 shard,
+                keep_models,
             };
             sparselab_runner::interrupt::on_signals();
             let outcome = match sparselab_runner::ablate(&name, &opts) {
@@ -243,6 +280,33 @@ fn main() -> anyhow::Result<()> {
             for f in outcome.files {
                 println!("  {}", f.display());
             }
+        }
+        Command::Export {
+            name,
+            run_id,
+            format,
+            to,
+            quick,
+            device,
+            out,
+            data_dir,
+            experiments,
+        } => {
+            let opts = Options {
+                experiments: at_root(experiments),
+                out: at_root(out),
+                quick,
+                device,
+                data_dir,
+                ..Options::new(&root())
+            };
+            let (path, accuracy) =
+                sparselab_runner::export::export(&name, &run_id, format, to, &opts)?;
+            println!(
+                "{} (test accuracy {:.2} %, the run's stored value)",
+                path.display(),
+                100.0 * accuracy
+            );
         }
         Command::Plot {
             name,

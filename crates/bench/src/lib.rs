@@ -12,7 +12,9 @@
 //! - [`loss_terms`]: CKA-SR's cost on the engine's step;
 //! - [`pruned_step`]: the step of networks pruned by GMP, SET and RigL long after pruning, paired
 //!   with the dense step, and the subnormal values they hold;
-//! - [`topology_updates`]: one mask update of every topology.
+//! - [`topology_updates`]: one mask update of every topology;
+//! - [`sparse_inference`]: a pruned layer's product with a batch, dense against sparse
+//!   (sparselab's CSR kernel, sprs, faer, PyTorch), measured and theoretical speedups.
 //!
 //! The shared workload is in [`fixture`], the timing statistics (criterion's estimates, paired
 //! ratios in alternating rounds) in [`timing`]. Results are written to `bench.json` and
@@ -26,6 +28,7 @@ pub mod optimizers;
 pub mod pruned_step;
 pub mod pytorch;
 pub mod reference;
+pub mod sparse_inference;
 pub mod timing;
 pub mod topology_updates;
 pub mod vector_width;
@@ -125,6 +128,14 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     let pruned = pruned_step::measure(device, opts.batch)?;
     let topologies =
         topology_updates::measure(&mut c, device, opts.batch, &criterion_dir, sgd_train)?;
+    let sparse = match on_host {
+        true => sparse_inference::measure(
+            device,
+            reference.as_ref().ok(),
+            &criterion_dir.join("sparse-inference"),
+        )?,
+        false => Vec::new(),
+    };
 
     let env = Env::capture(&selected.description, selected.backend);
     let summary = json!({
@@ -141,6 +152,7 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
         "topologies": topologies,
         "loss_terms": losses,
         "pruned_steps": pruned,
+        "sparse_inference": sparse,
     });
     std::fs::create_dir_all(&opts.out)?;
     let json_path = opts.out.join("bench.json");
@@ -170,6 +182,9 @@ fn measure(opts: &BenchOptions) -> anyhow::Result<Vec<PathBuf>> {
     md.push_str(&topology_updates::markdown(&topologies));
     md.push_str(&loss_terms::markdown(&losses));
     md.push_str(&pruned_step::markdown(&pruned, opts.batch));
+    if !sparse.is_empty() {
+        md.push_str(&sparse_inference::markdown(&sparse));
+    }
     let md_path = opts.out.join("bench.md");
     write_atomic(&md_path, md.as_bytes())?;
     Ok(vec![json_path, md_path])

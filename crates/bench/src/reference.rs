@@ -48,6 +48,17 @@ pub struct ReferenceStep {
     pub threads: usize,
 }
 
+/// PyTorch's timing of one sparse-inference product (`sparse` mode).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SparseTiming {
+    /// `layer/sparsity/batch` indices, as the manifest names it.
+    pub key: String,
+    /// `torch.mm` on the dense matrix.
+    pub dense_seconds: f64,
+    /// `torch.sparse.mm` on its CSR form.
+    pub sparse_seconds: f64,
+}
+
 impl Reference {
     /// Finds a Python with torch, or says why there is none.
     pub fn find(script: &Path) -> Result<Self, String> {
@@ -88,21 +99,11 @@ impl Reference {
         })
     }
 
-    /// Times the reference training step of `model` at `batch` with `threads` threads for
-    /// `seconds` (after one second of warm-up).
-    pub fn step(
-        &self,
-        model: &str,
-        batch: usize,
-        threads: usize,
-        seconds: f64,
-    ) -> anyhow::Result<ReferenceStep> {
+    /// Runs the script with `args` and reads the JSON its last output line holds.
+    fn run<T: serde::de::DeserializeOwned>(&self, args: &[&std::ffi::OsStr]) -> anyhow::Result<T> {
         let out = Command::new(&self.python)
             .arg(&self.script)
-            .args(["step", "--model", model])
-            .args(["--batch", &batch.to_string()])
-            .args(["--threads", &threads.to_string()])
-            .args(["--seconds", &seconds.to_string()])
+            .args(args)
             .output()
             .with_context(|| format!("running {}", self.script.display()))?;
         anyhow::ensure!(
@@ -115,6 +116,40 @@ impl Reference {
         let line = text.lines().last().unwrap_or_default();
         serde_json::from_str(line)
             .with_context(|| format!("reading the reference's output `{line}`"))
+    }
+
+    /// Times the reference training step of `model` at `batch` with `threads` threads for
+    /// `seconds` (after one second of warm-up).
+    pub fn step(
+        &self,
+        model: &str,
+        batch: usize,
+        threads: usize,
+        seconds: f64,
+    ) -> anyhow::Result<ReferenceStep> {
+        let (batch, threads, seconds) =
+            (batch.to_string(), threads.to_string(), seconds.to_string());
+        let args = [
+            "step",
+            "--model",
+            model,
+            "--batch",
+            &batch,
+            "--threads",
+            &threads,
+            "--seconds",
+            &seconds,
+        ];
+        self.run(&args.map(std::ffi::OsStr::new))
+    }
+
+    /// Times the products a sparse-inference `manifest` names, in its order.
+    pub fn sparse(&self, manifest: &Path) -> anyhow::Result<Vec<SparseTiming>> {
+        self.run(&[
+            "sparse".as_ref(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+        ])
     }
 }
 

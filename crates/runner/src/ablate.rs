@@ -49,6 +49,9 @@ pub struct Options {
     /// results, whose runs must each name the commit that trained them (`--allow-dirty` clears
     /// it).
     pub refuse_dirty: bool,
+    /// Keep every run's trained model next to its records (`model.safetensors`, never
+    /// committed; `--keep-models`), so `cargo xtask export` need not train the run again.
+    pub keep_models: bool,
 }
 
 impl Options {
@@ -65,6 +68,7 @@ impl Options {
             only: Vec::new(),
             shard: None,
             refuse_dirty: false,
+            keep_models: false,
         }
     }
 
@@ -105,6 +109,12 @@ struct RunObserver<'a> {
     progress: &'a Progress,
     /// The job training the run.
     slot: usize,
+    /// Where to keep the trained model, and as what (`--keep-models`).
+    keep: Option<(&'a Path, &'a str, &'a PlannedRun)>,
+    /// The test accuracy of the last epoch so far.
+    last_test_accuracy: f64,
+    /// The trained network's measured inference speedups ([`crate::inference_speed`]).
+    speedups: Option<[f64; 2]>,
 }
 
 impl Observer for RunObserver<'_> {
@@ -116,8 +126,22 @@ impl Observer for RunObserver<'_> {
     fn epoch(&mut self, epochs: &[EpochRecord]) -> anyhow::Result<()> {
         if let Some(last) = epochs.last() {
             self.progress.epoch(self.slot, last);
+            self.last_test_accuracy = last.test_accuracy;
         }
         self.writer.epochs(epochs)
+    }
+
+    fn trained(&mut self, trainee: &crate::trainee::Trainee) -> anyhow::Result<()> {
+        self.speedups = Some(crate::inference_speed::measured_speedups(
+            trainee.model(),
+            trainee.table(),
+        ));
+        match self.keep {
+            Some((dir, ablation, run)) => {
+                crate::export::keep(dir, ablation, run, trainee, self.last_test_accuracy)
+            }
+            None => Ok(()),
+        }
     }
 
     fn checkpoint(&mut self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
@@ -177,6 +201,7 @@ impl<'a> Trainer<'a> {
             return Ok(r);
         }
         let name = self.ablation.name.clone();
+        let keep_models = self.opts.keep_models;
         let (selected, data) = self.ready()?;
         let env = Env::capture(&selected.description, selected.backend);
         let progress = Progress::new(&name, 1, 0, 1);
@@ -192,6 +217,7 @@ impl<'a> Trainer<'a> {
                     &progress,
                     0,
                     &label,
+                    keep_models,
                 )
             })??;
             match attempt {
@@ -261,6 +287,7 @@ fn train_one(
     progress: &Progress,
     slot: usize,
     label: &str,
+    keep_models: bool,
 ) -> anyhow::Result<Attempt> {
     if crate::interrupt::requested() {
         return Ok(Attempt::Stopped {
@@ -291,18 +318,26 @@ fn train_one(
             c.position.step
         ));
     }
+    let dir = store.run_dir(&run.id);
     let mut observer = RunObserver {
         writer: &writer,
         progress,
         slot,
+        keep: keep_models.then_some((dir.as_path(), ablation, run)),
+        last_test_accuracy: f64::NAN,
+        speedups: None,
     };
-    let (outcome, epochs) = match train(run, data, &selected.device, &mut observer, checkpoint) {
+    let (mut outcome, epochs) = match train(run, data, &selected.device, &mut observer, checkpoint)
+    {
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
             progress.println(&format!("{label}: {e}"));
             return Ok(Attempt::Stopped { checkpointed: true });
         }
         trained => trained.with_context(|| format!("run {} ({label})", run.id))?,
     };
+    if let Some([b1, b128]) = observer.speedups {
+        (outcome.measured_speedup_b1, outcome.measured_speedup_b128) = (Some(b1), Some(b128));
+    }
     writer.finish(&outcome)?;
     drop(lease);
     progress.finish_run(label, &outcome);
@@ -318,7 +353,7 @@ fn train_one(
 
 /// Runs every search of `ablation` through `oracle` and adds the runs at each choice to the
 /// plan; a search the oracle cannot finish (plotting without training) is left out.
-fn choose_all(
+pub(crate) fn choose_all(
     ablation: &mut Ablation,
     oracle: &mut crate::search::Oracle<'_>,
 ) -> anyhow::Result<Vec<Choice>> {
@@ -423,6 +458,7 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
                     &progress,
                     slot,
                     &label,
+                    opts.keep_models,
                 )?;
                 match attempt {
                     Attempt::Done { trained, .. } => {

@@ -124,6 +124,13 @@ pub struct FinalRecord {
     /// uninterrupted run; only its timings tell).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resumed: usize,
+    /// Measured inference speedup of the trained network's weight layers at batch 1, on the
+    /// CPU that trained it ([`crate::inference_speed`]; absent in runs older than the metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_speedup_b1: Option<f64>,
+    /// The same at batch 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_speedup_b128: Option<f64>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -165,6 +172,25 @@ impl FinalRecord {
         own.get(key)
             .and_then(serde_json::Value::as_f64)
             .or_else(|| last.get(key).and_then(serde_json::Value::as_f64))
+    }
+}
+
+/// `v` (stored records as JSON) without what differs between two trainings of one run, which
+/// otherwise have the same bits: timings, measured inference speedups and how often the run was
+/// resumed.
+pub fn without_timings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, _| {
+                !k.ends_with("seconds")
+                    && k != "samples_per_sec"
+                    && k != "resumed"
+                    && !k.starts_with("measured_speedup")
+            });
+            map.values_mut().for_each(without_timings);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_timings),
+        _ => {}
     }
 }
 
@@ -289,6 +315,16 @@ pub const METRICS: &[MetricInfo] = &[
         scale: 1.0,
     },
     MetricInfo {
+        key: "measured_speedup_b1",
+        label: "measured inference speedup (×, batch 1, weight layers, this CPU)",
+        scale: 1.0,
+    },
+    MetricInfo {
+        key: "measured_speedup_b128",
+        label: "measured inference speedup (×, batch 128, weight layers, this CPU)",
+        scale: 1.0,
+    },
+    MetricInfo {
         key: "group_sparsity",
         label: "group sparsity (%, zero input groups)",
         scale: 100.0,
@@ -409,6 +445,8 @@ mod tests {
             spheres: Vec::new(),
             weight_histogram: None,
             resumed: 0,
+            measured_speedup_b1: None,
+            measured_speedup_b128: None,
         };
         assert_eq!(f.metric("test_accuracy"), Some(0.9));
         assert_eq!(f.metric("compression"), Some(10.0));
@@ -441,6 +479,8 @@ mod tests {
             spheres: Vec::new(),
             weight_histogram: None,
             resumed: 0,
+            measured_speedup_b1: Some(1.0),
+            measured_speedup_b128: Some(1.0),
         })
         .unwrap();
         for m in METRICS.iter().filter(|m| m.key != SMALL_WEIGHTS) {

@@ -40,12 +40,14 @@ const MAX_SEEDS: usize = 1_000;
 const MAX_RUNS: usize = 100_000;
 
 /// Table columns when the file does not choose.
-pub const DEFAULT_COLUMNS: [&str; 6] = [
+pub const DEFAULT_COLUMNS: [&str; 8] = [
     "test_accuracy",
     "val_accuracy",
     "weight_sparsity",
     "compression",
     "speedup",
+    "measured_speedup_b1",
+    "measured_speedup_b128",
     "train_seconds",
 ];
 
@@ -581,7 +583,7 @@ pub fn parse(
     } else {
         spec.table.columns.clone()
     };
-    let columns = with_matched_sparsity(columns, &spec.claims);
+    let columns = with_measured_speedups(with_matched_sparsity(columns, &spec.claims));
     let compare_on = if spec.table.compare_on.is_empty() {
         vec![crate::table::COMPARED.to_string()]
     } else {
@@ -654,6 +656,22 @@ fn with_matched_sparsity(mut columns: Vec<String>, claims: &[Claim]) -> Vec<Stri
                 .position(|c| !c.contains("accuracy"))
                 .unwrap_or(columns.len());
             columns.insert(at, metric.to_string());
+        }
+    }
+    columns
+}
+
+/// `columns` with the measured inference speedups beside the theoretical one, wherever a table
+/// shows it: a theoretical speedup is never shown alone.
+fn with_measured_speedups(mut columns: Vec<String>) -> Vec<String> {
+    if let Some(at) = columns.iter().position(|c| c == "speedup") {
+        for (i, key) in ["measured_speedup_b1", "measured_speedup_b128"]
+            .iter()
+            .enumerate()
+        {
+            if !columns.iter().any(|c| c == key) {
+                columns.insert(at + 1 + i, (*key).to_string());
+            }
         }
     }
     columns

@@ -52,6 +52,11 @@ pub trait Observer {
     fn checkpoint(&mut self, _checkpoint: &Checkpoint) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Called once with the trained trainee, when the run ends (finished or diverged); an error
+    /// stops the run. Default: nothing.
+    fn trained(&mut self, _trainee: &Trainee) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Whether the run should stop now (asked after every step): it then writes a checkpoint
     /// and [`train`] returns [`Interrupted`]. Default: never.
     fn stop(&mut self) -> bool {
@@ -60,7 +65,7 @@ pub trait Observer {
 }
 
 /// Evaluation of one split: `(mean loss, top-1 accuracy, top-5 accuracy if ≥ 100 classes)`.
-fn evaluate(
+pub(crate) fn evaluate(
     model: &Model,
     split: &Split,
     data: &Dataset,
@@ -320,6 +325,7 @@ pub fn train(
         }
     }
 
+    observer.trained(&trainee)?;
     let epochs = at.epochs;
     let best = best_validation(&epochs);
     let trained_samples =
@@ -342,6 +348,8 @@ pub fn train(
         spheres: sphere_report::of_trainee(&trainee, cfg.seed),
         weight_histogram: Some(weight_histogram(trainee.model(), trainee.table())),
         resumed: at.resumed,
+        measured_speedup_b1: None,
+        measured_speedup_b128: None,
     };
     Ok((outcome, epochs))
 }
