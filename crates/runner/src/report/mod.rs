@@ -6,6 +6,7 @@
 //! ([`crate::claims`]) and the evidence behind each, one leaderboard per model and budget
 //! ([`leaderboard`]), and where each ablation's runs come from (commits, a dirty tree).
 
+pub mod inference;
 pub mod leaderboard;
 pub mod readme;
 
@@ -50,6 +51,8 @@ pub struct Report {
     pub claims: Vec<Evaluated>,
     /// The leaderboards.
     pub boards: Vec<leaderboard::Board>,
+    /// LeNet-300-100's measured sparse-inference speedups from the committed bench.
+    pub inference: Option<inference::Summary>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +132,7 @@ pub fn build(experiments: &Path, results: &Path) -> anyhow::Result<Report> {
         empty,
         claims,
         boards,
+        inference: inference::summary(results)?,
     })
 }
 
@@ -297,6 +301,13 @@ pub fn markdown(report: &Report) -> String {
                 p_text(c.p_holm),
             );
         }
+    }
+    if let Some(summary) = &report.inference {
+        let _ = write!(
+            out,
+            "\n## Sparse inference\n\n{}",
+            inference::markdown(summary, "bench/bench.md")
+        );
     }
     out.push_str("\n## Leaderboards\n\n");
     out.push_str(&leaderboard::markdown(&report.boards));

@@ -27,6 +27,13 @@ pub fn summary(report: &Report) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    if let Some(summary) = &report.inference {
+        out.push('\n');
+        out.push_str(&super::inference::markdown(
+            summary,
+            "results/bench/bench.md",
+        ));
+    }
     out
 }
 
