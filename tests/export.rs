@@ -150,6 +150,10 @@ fn torch_round_trip(export: &[u8], data: &sparselab::data::Dataset, stored: f64)
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    eprintln!(
+        "PyTorch ({python}): {}; stored {stored}",
+        stdout.trim().replace('\n', ", ")
+    );
     for line in stdout.lines() {
         let Some((what, acc)) = line.split_once(" accuracy ") else {
             continue;
@@ -162,4 +166,35 @@ fn torch_round_trip(export: &[u8], data: &sparselab::data::Dataset, stored: f64)
     }
     assert!(stdout.contains("sparse accuracy"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's promise on the real data: a run of `pruning-baselines` (quick mode, GMP at
+/// sparsity 0.9 on Fashion-MNIST) exported and loaded in PyTorch with the documented snippet
+/// gives the stored test accuracy, dense and sparse. Needs the dataset and torch: run it with
+/// `SPARSELAB_PYTHON=<python with torch> cargo test --test export -- --ignored`.
+#[test]
+#[ignore = "needs the Fashion-MNIST package and a Python with torch and safetensors"]
+fn pytorch_reads_a_pruning_baselines_export() {
+    let s = Scratch::new("export-fashion");
+    let opts = Options {
+        experiments: Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments"),
+        out: s.0.join("results"),
+        quick: true,
+        ..s.options()
+    };
+    ablate("pruning-baselines", &opts).expect("ablate");
+    let store = s.0.join("results/pruning-baselines-quick");
+    let id = sparse_run(&store);
+    let stored = stored_test_accuracy(&store.join(&id));
+    let (path, _) = export(
+        "pruning-baselines",
+        &id,
+        Container::Safetensors,
+        None,
+        &opts,
+    )
+    .expect("export");
+    let planned = opts.load("pruning-baselines").expect("plan");
+    let data = sparselab::data::load(&planned.data, None).expect("data");
+    torch_round_trip(&std::fs::read(path).expect("the file"), &data, stored);
 }

@@ -1,5 +1,6 @@
 //! Fuzzing the parsers of everything sparselab reads from disk: experiment files (every committed
-//! one, mutated), IDX and CIFAR binaries, and the stored run records. For every generated input:
+//! one, mutated), IDX and CIFAR binaries, the stored run records, checkpoints and exported
+//! models. For every generated input:
 //! no panic, and every failure is an error that names the file.
 //!
 //! CI runs `SPARSELAB_FUZZ_CASES` cases per parser (default 2 000); the long run is the same
@@ -263,4 +264,79 @@ fn stored_records_damaged_fail_without_panicking() {
             },
         )
         .expect("no damaged record makes the reader panic");
+}
+
+/// One damage to a binary file: a byte changed, the file cut, or bytes inserted.
+fn damage(bytes: &[u8], (kind, at, value): (u8, f64, u8)) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let i = ((out.len() as f64) * at) as usize;
+    match kind % 3 {
+        0 if !out.is_empty() => {
+            let last = out.len() - 1;
+            out[i.min(last)] = value;
+        }
+        1 => out.truncate(i),
+        _ => out
+            .splice(i..i, std::iter::repeat_n(value, 1 + usize::from(value % 9)))
+            .for_each(drop),
+    }
+    out
+}
+
+#[test]
+fn checkpoints_and_exports_damaged_fail_without_panicking() {
+    use sparselab::core::{ParamInfo, ParamTable, WeightKind};
+    use sparselab::runner::checkpoint::{Checkpoint, Owner, Position, TraineeState};
+    use sparselab::runner::export::file::{Container, decode, encode, tensors};
+    let owner = Owner {
+        run_id: "run".into(),
+        identity: "{}".into(),
+    };
+    let checkpoint = Checkpoint {
+        position: Position {
+            epoch: 1,
+            epochs: vec![EpochRecord::default()],
+            pattern: vec![true, false],
+            ..Position::default()
+        },
+        trainee: TraineeState {
+            values: vec![vec![1.0, 0.0, -2.0, 0.5], vec![0.25]],
+            masks: vec![(0, vec![true, false, true, true])],
+            resets: vec![(0, vec![false, true, false, false])],
+            optimizer: vec![7; 40],
+            topology: serde_json::json!({ "rng_word_pos": "12" }),
+            ..TraineeState::default()
+        },
+    }
+    .to_bytes(&owner)
+    .expect("a checkpoint");
+    let table = ParamTable::new(vec![ParamInfo::weight(WeightKind::Linear, vec![2, 2])]);
+    let values = vec![vec![0.0, 1.5, -2.0, 0.0]];
+    let meta = || {
+        std::collections::HashMap::from([(
+            "format".to_string(),
+            sparselab::runner::export::file::FORMAT.to_string(),
+        )])
+    };
+    let exports = [
+        encode(Container::Safetensors, &tensors(&table, &values), meta()).expect("safetensors"),
+        encode(Container::Burnpack, &tensors(&table, &values), meta()).expect("burnpack"),
+    ];
+    Checkpoint::from_bytes(checkpoint.clone(), &owner).expect("an intact checkpoint reads");
+    let strategy = (
+        0..3usize,
+        prop::collection::vec((any::<u8>(), 0.0f64..1.0, any::<u8>()), 1..4),
+    );
+    runner()
+        .run(&strategy, |(which, damages)| {
+            let file = [&checkpoint, &exports[0], &exports[1]][which];
+            let damaged = damages.iter().fold(file.clone(), |b, d| damage(&b, *d));
+            // An error (the store adds the path and what to do), never a panic.
+            match which {
+                0 => drop(Checkpoint::from_bytes(damaged, &owner)),
+                _ => drop(decode(&damaged).and_then(|e| e.values(&table))),
+            }
+            Ok(())
+        })
+        .expect("no damaged checkpoint or export makes its reader panic");
 }

@@ -25,6 +25,10 @@ pub struct Entry {
     pub accuracy: Summary,
     /// Weight sparsity over seeds (fractions).
     pub sparsity: Summary,
+    /// Theoretical speedup (dense ÷ non-zero FLOPs) over seeds.
+    pub theoretical: Option<Summary>,
+    /// Measured inference speedup at batch 1 and 128 over seeds (runs that recorded it).
+    pub measured: [Option<Summary>; 2],
     /// Welch's p against the best entry of the level, Holm-adjusted (`None` for the best).
     pub p_holm: Option<f64>,
 }
@@ -150,6 +154,11 @@ fn board(stored: &[Stored], key: &(String, String, usize)) -> Option<Board> {
                         method,
                         accuracy: summarize(&values)?,
                         sparsity,
+                        theoretical: g.summary("speedup"),
+                        measured: [
+                            g.summary("measured_speedup_b1"),
+                            g.summary("measured_speedup_b128"),
+                        ],
                         p_holm: None,
                     },
                     values,
@@ -205,8 +214,8 @@ pub fn markdown(boards: &[Board]) -> String {
             continue;
         }
         out.push_str(
-            "| sparsity | rank | method | ablation | n | test accuracy (%) | achieved sparsity (%) | Holm p vs best |\n\
-             |---|---|---|---|---|---|---|---|\n",
+            "| sparsity | rank | method | ablation | n | test accuracy (%) | achieved sparsity (%) | Holm p vs best | theoretical speedup (×) | measured speedup (×, batch 1 / 128, the runs' CPU) |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
         );
         for level in &b.levels {
             for (rank, e) in level.entries.iter().enumerate() {
@@ -216,9 +225,16 @@ pub fn markdown(boards: &[Board]) -> String {
                 } else {
                     e.method.clone()
                 };
+                let times = |s: &Option<Summary>| {
+                    s.as_ref().map_or("–".into(), |s| format!("{:.2}", s.mean))
+                };
+                let measured = match &e.measured {
+                    [None, None] => "–".to_string(),
+                    [b1, b128] => format!("{} / {}", times(b1), times(b128)),
+                };
                 let _ = writeln!(
                     out,
-                    "| {:.0} % | {} | {method} | {} | {} | {:.2} ± {:.2} | {:.2} | {} |",
+                    "| {:.0} % | {} | {method} | {} | {} | {:.2} ± {:.2} | {:.2} | {} | {} | {measured} |",
                     level.target * 100.0,
                     rank + 1,
                     e.ablation,
@@ -227,6 +243,7 @@ pub fn markdown(boards: &[Board]) -> String {
                     e.accuracy.std * 100.0,
                     e.sparsity.mean * 100.0,
                     e.p_holm.map_or("best".into(), |p| p_text(Some(p))),
+                    times(&e.theoretical),
                 );
             }
         }
