@@ -23,7 +23,9 @@ enum Command {
     List,
     /// Run a named ablation: train every unfinished run, write results, tables and figures.
     ///
-    /// Runs already finished under the output directory are skipped; an interrupted run restarts.
+    /// Runs already finished under the output directory are skipped; an interrupted run resumes
+    /// from its checkpoint. SIGTERM, SIGUSR1 or Ctrl-C make the runs in progress checkpoint and
+    /// stop (exit status 75); run the same command again to resume them.
     Ablate {
         /// Ablation name (a file experiments/<name>.toml).
         name: String,

@@ -370,8 +370,8 @@ pub(crate) fn choose_all(
 }
 
 /// Runs ablation `name`: every search first (its probes one after another), then every planned
-/// run that has not finished (an unfinished one restarts; `opts.jobs` at a time); then tables
-/// and figures are rendered from all runs. With `--only`, searches use stored probes only.
+/// run that has not finished (an interrupted one resumes from its checkpoint; `opts.jobs` at a
+/// time); then tables and figures are rendered from all runs. With `--only`, searches use stored probes only.
 pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
     let mut ablation = opts.load(name)?;
     let store = Store::new(&opts.out, &ablation);
