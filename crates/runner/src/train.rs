@@ -315,13 +315,7 @@ pub fn train(
             if observer.stop() {
                 return stop_with(observer, &trainee, position);
             }
-            let checkpoint = Checkpoint {
-                position,
-                trainee: trainee.checkpoint_state()?,
-            };
-            observer
-                .checkpoint(&checkpoint)
-                .context("writing a checkpoint")?;
+            hand_checkpoint(observer, &trainee, position)?;
         }
     }
 
@@ -354,6 +348,21 @@ pub fn train(
     Ok((outcome, epochs))
 }
 
+/// Hands the observer the checkpoint of `trainee` at `position`.
+fn hand_checkpoint(
+    observer: &mut dyn Observer,
+    trainee: &Trainee,
+    position: Position,
+) -> anyhow::Result<()> {
+    let checkpoint = Checkpoint {
+        position,
+        trainee: trainee.checkpoint_state()?,
+    };
+    observer
+        .checkpoint(&checkpoint)
+        .context("writing a checkpoint")
+}
+
 /// Hands the observer a checkpoint at `position` and stops the run.
 fn stop_with(
     observer: &mut dyn Observer,
@@ -361,12 +370,6 @@ fn stop_with(
     position: Position,
 ) -> anyhow::Result<(FinalRecord, Vec<EpochRecord>)> {
     let (epoch, step) = (position.epoch + 1, position.step);
-    let checkpoint = Checkpoint {
-        position,
-        trainee: trainee.checkpoint_state()?,
-    };
-    observer
-        .checkpoint(&checkpoint)
-        .context("writing a checkpoint")?;
+    hand_checkpoint(observer, trainee, position)?;
     Err(Interrupted { epoch, step }.into())
 }
