@@ -2,6 +2,8 @@
 //! `cargo xtask report` renders from the committed runs, so a number or verdict edited by hand,
 //! or runs re-trained without re-rendering, fail here.
 
+mod common;
+
 use sparselab::runner::report::{self, readme};
 use std::path::PathBuf;
 
@@ -47,4 +49,44 @@ fn the_committed_report_is_what_the_committed_runs_give() {
             "claim {id} of SPEC §5 is declared nowhere"
         );
     }
+}
+
+/// An ablation not trained yet (new, or retrained at a new budget after its old runs were
+/// removed) still lists its claims: untested, saying which command trains them, with no link to
+/// a table that does not exist.
+#[test]
+fn claims_of_an_untrained_ablation_are_untested_and_say_what_trains_them() {
+    let spec = common::synthetic_spec(
+        "description = \"new\"\nseeds = 2\n",
+        r#"[arms.a]
+optimizer = { name = "sgd" }
+[arms.b]
+optimizer = { name = "sgd" }
+train = { lr = 0.01 }
+
+[[claims]]
+id = "B1"
+claim = "a beats b"
+paper = "nobody"
+pairs = [{ arms = ["a", "b"] }]
+"#,
+    );
+    let s = common::Scratch::with("report-untrained", "fresh", &spec);
+    let built = report::build(&s.0.join("experiments"), &s.0.join("results")).expect("builds");
+    let claim = built
+        .claims
+        .iter()
+        .find(|e| e.claim.id == "B1")
+        .expect("the claim is listed");
+    assert_eq!(claim.ablation.as_deref(), Some("fresh"));
+    assert!(
+        claim
+            .verdict
+            .label()
+            .contains("`cargo xtask ablate fresh` trains them"),
+        "{}",
+        claim.verdict.label()
+    );
+    let table = report::claims_table(&built, "");
+    assert!(!table.contains("fresh/table.md"), "{table}");
 }

@@ -27,6 +27,10 @@ target = { value = 0.5, tolerance = 0.05, range = [1e-4, 1.0], probes = 12 }
         "{table}"
     );
     assert!(table.contains("regularizer.lambda"), "{table}");
+    assert!(
+        table.contains("Compute: the 2 runs above took"),
+        "the table says what its runs cost: {table}"
+    );
     let runs = std::fs::read_to_string(first.dir.join("runs.csv")).unwrap();
     let sparsity: Vec<f64> = runs
         .lines()
@@ -47,6 +51,11 @@ target = { value = 0.5, tolerance = 0.05, range = [1e-4, 1.0], probes = 12 }
     let again = ablate("s", &s.options()).expect("a rerun");
     assert_eq!(again.trained, 0, "a rerun replays the stored probes");
     plot("s", &s.options()).expect("plotting finds the choice from stored probes");
+    let replayed = std::fs::read_to_string(first.dir.join("table.md")).unwrap();
+    assert_eq!(
+        replayed, table,
+        "a replay from the store takes the search's path and renders the same table"
+    );
 }
 
 /// A tuning grid: seed 0 trains at every value, the value of best validation accuracy is chosen

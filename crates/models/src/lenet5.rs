@@ -1,22 +1,28 @@
 //! `lenet5`: LeNet-5 (SPEC.md §4): conv 1→6 5×5 pad 2, max-pool 2, conv 6→16 5×5, max-pool 2,
 //! fully connected 400→120→84→classes, ReLU. The flattened size follows the input (400 for
 //! 28×28). Stages for feature taps: each conv block (they are separated by down-sampling) and the
-//! fully connected hidden layers.
+//! fully connected hidden layers. `batch_norm = true` puts a BatchNorm after each of conv1,
+//! conv2, fc1 and fc2 (before the ReLU): the layers whose rows LpSGD keeps on a sphere then have
+//! a following norm layer to carry their scale (SPEC §1.2), and CKA-SR's features are normalised
+//! as its analysis assumes (SPEC §1.3).
 
 use crate::architecture::{Architecture, Buildable, Forward, InputShape};
 use crate::flex_kernels::{conv2d, max_pool};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::{ConfigError, Validate};
 
-/// Hyperparameters of [`LeNet5`] (none: the architecture is fixed).
+/// Hyperparameters of [`LeNet5`]: the layers are fixed; BatchNorm is optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LeNet5Config {}
+pub struct LeNet5Config {
+    /// A BatchNorm after conv1, conv2, fc1 and fc2 (default: none, the original LeNet-5).
+    pub batch_norm: bool,
+}
 
 impl Validate for LeNet5Config {
     fn validate(&self) -> Result<(), ConfigError> {
@@ -32,6 +38,8 @@ pub struct LeNet5 {
     fc1: Linear,
     fc2: Linear,
     head: Linear,
+    /// The BatchNorms after conv1, conv2, fc1 and fc2, or none.
+    norms: Vec<BatchNorm>,
     /// `H_out·W_out` of conv1 and conv2.
     #[module(skip)]
     positions: [usize; 2],
@@ -44,7 +52,7 @@ impl Buildable for LeNet5 {
         "LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120-84 (SPEC §4)";
 
     fn init(
-        _config: &LeNet5Config,
+        config: &LeNet5Config,
         input: InputShape,
         device: &Device,
     ) -> Result<Self, ConfigError> {
@@ -58,6 +66,13 @@ impl Buildable for LeNet5 {
             ));
         }
         let flat = 16 * (h2 / 2) * (w2 / 2);
+        let norms = if config.batch_norm {
+            [6, 16, 120, 84]
+                .map(|features| BatchNormConfig::new(features).init(device))
+                .into()
+        } else {
+            Vec::new()
+        };
         Ok(LeNet5 {
             conv1: Conv2dConfig::new([input.channels, 6], [5, 5])
                 .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
@@ -66,17 +81,28 @@ impl Buildable for LeNet5 {
             fc1: LinearConfig::new(flat, 120).init(device),
             fc2: LinearConfig::new(120, 84).init(device),
             head: LinearConfig::new(84, input.classes).init(device),
+            norms,
             positions: [h1 * w1, h2 * w2],
         })
     }
 }
 
+impl LeNet5 {
+    /// The `i`-th BatchNorm applied to `x`, or `x` without them.
+    fn norm<const D: usize>(&self, i: usize, x: Tensor<D>) -> Tensor<D> {
+        match self.norms.get(i) {
+            Some(bn) => bn.forward(x),
+            None => x,
+        }
+    }
+}
+
 impl Architecture for LeNet5 {
     fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
-        let c1 = max_pool(relu(conv2d(&self.conv1, x)), 2);
-        let c2 = max_pool(relu(conv2d(&self.conv2, c1.clone())), 2);
-        let f1 = relu(self.fc1.forward(c2.clone().flatten(1, 3)));
-        let f2 = relu(self.fc2.forward(f1.clone()));
+        let c1 = max_pool(relu(self.norm(0, conv2d(&self.conv1, x))), 2);
+        let c2 = max_pool(relu(self.norm(1, conv2d(&self.conv2, c1.clone()))), 2);
+        let f1 = relu(self.norm(2, self.fc1.forward(c2.clone().flatten(1, 3))));
+        let f2 = relu(self.norm(3, self.fc2.forward(f1.clone())));
         let features = if taps {
             vec![
                 vec![c1.flatten(1, 3)],

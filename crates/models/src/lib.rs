@@ -6,7 +6,7 @@
 //! conv weights, which is the classifier, how many output positions each conv has), so
 //! regularizers, masks and metrics know what they act on.
 //!
-//! Members: [`mlp`] (`mlp-300-100`), [`lenet5`], [`resmlp`], [`resnet_cifar`] (`resnet-cifar`).
+//! Members: [`mlp`] (`mlp-300-100`), [`mlp_rmda`] (`mlp-rmda`), [`lenet5`], [`resmlp`], [`resnet_cifar`] (`resnet-cifar`).
 //! [`Model`] is the enum the runner trains; adding a model is a file plus one line in the
 //! registry (`registry.rs`).
 
@@ -14,6 +14,7 @@ mod architecture;
 pub mod flex_kernels;
 pub mod lenet5;
 pub mod mlp;
+pub mod mlp_rmda;
 mod registry;
 pub mod resmlp;
 pub mod resnet_cifar;

@@ -52,35 +52,55 @@ impl Buildable for Mlp {
         "LeNet-300-100: fully connected input→300→100→classes, ReLU (SPEC §4)";
 
     fn init(config: &MlpConfig, input: InputShape, device: &Device) -> Result<Self, ConfigError> {
-        let mut d_in = input.numel();
-        let hidden = config
-            .hidden
-            .iter()
-            .map(|&width| {
-                let layer = LinearConfig::new(d_in, width).init(device);
-                d_in = width;
-                layer
-            })
-            .collect();
-        let head = LinearConfig::new(d_in, input.classes).init(device);
+        let (hidden, head) = init_layers(&config.hidden, input, device);
         Ok(Mlp { hidden, head })
+    }
+}
+
+/// The linear layers `input → widths[0] → … → widths[k-1] → classes`: the hidden ones and the
+/// classifier (burn's default initialisation).
+pub(crate) fn init_layers(
+    widths: &[usize],
+    input: InputShape,
+    device: &Device,
+) -> (Vec<Linear>, Linear) {
+    let mut d_in = input.numel();
+    let hidden = widths
+        .iter()
+        .map(|&width| {
+            let layer = LinearConfig::new(d_in, width).init(device);
+            d_in = width;
+            layer
+        })
+        .collect();
+    (hidden, LinearConfig::new(d_in, input.classes).init(device))
+}
+
+/// `head(relu(… relu(hidden₀(x))))` on flattened images; the hidden outputs form one stage of
+/// feature taps.
+pub(crate) fn forward_layers(
+    hidden: &[Linear],
+    head: &Linear,
+    x: Tensor<4>,
+    taps: bool,
+) -> Forward {
+    let mut h: Tensor<2> = x.flatten(1, 3);
+    let mut stage = Vec::new();
+    for layer in hidden {
+        h = relu(layer.forward(h));
+        if taps {
+            stage.push(h.clone());
+        }
+    }
+    Forward {
+        logits: head.forward(h),
+        features: if taps { vec![stage] } else { Vec::new() },
     }
 }
 
 impl Architecture for Mlp {
     fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
-        let mut h: Tensor<2> = x.flatten(1, 3);
-        let mut stage = Vec::new();
-        for layer in &self.hidden {
-            h = relu(layer.forward(h));
-            if taps {
-                stage.push(h.clone());
-            }
-        }
-        Forward {
-            logits: self.head.forward(h),
-            features: if taps { vec![stage] } else { Vec::new() },
-        }
+        forward_layers(&self.hidden, &self.head, x, taps)
     }
 
     fn classifier(&self) -> &'static str {

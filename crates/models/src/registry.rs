@@ -100,6 +100,7 @@ macro_rules! models {
 
 models! {
     Mlp(crate::mlp::Mlp),
+    RmdaMlp(crate::mlp_rmda::RmdaMlp),
     LeNet5(crate::lenet5::LeNet5),
     ResMlp(crate::resmlp::ResMlp),
     ResNet(crate::resnet_cifar::ResNet),
@@ -178,6 +179,27 @@ mod tests {
     }
 
     #[test]
+    fn rmda_mlp_is_the_papers_seven_layer_stack() {
+        let m = build(json!({"name": "mlp-rmda"}), MNIST);
+        let f = forward(&m, MNIST, 2);
+        assert_eq!(f.logits.dims(), [2, 10]);
+        assert_eq!(stage_widths(&f), vec![vec![512, 256, 128, 64, 32, 16]]);
+        let t = m.describe();
+        let shapes: Vec<Vec<usize>> = t.weights().map(|p| p.shape.clone()).collect();
+        let widths = [784, 512, 256, 128, 64, 32, 16, 10];
+        let expected: Vec<Vec<usize>> = widths.windows(2).map(|w| vec![w[0], w[1]]).collect();
+        assert_eq!(shapes, expected, "linear weights are [in, out]");
+        assert!(t.weights().last().unwrap().classifier);
+        assert_eq!(t.weights().filter(|p| p.classifier).count(), 1);
+        assert!(
+            registry()
+                .build(&json!({"name": "mlp-rmda", "hidden": [10]}))
+                .is_err(),
+            "its widths are the paper's"
+        );
+    }
+
+    #[test]
     fn lenet5_shapes_and_conv_positions() {
         let m = build(json!({"name": "lenet5"}), MNIST);
         let f = forward(&m, MNIST, 2);
@@ -204,6 +226,25 @@ mod tests {
             t.weights().find(|p| p.path == "fc1.weight").unwrap().shape,
             vec![400, 120]
         );
+    }
+
+    #[test]
+    fn lenet5_batch_norm_adds_norm_layers_only() {
+        let plain = build(json!({"name": "lenet5"}), MNIST).describe();
+        let bn = build(json!({"name": "lenet5", "batch_norm": true}), MNIST);
+        let f = forward(&bn, MNIST, 2);
+        assert_eq!(f.logits.dims(), [2, 10]);
+        let t = bn.describe();
+        let shapes = |t: &ParamTable| t.weights().map(|p| p.shape.clone()).collect::<Vec<_>>();
+        assert_eq!(shapes(&t), shapes(&plain), "the same weights");
+        let norm: usize = t
+            .iter()
+            .filter(|p| p.role == ParamRole::Norm)
+            .map(|p| p.numel())
+            .sum();
+        assert_eq!(norm, 2 * (6 + 16 + 120 + 84), "γ and β of four norms");
+        assert!(plain.iter().all(|p| p.role != ParamRole::Norm));
+        assert!(t.iter().all(|p| p.role != ParamRole::Other));
     }
 
     #[test]

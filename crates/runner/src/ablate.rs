@@ -221,9 +221,18 @@ impl<'a> Trainer<'a> {
                 )
             })??;
             match attempt {
-                Attempt::Done { result, trained } => {
+                Attempt::Done { trained } => {
                     self.probes += usize::from(trained);
-                    return Ok(*result);
+                    // The search decides from the stored record, as a replay in another
+                    // process will (the in-memory floats can differ from the parsed ones in
+                    // their last bit).
+                    return store.finished(run)?.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "run {} finished, yet {} holds no record of it",
+                            run.id,
+                            store.run_dir(&run.id).display()
+                        )
+                    });
                 }
                 // Another process trains this probe: the search needs it, so wait.
                 Attempt::Held => std::thread::sleep(POLL),
@@ -243,11 +252,9 @@ const POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What became of a run a process set out to train.
 enum Attempt {
-    /// The run is finished: `trained` here, or found finished by another process.
-    Done {
-        result: Box<RunResult>,
-        trained: bool,
-    },
+    /// The run is finished (its record is in the store): `trained` here, or found finished by
+    /// another process.
+    Done { trained: bool },
     /// Another live process holds its lease.
     Held,
     /// The process was asked to stop ([`crate::interrupt`]): the run wrote a checkpoint
@@ -298,11 +305,8 @@ fn train_one(
         return Ok(Attempt::Held);
     };
     // Another process may have finished the run between our look and the lease.
-    if let Some(result) = store.finished(run)? {
-        return Ok(Attempt::Done {
-            result: Box::new(result),
-            trained: false,
-        });
+    if store.finished(run)?.is_some() {
+        return Ok(Attempt::Done { trained: false });
     }
     let (writer, checkpoint) = store.open(ablation, run, env)?;
     progress.start_run(
@@ -327,8 +331,7 @@ fn train_one(
         last_test_accuracy: f64::NAN,
         speedups: None,
     };
-    let (mut outcome, epochs) = match train(run, data, &selected.device, &mut observer, checkpoint)
-    {
+    let (mut outcome, _) = match train(run, data, &selected.device, &mut observer, checkpoint) {
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
             progress.println(&format!("{label}: {e}"));
             return Ok(Attempt::Stopped { checkpointed: true });
@@ -341,14 +344,7 @@ fn train_one(
     writer.finish(&outcome)?;
     drop(lease);
     progress.finish_run(label, &outcome);
-    Ok(Attempt::Done {
-        result: Box::new(RunResult {
-            run: run.clone(),
-            outcome,
-            epochs,
-        }),
-        trained: true,
-    })
+    Ok(Attempt::Done { trained: true })
 }
 
 /// Runs every search of `ablation` through `oracle` and adds the runs at each choice to the
@@ -461,7 +457,7 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
                     opts.keep_models,
                 )?;
                 match attempt {
-                    Attempt::Done { trained, .. } => {
+                    Attempt::Done { trained } => {
                         trained_here.fetch_add(usize::from(trained), Ordering::Relaxed);
                     }
                     Attempt::Held => held
@@ -586,6 +582,40 @@ fn provenance(store: &Store, results: &[RunResult]) -> String {
     lines.into_iter().collect::<Vec<_>>().join("\n")
 }
 
+/// What the table's runs cost: the runs' own wall times (training and evaluation) summed, and
+/// those of the search probes that were not chosen (probes train one at a time on every core,
+/// the runs as parallel jobs, so the sums are compute, not the ablation's elapsed time).
+fn compute(store: &Store, results: &[RunResult], choices: &[Choice]) -> String {
+    let duration = |seconds: f64| match seconds {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    };
+    let runs: f64 = results.iter().map(|r| r.outcome.wall_seconds).sum();
+    let chosen: BTreeSet<&str> = results.iter().map(|r| r.run.id.as_str()).collect();
+    let others: BTreeSet<&str> = choices
+        .iter()
+        .flat_map(|c| c.probes.iter().map(|p| p.run.as_str()))
+        .filter(|id| !chosen.contains(id))
+        .collect();
+    let probes: f64 = others.iter().filter_map(|id| store.wall_seconds(id)).sum();
+    let mut out = format!(
+        "\nCompute: the {} runs above took {} of run time (each run's wall time, training and \
+         evaluation, summed)",
+        results.len(),
+        duration(runs)
+    );
+    if !others.is_empty() {
+        out.push_str(&format!(
+            "; the {} other search probes took {} more",
+            others.len(),
+            duration(probes)
+        ));
+    }
+    out.push_str(".\n");
+    out
+}
+
 /// Writes `table.md`, `runs.csv`, `epochs.csv`, `hoyer.md` (runs with Lp-sphere layers) and
 /// every figure of `ablation`.
 pub fn render(
@@ -606,6 +636,7 @@ pub fn render(
     };
     let mut table = table::markdown(ablation, results, &provenance(store, results));
     table.push_str(&crate::search::markdown(choices));
+    table.push_str(&compute(store, results, choices));
     write("table.md", table)?;
     write("runs.csv", table::runs_csv(results))?;
     write("epochs.csv", table::epochs_csv(results))?;

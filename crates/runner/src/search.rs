@@ -15,6 +15,10 @@
 //! the whole trajectory. A topology with a target of its own (`topology.sparsity`) is set to it
 //! without a search.
 //!
+//! Every decision reads the probes' stored records, also right after training one, so a search
+//! replayed by another process (a resumed `ablate`, `plot`, `report`) takes the same path and
+//! finds every probe stored.
+//!
 //! **The tuning grid** is tried value by value (each with its own target search), and the value
 //! of best validation accuracy at the final sparsity ([`crate::record::best_validation`]) is
 //! chosen: the test split is never looked at.
@@ -118,6 +122,13 @@ fn probe(
     }
 }
 
+/// `value` rounded to `digits` significant decimal digits.
+fn significant(value: f64, digits: usize) -> f64 {
+    format!("{value:.*e}", digits.saturating_sub(1))
+        .parse()
+        .unwrap_or(value)
+}
+
 /// The knob value that reaches `target` at grid point `tune`, with seed 0's run there; `None`
 /// when the oracle lacks a probe.
 fn calibrate(
@@ -146,7 +157,11 @@ fn calibrate(
             (Some(fa), Some(fb)) if fb > fa => (a * fb - b * fa) / (fb - fa),
             _ => 0.5 * (a + b),
         };
-        let value = x.exp();
+        // The knob as it is written into the run's configuration: rounded, so that the last
+        // bits of the interpolation (which depend on how the measured sparsities were obtained)
+        // cannot change a probe's run id, and readable in the table.
+        let value = significant(x.exp(), 6);
+        let x = value.ln();
         let run = planned(search, tune, Some((knob, value)), 0)?;
         let Some(r) = oracle(&run)? else {
             return Ok(None);

@@ -101,7 +101,7 @@ impl Store {
     pub fn finished(&self, run: &PlannedRun) -> anyhow::Result<Option<RunResult>> {
         self.read_finished(run).with_context(|| {
             format!(
-                "the stored record of run {} is damaged; delete {} and the next `ablate` trains                  the run again",
+                "the stored record of run {} is damaged; delete {} and the next `ablate` trains the run again",
                 run.id,
                 self.run_dir(&run.id).display()
             )
@@ -134,6 +134,14 @@ impl Store {
             outcome,
             epochs,
         }))
+    }
+
+    /// The whole-run wall time (seconds, evaluation included) of the finished run `id`, if it is
+    /// stored: what a search probe cost, read without planning it again.
+    pub fn wall_seconds(&self, id: &str) -> Option<f64> {
+        read_json::<FinalRecord>(&self.run_dir(id).join("final.json"))
+            .ok()
+            .map(|f| f.wall_seconds)
     }
 
     /// Takes `run`'s lease ([`crate::lease`]): the right to train it, held until dropped.

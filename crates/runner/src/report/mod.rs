@@ -102,6 +102,21 @@ pub fn build(experiments: &Path, results: &Path) -> anyhow::Result<Report> {
         .iter()
         .flat_map(|s| (s.ablation.claims.iter()).map(|c| evaluate(c, &s.ablation.name, &s.results)))
         .collect();
+    // The claims of an ablation not trained yet (a new one, or one whose budget changed and
+    // whose old runs were removed) are listed as untested, saying what trains them.
+    for name in &empty {
+        let ablation = spec::load(&experiments.join(format!("{name}.toml")), false, None)?;
+        for claim in ablation.claims {
+            claims.push(Evaluated {
+                claim,
+                ablation: Some(name.clone()),
+                comparisons: Vec::new(),
+                verdict: Verdict::Untested(format!(
+                    "no stored run yet: `cargo xtask ablate {name}` trains them"
+                )),
+            });
+        }
+    }
     let untested_file = experiments.join(UNTESTED);
     // An experiments directory of one's own may declare no untested claim at all.
     let text = match std::fs::read_to_string(&untested_file) {
@@ -189,9 +204,11 @@ pub fn claims_table(report: &Report, base: &str) -> String {
             "| [{id}]({base}REPORT.md#{anchor}) | {} | {} | {} | **{}** | {} |",
             e.claim.claim,
             e.claim.paper,
-            e.ablation
-                .as_deref()
-                .map_or("–".into(), |a| table_link(a, base)),
+            match e.ablation.as_deref() {
+                Some(a) if report.empty.iter().any(|name| name == a) => a.to_string(),
+                Some(a) => table_link(a, base),
+                None => "–".into(),
+            },
             e.verdict.label(),
             evidence(e),
             id = e.claim.id,
@@ -370,6 +387,15 @@ pub fn write(
             arms: Vec::new(),
         };
         files.extend(figure::render(&spec, &board.results, &dir)?);
+    }
+    // The figure folder holds the report's figures only: those of boards that no longer exist
+    // (their runs were removed or retrained at another budget) go.
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        let path = entry.path();
+        if path.is_file() && !files.contains(&path) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the stale figure {}", path.display()))?;
+        }
     }
     let path = results.join("REPORT.md");
     write_atomic(&path, markdown(report).as_bytes())?;
