@@ -68,9 +68,11 @@ pub fn build(experiments: &Path, results: &Path) -> anyhow::Result<Report> {
     let mut stored = Vec::new();
     let mut empty = Vec::new();
     for (name, loaded) in spec::list(experiments)? {
-        let ablation = loaded
+        let mut ablation = loaded
             .and_then(|_| spec::load(&experiments.join(format!("{name}.toml")), false, None))?;
         let store = Store::new(results, &ablation);
+        // Arm points placed by a search join the plan at the choice their stored probes give.
+        crate::ablate::choose_all(&mut ablation, &mut |run| store.finished(run))?;
         let mut runs = Vec::new();
         let (mut commits, mut dirty) = (BTreeSet::new(), false);
         for run in &ablation.runs {
