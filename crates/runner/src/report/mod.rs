@@ -67,6 +67,9 @@ struct UntestedFile {
 pub fn build(experiments: &Path, results: &Path) -> anyhow::Result<Report> {
     let mut stored = Vec::new();
     let mut empty = Vec::new();
+    // The claims of an ablation not trained yet (a new one, or one whose budget changed and
+    // whose old runs were removed) are listed as untested, saying what trains them.
+    let mut untrained = Vec::new();
     for (name, loaded) in spec::list(experiments)? {
         let mut ablation = loaded
             .and_then(|_| spec::load(&experiments.join(format!("{name}.toml")), false, None))?;
@@ -90,6 +93,14 @@ pub fn build(experiments: &Path, results: &Path) -> anyhow::Result<Report> {
             }
         }
         if runs.is_empty() {
+            untrained.extend(ablation.claims.into_iter().map(|claim| Evaluated {
+                claim,
+                ablation: Some(name.clone()),
+                comparisons: Vec::new(),
+                verdict: Verdict::Untested(format!(
+                    "no stored run yet: `cargo xtask ablate {name}` trains them"
+                )),
+            }));
             empty.push(name);
         } else {
             stored.push(Stored {
@@ -104,21 +115,7 @@ pub fn build(experiments: &Path, results: &Path) -> anyhow::Result<Report> {
         .iter()
         .flat_map(|s| (s.ablation.claims.iter()).map(|c| evaluate(c, &s.ablation.name, &s.results)))
         .collect();
-    // The claims of an ablation not trained yet (a new one, or one whose budget changed and
-    // whose old runs were removed) are listed as untested, saying what trains them.
-    for name in &empty {
-        let ablation = spec::load(&experiments.join(format!("{name}.toml")), false, None)?;
-        for claim in ablation.claims {
-            claims.push(Evaluated {
-                claim,
-                ablation: Some(name.clone()),
-                comparisons: Vec::new(),
-                verdict: Verdict::Untested(format!(
-                    "no stored run yet: `cargo xtask ablate {name}` trains them"
-                )),
-            });
-        }
-    }
+    claims.extend(untrained);
     let untested_file = experiments.join(UNTESTED);
     // An experiments directory of one's own may declare no untested claim at all.
     let text = match std::fs::read_to_string(&untested_file) {
