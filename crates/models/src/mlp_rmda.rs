@@ -47,7 +47,7 @@ impl Buildable for RmdaMlp {
 
 impl Architecture for RmdaMlp {
     fn forward(&self, x: Tensor<4>, taps: bool) -> Forward {
-        forward_layers(&self.hidden, &self.head, x, taps)
+        forward_layers(&self.hidden, &[], &self.head, x, taps)
     }
 
     fn classifier(&self) -> &'static str {

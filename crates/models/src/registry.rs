@@ -248,6 +248,29 @@ mod tests {
     }
 
     #[test]
+    fn mlp_batch_norm_adds_norm_layers_only() {
+        let model = |bn: bool| {
+            let config = json!({"name": "mlp-300-100", "hidden": [32, 16, 8], "batch_norm": bn});
+            build(config, MNIST)
+        };
+        let (plain, bn) = (model(false), model(true));
+        let f = forward(&bn, MNIST, 4);
+        assert_eq!(f.logits.dims(), [4, 10]);
+        assert_eq!(stage_widths(&f), vec![vec![32, 16, 8]]);
+        let (tp, tb) = (plain.describe(), bn.describe());
+        let shapes = |t: &ParamTable| t.weights().map(|p| p.shape.clone()).collect::<Vec<_>>();
+        assert_eq!(shapes(&tb), shapes(&tp), "the same weights");
+        let norm: usize = tb
+            .iter()
+            .filter(|p| p.role == ParamRole::Norm)
+            .map(|p| p.numel())
+            .sum();
+        assert_eq!(norm, 2 * (32 + 16 + 8), "γ and β of three norms");
+        assert!(tp.iter().all(|p| p.role != ParamRole::Norm));
+        assert!(tb.iter().all(|p| p.role != ParamRole::Other));
+    }
+
+    #[test]
     fn resmlp_is_one_stage_of_equal_width_blocks() {
         let m = build(json!({"name": "resmlp", "width": 32, "depth": 3}), MNIST);
         let f = forward(&m, MNIST, 2);

@@ -210,7 +210,7 @@ pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<
         return Verdict::Untested(if comparisons.is_empty() {
             "no runs to compare".into()
         } else {
-            "no comparison at matched sparsity".into()
+            unmatched_reason(comparisons)
         });
     }
     let mut settings: Vec<&str> = matched.iter().map(|c| c.setting.as_str()).collect();
@@ -235,6 +235,23 @@ pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<
         .map(|(s, v)| format!("{s}: {}", v.label()))
         .collect();
     Verdict::Split(parts.join("; "))
+}
+
+/// Why comparisons that exist match nowhere: the closest pair and where each side stands, so
+/// that a reader sees how far apart the methods landed (a method that stalls short of its target
+/// shows here rather than as a bare "untested").
+fn unmatched_reason(comparisons: &[Comparison]) -> String {
+    let closest = comparisons
+        .iter()
+        .filter_map(|c| c.matched_on.map(|(a, b)| (c, a, b)))
+        .min_by(|x, y| (x.1 - x.2).abs().total_cmp(&(y.1 - y.2).abs()));
+    match closest {
+        Some((c, a, b)) => format!(
+            "no comparison at matched sparsity; the closest, {}, stands at {a:.2} vs {b:.2}",
+            c.label
+        ),
+        None => "no comparison at matched sparsity".into(),
+    }
 }
 
 /// The verdict within one setting.
@@ -425,6 +442,29 @@ mod tests {
             matched_on: None,
             matched: true,
         }
+    }
+
+    /// Comparisons that match nowhere name the closest pair and where each side stands.
+    #[test]
+    fn unmatched_comparisons_name_the_closest_pair() {
+        let apart = |label: &str, a: f64, b: f64| Comparison {
+            label: label.into(),
+            matched_on: Some((a, b)),
+            matched: false,
+            ..cmp("", 1.0, 0.5, 0.01)
+        };
+        let v = verdict(
+            &[apart("far", 76.7, 98.0), apart("near", 76.7, 90.0)],
+            Direction::Higher,
+            None,
+        );
+        assert_eq!(
+            v,
+            Verdict::Untested(
+                "no comparison at matched sparsity; the closest, near, stands at 76.70 vs 90.00"
+                    .into()
+            )
+        );
     }
 
     /// Each rule of SPEC §5 on constructed comparisons.
