@@ -228,23 +228,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn lenet5_batch_norm_adds_norm_layers_only() {
-        let plain = build(json!({"name": "lenet5"}), MNIST).describe();
-        let bn = build(json!({"name": "lenet5", "batch_norm": true}), MNIST);
-        let f = forward(&bn, MNIST, 2);
-        assert_eq!(f.logits.dims(), [2, 10]);
-        let t = bn.describe();
+    /// `bn` is `plain` with BatchNorms added: the same weights, `norm_features` channels of γ
+    /// and β in norm layers, and no parameter left unclassified.
+    fn assert_batch_norm_adds_norms_only(plain: &Model, bn: &Model, norm_features: usize) {
+        let (tp, tb) = (plain.describe(), bn.describe());
         let shapes = |t: &ParamTable| t.weights().map(|p| p.shape.clone()).collect::<Vec<_>>();
-        assert_eq!(shapes(&t), shapes(&plain), "the same weights");
-        let norm: usize = t
+        assert_eq!(shapes(&tb), shapes(&tp), "the same weights");
+        let norm: usize = tb
             .iter()
             .filter(|p| p.role == ParamRole::Norm)
             .map(|p| p.numel())
             .sum();
-        assert_eq!(norm, 2 * (6 + 16 + 120 + 84), "γ and β of four norms");
-        assert!(plain.iter().all(|p| p.role != ParamRole::Norm));
-        assert!(t.iter().all(|p| p.role != ParamRole::Other));
+        assert_eq!(norm, 2 * norm_features, "γ and β of every norm");
+        assert!(tp.iter().all(|p| p.role != ParamRole::Norm));
+        assert!(tb.iter().all(|p| p.role != ParamRole::Other));
+    }
+
+    #[test]
+    fn lenet5_batch_norm_adds_norm_layers_only() {
+        let plain = build(json!({"name": "lenet5"}), MNIST);
+        let bn = build(json!({"name": "lenet5", "batch_norm": true}), MNIST);
+        let f = forward(&bn, MNIST, 2);
+        assert_eq!(f.logits.dims(), [2, 10]);
+        assert_batch_norm_adds_norms_only(&plain, &bn, 6 + 16 + 120 + 84);
     }
 
     #[test]
@@ -257,17 +263,7 @@ mod tests {
         let f = forward(&bn, MNIST, 4);
         assert_eq!(f.logits.dims(), [4, 10]);
         assert_eq!(stage_widths(&f), vec![vec![32, 16, 8]]);
-        let (tp, tb) = (plain.describe(), bn.describe());
-        let shapes = |t: &ParamTable| t.weights().map(|p| p.shape.clone()).collect::<Vec<_>>();
-        assert_eq!(shapes(&tb), shapes(&tp), "the same weights");
-        let norm: usize = tb
-            .iter()
-            .filter(|p| p.role == ParamRole::Norm)
-            .map(|p| p.numel())
-            .sum();
-        assert_eq!(norm, 2 * (32 + 16 + 8), "γ and β of three norms");
-        assert!(tp.iter().all(|p| p.role != ParamRole::Norm));
-        assert!(tb.iter().all(|p| p.role != ParamRole::Other));
+        assert_batch_norm_adds_norms_only(&plain, &bn, 32 + 16 + 8);
     }
 
     #[test]
