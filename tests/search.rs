@@ -96,6 +96,11 @@ fn search_and_claim_errors_name_file_and_key() {
             "[arms.dense]\noptimizer = { name = \"sgd\" }\n\n[[claims]]\nid = \"X1\"\nclaim = \"c\"\npaper = \"p\"\npairs = [{ arms = [\"dense\", \"gmp\"] }]\n",
             vec!["claims[0].arms", "unknown arm `gmp`", "allowed: dense"],
         ),
+        (
+            "trend-domain-too-narrow",
+            "[arms.sgd]\noptimizer = { name = \"sgd\" }\nsweep = { \"train.lr\" = [0.01, 0.1] }\n\n[[claims]]\nid = \"X2\"\nclaim = \"c\"\npaper = \"p\"\ntrends = [{ arm = \"sgd\", over = \"train.lr\", within = [0.05, 1.0] }]\n",
+            vec!["claims[0].trends[0].within", "holds 1 sweep point(s)"],
+        ),
     ];
     for (tag, arms, wanted) in cases {
         let spec = common::synthetic_spec("description = \"errors\"\n", arms);

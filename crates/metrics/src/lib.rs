@@ -6,6 +6,8 @@
 //! - [`sparsity`]: unstructured sparsity (weights, all parameters), per-layer sparsity,
 //!   compression ratio, theoretical speedup from non-zero FLOPs.
 //! - [`group`]: group sparsity over input units, structure churn and identification epoch.
+//! - [`conv_structure`]: zero kernels and filters of conv weights (the reweighted ℓ1's
+//!   structured modes).
 //! - [`cka`]: linear and RBF CKA (feature and Gram forms), unbiased HSIC and minibatch CKA
 //!   (SPEC §1.3), on burn tensors, so the CKA-SR loss term differentiates the same code.
 //! - [`hoyer`]: Hoyer sparsity per row, layer and network.
@@ -17,6 +19,7 @@
 
 pub mod accuracy;
 pub mod cka;
+pub mod conv_structure;
 pub mod gamma_hoyer;
 pub mod group;
 pub mod hoyer;

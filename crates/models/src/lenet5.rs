@@ -1,6 +1,8 @@
 //! `lenet5`: LeNet-5 (SPEC.md §4): conv 1→6 5×5 pad 2, max-pool 2, conv 6→16 5×5, max-pool 2,
 //! fully connected 400→120→84→classes, ReLU. The flattened size follows the input (400 for
-//! 28×28). Stages for feature taps: each conv block (they are separated by down-sampling) and the
+//! 28×28). `channels = [c1, c2]` widens the two convs (default `[6, 16]`, the original): the
+//! structured modes of the reweighted ℓ1 (SPEC §1.1) need convs with more than a handful of
+//! kernels and filters to remove. Stages for feature taps: each conv block (they are separated by down-sampling) and the
 //! fully connected hidden layers. `batch_norm = true` puts a BatchNorm after each of conv1,
 //! conv2, fc1 and fc2 (before the ReLU): the layers whose rows LpSGD keeps on a sphere then have
 //! a following norm layer to carry their scale (SPEC §1.2), and CKA-SR's features are normalised
@@ -16,17 +18,34 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparselab_core::{ConfigError, Validate};
 
-/// Hyperparameters of [`LeNet5`]: the layers are fixed; BatchNorm is optional.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Hyperparameters of [`LeNet5`]: the conv widths and optional BatchNorm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LeNet5Config {
+    /// Output channels of conv1 and conv2 (default `[6, 16]`, the original LeNet-5).
+    pub channels: [usize; 2],
     /// A BatchNorm after conv1, conv2, fc1 and fc2 (default: none, the original LeNet-5).
     pub batch_norm: bool,
 }
 
+impl Default for LeNet5Config {
+    fn default() -> Self {
+        Self {
+            channels: [6, 16],
+            batch_norm: false,
+        }
+    }
+}
+
 impl Validate for LeNet5Config {
     fn validate(&self) -> Result<(), ConfigError> {
-        Ok(())
+        match self.channels.iter().position(|&c| c == 0) {
+            Some(i) => Err(ConfigError::new(
+                format!("channels[{i}]"),
+                "a conv needs at least 1 output channel",
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -65,19 +84,20 @@ impl Buildable for LeNet5 {
                 format!("lenet5 needs inputs of at least 12×12, got {h1}×{w1}"),
             ));
         }
-        let flat = 16 * (h2 / 2) * (w2 / 2);
+        let [c1, c2] = config.channels;
+        let flat = c2 * (h2 / 2) * (w2 / 2);
         let norms = if config.batch_norm {
-            [6, 16, 120, 84]
+            [c1, c2, 120, 84]
                 .map(|features| BatchNormConfig::new(features).init(device))
                 .into()
         } else {
             Vec::new()
         };
         Ok(LeNet5 {
-            conv1: Conv2dConfig::new([input.channels, 6], [5, 5])
+            conv1: Conv2dConfig::new([input.channels, c1], [5, 5])
                 .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
                 .init(device),
-            conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
+            conv2: Conv2dConfig::new([c1, c2], [5, 5]).init(device),
             fc1: LinearConfig::new(flat, 120).init(device),
             fc2: LinearConfig::new(120, 84).init(device),
             head: LinearConfig::new(84, input.classes).init(device),

@@ -199,14 +199,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn lenet5_shapes_and_conv_positions() {
-        let m = build(json!({"name": "lenet5"}), MNIST);
-        let f = forward(&m, MNIST, 2);
+    /// LeNet-5's layers for conv widths `[c1, c2]`: stage widths, conv shapes and positions, and
+    /// the flattened input of fc1.
+    fn assert_lenet5_layers(m: &Model, [c1, c2]: [usize; 2]) {
+        let f = forward(m, MNIST, 2);
         assert_eq!(f.logits.dims(), [2, 10]);
         assert_eq!(
             stage_widths(&f),
-            vec![vec![6 * 14 * 14], vec![16 * 5 * 5], vec![120, 84]]
+            vec![vec![c1 * 14 * 14], vec![c2 * 5 * 5], vec![120, 84]]
         );
         let t = m.describe();
         let conv: Vec<_> = t
@@ -216,16 +216,29 @@ mod tests {
         assert_eq!(conv.len(), 2);
         assert_eq!(
             (conv[0].shape.clone(), conv[0].positions),
-            (vec![6, 1, 5, 5], 28 * 28)
+            (vec![c1, 1, 5, 5], 28 * 28)
         );
         assert_eq!(
             (conv[1].shape.clone(), conv[1].positions),
-            (vec![16, 6, 5, 5], 10 * 10)
+            (vec![c2, c1, 5, 5], 10 * 10)
         );
         assert_eq!(
             t.weights().find(|p| p.path == "fc1.weight").unwrap().shape,
-            vec![400, 120]
+            vec![c2 * 25, 120]
         );
+    }
+
+    #[test]
+    fn lenet5_shapes_and_conv_positions() {
+        assert_lenet5_layers(&build(json!({"name": "lenet5"}), MNIST), [6, 16]);
+        let wide = build(json!({"name": "lenet5", "channels": [16, 32]}), MNIST);
+        assert_lenet5_layers(&wide, [16, 32]);
+        let err = registry()
+            .build(&json!({"name": "lenet5", "channels": [8, 0]}))
+            .err()
+            .expect("a conv without channels")
+            .to_string();
+        assert!(err.contains("channels[1]"), "{err}");
     }
 
     /// `bn` is `plain` with BatchNorms added: the same weights, `norm_features` channels of γ

@@ -4,7 +4,8 @@
 //! An experiment file states a claim as `[[claims]]`: its SPEC id, the statement, the paper, the
 //! metric, the claimed direction, optionally the paper's effect size, and what is compared —
 //! `pairs` of arms (the first claimed higher, or lower, than the second), or a `trend` of one arm
-//! over a swept key (each sweep point against the previous one). Every pair of groups becomes a
+//! over a swept key (each sweep point against the previous one, only `within` the domain the
+//! paper states the claim for when it states one). Every pair of groups becomes a
 //! [`Comparison`]: the difference of means over seeds with its 95% Welch interval and raw Welch
 //! p-value, Holm-adjusted over the claim's comparisons. Pairs are matched on achieved sparsity
 //! (`match_on`, default `weight_sparsity`, within `tolerance`, default 0.5 points): a pair whose
@@ -81,6 +82,18 @@ pub struct Trend {
     /// The model or setting.
     #[serde(default)]
     pub setting: Option<String>,
+    /// Only sweep points in this closed interval `[low, high]`: the domain the paper states the
+    /// claim for (SPEC §1.2's `1 < p ≤ 2` for L1). Points outside it are still trained and
+    /// tabled; they do not enter the verdict.
+    #[serde(default)]
+    pub within: Option<[f64; 2]>,
+}
+
+impl Trend {
+    /// Whether the sweep point `x` lies in the claim's domain.
+    pub fn admits(&self, x: f64) -> bool {
+        self.within.is_none_or(|[low, high]| low <= x && x <= high)
+    }
 }
 
 /// How the two sides of a comparison are matched.
@@ -343,6 +356,7 @@ pub fn evaluate(claim: &Claim, ablation: &str, results: &[RunResult]) -> Evaluat
             .iter()
             .filter(|g| g.arm == trend.arm)
             .filter_map(|g| Some((g, g.sweep.get(&trend.over)?.as_f64()?)))
+            .filter(|&(_, x)| trend.admits(x))
             .collect();
         points.sort_by(|a, b| a.1.total_cmp(&b.1));
         for w in points.windows(2) {
@@ -465,6 +479,21 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    /// A trend's domain is closed at both ends; without one it admits every point.
+    #[test]
+    fn a_trend_admits_the_points_of_its_domain() {
+        let trend = |within| Trend {
+            arm: "lp".into(),
+            over: "optimizer.p".into(),
+            setting: None,
+            within,
+        };
+        let domain = trend(Some([1.0, 2.0]));
+        assert!(domain.admits(1.07) && domain.admits(2.0) && domain.admits(1.0));
+        assert!(!domain.admits(3.0) && !domain.admits(0.99));
+        assert!(trend(None).admits(4.0));
     }
 
     /// Each rule of SPEC §5 on constructed comparisons.

@@ -47,6 +47,13 @@ pub struct EpochRecord {
     /// Group sparsity of each weight tensor, by path.
     #[serde(default)]
     pub layer_group_sparsity: BTreeMap<String, f64>,
+    /// Fraction of all-zero conv kernels `W[o, i, :, :]` (absent without conv weights, and in
+    /// records older than the metric).
+    #[serde(default)]
+    pub kernel_sparsity: Option<f64>,
+    /// Fraction of all-zero conv output filters `W[o, :, :, :]`.
+    #[serde(default)]
+    pub filter_sparsity: Option<f64>,
     /// Groups whose zero/non-zero state changed since the previous epoch (epoch 1: since
     /// initialisation).
     pub churn: Option<usize>,
@@ -332,6 +339,16 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo {
         key: "group_sparsity_weighted",
         label: "group sparsity (%, weighted by group size)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "kernel_sparsity",
+        label: "kernel sparsity (%, zero conv kernels)",
+        scale: 100.0,
+    },
+    MetricInfo {
+        key: "filter_sparsity",
+        label: "filter sparsity (%, zero conv filters)",
         scale: 100.0,
     },
     MetricInfo {

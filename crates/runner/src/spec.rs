@@ -729,6 +729,25 @@ fn check_claim(claim: &Claim, arms: &[String], runs: &[PlannedRun]) -> Result<()
                 format!("arm `{}` does not sweep `{}`", t.arm, t.over),
             ));
         }
+        if let Some([low, high]) = t.within {
+            let mut points: Vec<f64> = (runs.iter())
+                .filter(|r| r.arm == t.arm)
+                .filter_map(|r| r.sweep.get(&t.over)?.as_f64())
+                .filter(|&x| t.admits(x))
+                .collect();
+            points.sort_by(f64::total_cmp);
+            points.dedup();
+            if points.len() < 2 {
+                return Err(ConfigError::new(
+                    format!("trends[{i}].within"),
+                    format!(
+                        "[{low}, {high}] holds {} sweep point(s) of `{}`; a trend needs at least 2",
+                        points.len(),
+                        t.over
+                    ),
+                ));
+            }
+        }
     }
     if claim.pairs.is_empty() && claim.trends.is_empty() && claim.untested.is_none() {
         return Err(ConfigError::new(

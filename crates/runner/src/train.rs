@@ -26,6 +26,7 @@ use sparselab_core::{ParamInfo, ParamTable};
 use sparselab_data::loader::Order;
 use sparselab_data::{Dataset, Split, batches};
 use sparselab_metrics::accuracy::top_k_correct;
+use sparselab_metrics::conv_structure::conv_structure;
 use sparselab_metrics::group::{churn, group_report, input_groups};
 use sparselab_metrics::hoyer::{layer_hoyer, weighted_hoyer};
 use sparselab_metrics::magnitude::MagnitudeHistogram;
@@ -152,6 +153,9 @@ fn weight_metrics(
     record.group_sparsity = Some(groups.sparsity);
     record.group_sparsity_weighted = Some(groups.weighted_sparsity);
     record.layer_group_sparsity = groups.layers.into_iter().collect();
+    let structure = conv_structure(pairs().filter(|(info, _)| info.is_weight()));
+    record.kernel_sparsity = structure.map(|s| s.kernel_sparsity);
+    record.filter_sparsity = structure.map(|s| s.filter_sparsity);
     record.churn = Some(churn(previous, &groups.pattern));
     // The first weight tensor's input groups are the input features.
     if let (Some(relevant), Some((info, values))) = (relevant, pairs().find(|(i, _)| i.is_weight()))
