@@ -153,7 +153,7 @@ fn weight_metrics(
     record.group_sparsity = Some(groups.sparsity);
     record.group_sparsity_weighted = Some(groups.weighted_sparsity);
     record.layer_group_sparsity = groups.layers.into_iter().collect();
-    let structure = conv_structure(pairs().filter(|(info, _)| info.is_weight()));
+    let structure = conv_structure(pairs());
     record.kernel_sparsity = structure.map(|s| s.kernel_sparsity);
     record.filter_sparsity = structure.map(|s| s.filter_sparsity);
     record.churn = Some(churn(previous, &groups.pattern));
