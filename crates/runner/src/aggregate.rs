@@ -19,14 +19,38 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// Metric `key` of this run: a swept hyperparameter (`optimizer.mu`) or a final metric.
+    /// Metric `key` of this run: a swept hyperparameter (`optimizer.mu`), a metric derived from
+    /// the run's configuration and outcome ([`TARGET_GAP`]) or a final metric.
     pub fn value(&self, key: &str) -> Option<f64> {
-        match self.run.sweep.get(key) {
-            Some(v) => v.as_f64(),
-            None => self.outcome.metric(key),
+        if let Some(v) = self.run.sweep.get(key) {
+            return v.as_f64();
         }
+        if key == TARGET_GAP {
+            return self.target_gap();
+        }
+        self.outcome.metric(key)
+    }
+
+    /// `|s − S*|`: how far the final weight sparsity `s` stands from the topology's target `S*`
+    /// (`None` without a topology that names one). A method that overshoots its target is as
+    /// far from it as one that stops short, so "reaches its target" is judged on this, never on
+    /// the sparsity itself (SPEC §1.2, semi-pruning walks towards S*).
+    fn target_gap(&self) -> Option<f64> {
+        let target = self
+            .run
+            .config
+            .method
+            .topology
+            .as_ref()?
+            .params
+            .get("sparsity")?
+            .as_f64()?;
+        Some((self.outcome.metric("weight_sparsity")? - target).abs())
     }
 }
+
+/// A derived run metric: the distance of the final weight sparsity from the topology's target.
+pub const TARGET_GAP: &str = "target_gap";
 
 /// The seeds of one arm at one sweep point.
 #[derive(Clone, Debug)]
@@ -121,4 +145,65 @@ pub fn groups(results: &[RunResult]) -> Vec<Group<'_>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::RunConfig;
+    use crate::resolve::{ComponentConfig, MethodConfig};
+    use serde_json::json;
+
+    /// A finished semi-pruning run with target `target` that ended at weight sparsity `s`.
+    fn semi_pruned(target: Option<f64>, s: f64) -> RunResult {
+        let component = |name: &str, params: Value| ComponentConfig {
+            name: name.into(),
+            params,
+            non_default: json!({}),
+        };
+        let last = EpochRecord {
+            weight_sparsity: s,
+            ..EpochRecord::default()
+        };
+        let outcome = json!({"status": "finished", "epochs": 1, "last": last,
+            "train_seconds": 0.0, "wall_seconds": 0.0, "samples_per_sec": 0.0});
+        RunResult {
+            run: PlannedRun {
+                id: "0".into(),
+                arm: "semi".into(),
+                label: "semi".into(),
+                sweep: BTreeMap::new(),
+                config: RunConfig {
+                    data: Default::default(),
+                    train: Default::default(),
+                    method: MethodConfig {
+                        model: component("lenet5", json!({})),
+                        optimizer: component("lpsgd", json!({})),
+                        regularizer: None,
+                        topology: target.map(|t| component("semi-prune", json!({ "sparsity": t }))),
+                        losses: Vec::new(),
+                    },
+                    seed: 0,
+                },
+            },
+            outcome: serde_json::from_value(outcome).expect("a final record"),
+            epochs: Vec::new(),
+        }
+    }
+
+    /// Overshooting the target counts as far as stopping short; a run without a target has no
+    /// gap.
+    #[test]
+    fn target_gap_is_the_distance_to_the_topology_target() {
+        let gap = |target, s| semi_pruned(target, s).value(TARGET_GAP);
+        let close = |a: Option<f64>, b: f64| (a.expect("a gap") - b).abs() < 1e-12;
+        assert!(close(gap(Some(0.5), 0.94), 0.44));
+        assert!(close(gap(Some(0.9), 0.86), 0.04));
+        assert!(close(gap(Some(0.8), 0.8), 0.0));
+        assert_eq!(gap(None, 0.9), None);
+        assert_eq!(
+            semi_pruned(Some(0.5), 0.7).value("weight_sparsity"),
+            Some(0.7)
+        );
+    }
 }

@@ -332,6 +332,11 @@ pub const METRICS: &[MetricInfo] = &[
         scale: 1.0,
     },
     MetricInfo {
+        key: crate::aggregate::TARGET_GAP,
+        label: "distance from the target sparsity (points, |s − S*|)",
+        scale: 100.0,
+    },
+    MetricInfo {
         key: "group_sparsity",
         label: "group sparsity (%, zero input groups)",
         scale: 100.0,
@@ -500,7 +505,9 @@ mod tests {
             measured_speedup_b128: Some(1.0),
         })
         .unwrap();
-        for m in METRICS.iter().filter(|m| m.key != SMALL_WEIGHTS) {
+        // The derived metrics come from the histogram or the run's configuration.
+        let derived = [SMALL_WEIGHTS, crate::aggregate::TARGET_GAP];
+        for m in METRICS.iter().filter(|m| !derived.contains(&m.key)) {
             assert!(
                 e.get(m.key).is_some() || f.get(m.key).is_some(),
                 "{}",

@@ -321,7 +321,7 @@ pub fn runs_csv(results: &[RunResult]) -> String {
             METRICS
                 .iter()
                 .filter(|m| m.key != "epoch")
-                .map(|m| num(r.outcome.metric(m.key))),
+                .map(|m| num(r.value(m.key))),
         );
         out.push_str(&row.join(","));
         out.push('\n');
