@@ -5,6 +5,7 @@ mod common;
 
 use common::{Scratch, run_dirs, stored_values};
 use sparselab::runner::{Options, ablate, plot};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The smoke ablation: two seeds of dense SGD, GMP (two sparsities) and a static mask.
@@ -104,6 +105,19 @@ fn synthetic_ablation_end_to_end_and_resume() {
     let resumed = ablate("smoke", &opts).unwrap();
     assert_eq!((resumed.trained, resumed.skipped), (1, 7));
     assert!(victim.join("final.json").is_file());
+
+    // The table's wall time counts the two invocations that trained (the one that trained
+    // nothing left no session).
+    let sessions = sparselab::runner::wall_time::sessions(&dir);
+    assert_eq!(
+        sessions.iter().map(|s| s.trained).collect::<BTreeSet<_>>(),
+        BTreeSet::from([8, 1])
+    );
+    let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(
+        table.contains("Wall time: ") && table.contains("(2 training sessions;"),
+        "{table}"
+    );
 
     // Plot re-renders from stored results without training.
     std::fs::remove_file(dir.join("table.md")).unwrap();

@@ -4,7 +4,11 @@
 use std::process::Command;
 
 fn main() {
-    let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
+    // Read at run time: `env!` would bake in the directory the build script was compiled in,
+    // and a build script shared by two checkouts of the workspace (one target directory) then
+    // reads the other checkout's lock file, or none once that checkout is gone.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let lock = std::path::Path::new(&manifest).join("../../Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
     let text = std::fs::read_to_string(&lock).unwrap_or_default();
     let burn = text

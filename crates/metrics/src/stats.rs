@@ -48,7 +48,9 @@ pub fn summarize(xs: &[f64]) -> Option<Summary> {
 pub fn welch(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
     let w = Welch::of(a, b)?;
     let t = w.delta / w.se;
-    let p = 2.0 * (1.0 - StudentsT::new(0.0, 1.0, w.df).ok()?.cdf(t.abs()));
+    // The survival function, not `1 − cdf`: the difference rounds to 0 once the p-value falls
+    // below the double precision of the CDF near 1.
+    let p = 2.0 * StudentsT::new(0.0, 1.0, w.df).ok()?.sf(t.abs());
     Some((t, w.df, p))
 }
 
@@ -130,6 +132,20 @@ mod tests {
         // two-sided p for |t| = 3.674 with 4 df ≈ 0.0213
         assert!((p - 0.0213).abs() < 5e-4, "{p}");
         assert!(welch(&[1.0], &[2.0, 3.0]).is_none());
+    }
+
+    /// Far-apart samples keep a p-value, not 0: with 2 df the two-sided p is
+    /// `2 / (√(2+t²)(√(2+t²)+|t|))` in closed form, here about 5e-19.
+    #[test]
+    fn welch_p_below_double_resolution_of_the_cdf() {
+        let (t, df, p) = welch(&[0.0, 1.0], &[1e9, 1e9 + 1.0]).unwrap();
+        assert!((df - 2.0).abs() < 1e-9);
+        let r = (2.0 + t * t).sqrt();
+        let exact = 2.0 / (r * (r + t.abs()));
+        assert!(
+            p > 0.0 && ((p - exact) / exact).abs() < 1e-6,
+            "{p} vs {exact}"
+        );
     }
 
     #[test]

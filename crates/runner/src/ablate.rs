@@ -15,6 +15,7 @@ use crate::shard::Shard;
 use crate::spec;
 use crate::store::{RunWriter, Store, write_atomic};
 use crate::train::{Observer, train};
+use crate::wall_time::{self, Session};
 use crate::{figure, table};
 use anyhow::Context;
 use sparselab_data::Dataset;
@@ -369,6 +370,7 @@ pub(crate) fn choose_all(
 /// run that has not finished (an interrupted one resumes from its checkpoint; `opts.jobs` at a
 /// time); then tables and figures are rendered from all runs. With `--only`, searches use stored probes only.
 pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
+    let started_unix = wall_time::now_unix();
     let mut ablation = opts.load(name)?;
     let store = Store::new(&opts.out, &ablation);
     let planned = ablation.clone();
@@ -472,6 +474,14 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             })?;
             if crate::interrupt::requested() {
                 progress.finish();
+                wall_time::record(
+                    store.dir(),
+                    &Session {
+                        started_unix,
+                        ended_unix: wall_time::now_unix(),
+                        trained: trained_here.into_inner() + trainer.probes,
+                    },
+                )?;
                 return Err(AblationInterrupted {
                     checkpointed: stopped.into_inner(),
                 }
@@ -500,6 +510,17 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             results.extend(store.finished(run)?);
         }
     }
+    let trained_here = trained_here.into_inner();
+    if trained_here + trainer.probes > 0 {
+        wall_time::record(
+            store.dir(),
+            &Session {
+                started_unix,
+                ended_unix: wall_time::now_unix(),
+                trained: trained_here + trainer.probes,
+            },
+        )?;
+    }
     let files = render(&ablation, &store, &results, &choices)?;
     // Probes trained now that a choice kept are among the stored runs found above.
     let kept_probes = choices
@@ -508,7 +529,6 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
         .filter(|r| results.iter().any(|x| x.run.id == r.id))
         .count()
         .min(trainer.probes);
-    let trained_here = trained_here.into_inner();
     Ok(Outcome {
         dir: store.dir().to_path_buf(),
         trained: trained_here + trainer.probes,
@@ -610,6 +630,17 @@ fn compute(store: &Store, results: &[RunResult], choices: &[Choice]) -> String {
             "; the {} other search probes took {} more",
             others.len(),
             duration(probes)
+        ));
+    }
+    let sessions = wall_time::sessions(store.dir());
+    if !sessions.is_empty() {
+        out.push_str(&format!(
+            " Wall time: {} ({} training session{}; the time at least one of them was \
+             training, so sessions sharing the store count once and the gaps between an \
+             interruption and its resumption not at all)",
+            duration(wall_time::busy_seconds(&sessions)),
+            sessions.len(),
+            if sessions.len() == 1 { "" } else { "s" }
         ));
     }
     out.push_str(".\n");

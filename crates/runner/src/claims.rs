@@ -308,7 +308,7 @@ fn setting_verdict(of: &[&Comparison], direction: Direction, effect: Option<f64>
     }
 }
 
-/// A p-value as tables write it.
+/// A p-value as tables write it, to two significant digits (`0.34`, `0.0046`, `3e-5`).
 pub fn p_text(p: Option<f64>) -> String {
     match p {
         None => "–".into(),

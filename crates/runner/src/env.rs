@@ -159,6 +159,21 @@ mod tests {
         assert_ne!(env!("SPARSELAB_OPT_LEVEL"), "0");
     }
 
+    /// The build records the burn version the workspace's lock file pins (a build script that
+    /// read another checkout's lock file recorded "unknown").
+    #[test]
+    fn the_build_records_the_locked_burn_version() {
+        let lock = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock"),
+        )
+        .expect("the workspace's Cargo.lock");
+        let pinned = format!(
+            "name = \"burn\"\nversion = \"{}\"\n",
+            env!("SPARSELAB_BURN_VERSION")
+        );
+        assert!(lock.contains(&pinned), "{}", env!("SPARSELAB_BURN_VERSION"));
+    }
+
     /// Results stored before the vector unit was recorded still load, and their line is as it
     /// was; new ones name the unit.
     #[test]

@@ -83,7 +83,7 @@ impl Holder {
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`, else `HOSTNAME`, else `localhost`).
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -45,6 +45,7 @@ pub mod store;
 pub mod table;
 pub mod train;
 pub mod trainee;
+pub mod wall_time;
 
 pub use ablate::{Options, ablate, plot};
 pub use device::DeviceChoice;

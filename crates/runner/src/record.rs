@@ -333,7 +333,7 @@ pub const METRICS: &[MetricInfo] = &[
     },
     MetricInfo {
         key: crate::aggregate::TARGET_GAP,
-        label: "distance from the target sparsity (points, |s − S*|)",
+        label: "distance from the target sparsity S* (points)",
         scale: 100.0,
     },
     MetricInfo {

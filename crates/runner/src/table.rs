@@ -1,7 +1,7 @@
 //! The Markdown table (mean ± std over seeds) and the tidy CSV files of an ablation.
 
 use crate::aggregate::{Group, RunResult, groups};
-use crate::claims::DEFAULT_TOLERANCE;
+use crate::claims::{DEFAULT_TOLERANCE, p_text};
 use crate::experiment::Ablation;
 use crate::record::{METRICS, Status, metric_info};
 use sparselab_metrics::stats::{holm, summarize, welch, welch_interval};
@@ -223,7 +223,7 @@ fn cells(ablation: &Ablation, g: &Group<'_>, all: &[Group<'_>], key: &str) -> Ve
 /// A cell's text, with its Holm-adjusted p.
 fn cell_text(c: &Cell, p_holm: Option<f64>) -> String {
     let p = match (c.p, p_holm) {
-        (Some(p), Some(h)) => format!(" (p = {}, Holm {})", p_value(p), p_value(h)),
+        (Some(p), Some(h)) => format!(" (p = {}, Holm {})", p_text(Some(p)), p_text(Some(h))),
         _ => String::new(),
     };
     let notes = if c.notes.is_empty() {
@@ -248,17 +248,6 @@ fn signed(delta: f64, scale: f64) -> String {
         format!("{delta:+.4}")
     } else {
         format!("{delta:+.0e}")
-    }
-}
-
-/// A p-value to two significant digits (`0.34`, `0.0046`, `3e-5`).
-fn p_value(p: f64) -> String {
-    if p >= 0.01 {
-        format!("{p:.2}")
-    } else if p >= 1e-3 {
-        format!("{p:.4}")
-    } else {
-        format!("{p:.0e}")
     }
 }
 
@@ -361,9 +350,10 @@ mod tests {
 
     #[test]
     fn p_values_keep_two_significant_digits() {
-        assert_eq!(p_value(0.3412), "0.34");
-        assert_eq!(p_value(0.00456), "0.0046");
-        assert_eq!(p_value(0.00003), "3e-5");
+        assert_eq!(p_text(Some(0.3412)), "0.34");
+        assert_eq!(p_text(Some(0.00456)), "0.0046");
+        assert_eq!(p_text(Some(0.00003)), "3e-5");
+        assert_eq!(p_text(None), "–");
         assert_eq!(signed(-1.234, 100.0), "-1.23");
         assert_eq!(signed(-0.2929, 1.0), "-0.2929");
         assert_eq!(signed(-0.00001, 1.0), "-1e-5");
