@@ -243,6 +243,18 @@ pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<
     if per_setting.iter().all(|(_, v)| v == first) {
         return first.clone();
     }
+    // Against the claim in every setting, each for its own reason: it does not hold, and each
+    // setting says why (a "split" would suggest that some setting supports it).
+    let against: Vec<String> = per_setting
+        .iter()
+        .filter_map(|(s, v)| match v {
+            Verdict::DoesNotHold(why) => Some(format!("{s}: {why}")),
+            _ => None,
+        })
+        .collect();
+    if against.len() == per_setting.len() {
+        return Verdict::DoesNotHold(against.join("; "));
+    }
     let parts: Vec<String> = per_setting
         .iter()
         .map(|(s, v)| format!("{s}: {}", v.label()))
@@ -565,6 +577,15 @@ mod tests {
             why.contains("MLP: holds") && why.contains("LeNet-5: in direction only"),
             "{why}"
         );
+        // Settings against the claim each for its own reason: it does not hold, naming both.
+        let Verdict::DoesNotHold(why) = v(
+            &[cmp("xRDA", -1.0, 0.5, 0.01), cmp("RMDA", -2.0, 0.5, 0.001)],
+            Higher,
+            None,
+        ) else {
+            panic!("against the claim in both settings");
+        };
+        assert!(why.contains("xRDA: ") && why.contains("RMDA: "), "{why}");
         // Nothing matched: untested.
         let mut unmatched = cmp("", 1.0, 0.5, 0.01);
         unmatched.matched = false;

@@ -383,7 +383,7 @@ pub const METRICS: &[MetricInfo] = &[
     },
     MetricInfo {
         key: SMALL_WEIGHTS,
-        label: "non-zero weights with |w| < 0.01 (%)",
+        label: "non-zero weights below 0.01 in magnitude (%)",
         scale: 100.0,
     },
     MetricInfo {
@@ -513,6 +513,14 @@ mod tests {
                 "{}",
                 m.key
             );
+        }
+    }
+
+    /// Labels head markdown table columns, where a `|` would split the column.
+    #[test]
+    fn every_label_fits_a_markdown_cell() {
+        for m in METRICS {
+            assert!(!m.label.contains('|'), "{}: {}", m.key, m.label);
         }
     }
 
