@@ -635,7 +635,7 @@ fn compute(store: &Store, results: &[RunResult], choices: &[Choice]) -> String {
     let sessions = wall_time::sessions(store.dir());
     if !sessions.is_empty() {
         out.push_str(&format!(
-            " Wall time: {} ({} training session{}; the time at least one of them was \
+            ". Wall time: {} ({} training session{}; the time at least one of them was \
              training, so sessions sharing the store count once and the gaps between an \
              interruption and its resumption not at all)",
             duration(wall_time::busy_seconds(&sessions)),
