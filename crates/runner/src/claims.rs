@@ -216,27 +216,35 @@ impl Verdict {
     }
 }
 
-/// The verdict on comparisons of one claim (unmatched ones are ignored), `effect` the paper's.
+/// The verdict on comparisons of one claim, `effect` the paper's. Within a setting, unmatched
+/// comparisons are ignored; a setting with none matched is untested, and says so in the verdict
+/// rather than letting the other settings speak for the whole claim.
 pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<f64>) -> Verdict {
-    let matched: Vec<&Comparison> = comparisons.iter().filter(|c| c.matched).collect();
-    if matched.is_empty() {
+    if !comparisons.iter().any(|c| c.matched) {
         return Verdict::Untested(if comparisons.is_empty() {
             "no runs to compare".into()
         } else {
             unmatched_reason(comparisons)
         });
     }
-    let mut settings: Vec<&str> = matched.iter().map(|c| c.setting.as_str()).collect();
-    settings.dedup();
+    let mut settings: Vec<&str> = Vec::new();
+    for c in comparisons {
+        if !settings.contains(&c.setting.as_str()) {
+            settings.push(&c.setting);
+        }
+    }
     let per_setting: Vec<(&str, Verdict)> = settings
         .iter()
         .map(|s| {
-            let of: Vec<&Comparison> = matched
-                .iter()
-                .copied()
-                .filter(|c| c.setting == *s)
-                .collect();
-            (*s, setting_verdict(&of, direction, effect))
+            let of: Vec<&Comparison> = comparisons.iter().filter(|c| c.setting == *s).collect();
+            let matched: Vec<&Comparison> = of.iter().copied().filter(|c| c.matched).collect();
+            let v = if matched.is_empty() {
+                let unmatched: Vec<Comparison> = of.into_iter().cloned().collect();
+                Verdict::Untested(unmatched_reason(&unmatched))
+            } else {
+                setting_verdict(&matched, direction, effect)
+            };
+            (*s, v)
         })
         .collect();
     let first = &per_setting[0].1;
@@ -272,10 +280,10 @@ fn unmatched_reason(comparisons: &[Comparison]) -> String {
         .min_by(|x, y| (x.1 - x.2).abs().total_cmp(&(y.1 - y.2).abs()));
     match closest {
         Some((c, a, b)) => format!(
-            "no comparison at matched sparsity; the closest, {}, stands at {a:.2} vs {b:.2}",
+            "no comparison within the matching tolerance; the closest, {}, stands at {a:.2} vs {b:.2}",
             c.label
         ),
-        None => "no comparison at matched sparsity".into(),
+        None => "no comparison within the matching tolerance".into(),
     }
 }
 
@@ -487,10 +495,34 @@ mod tests {
         assert_eq!(
             v,
             Verdict::Untested(
-                "no comparison at matched sparsity; the closest, near, stands at 76.70 vs 90.00"
+                "no comparison within the matching tolerance; the closest, near, stands at 76.70 vs 90.00"
                     .into()
             )
         );
+    }
+
+    /// A setting whose comparisons all miss the tolerance is untested, and the verdict says so
+    /// instead of letting the matched settings stand for the whole claim.
+    #[test]
+    fn a_setting_with_nothing_matched_is_named_untested() {
+        let apart = Comparison {
+            matched_on: Some((88.9, 73.2)),
+            matched: false,
+            ..cmp("vs ProxSGD", 1.0, 0.5, 0.01)
+        };
+        let v = verdict(
+            &[apart, cmp("vs ProxSSI", 1.0, 0.5, 0.01)],
+            Direction::Higher,
+            None,
+        );
+        let Verdict::Split(why) = v else {
+            panic!("expected a split, got {v:?}");
+        };
+        assert!(
+            why.starts_with("vs ProxSGD: untested (no comparison within"),
+            "{why}"
+        );
+        assert!(why.ends_with("vs ProxSSI: holds"), "{why}");
     }
 
     /// A trend's domain is closed at both ends; without one it admits every point.
