@@ -15,7 +15,7 @@ use crate::shard::Shard;
 use crate::spec;
 use crate::store::{RunWriter, Store, write_atomic};
 use crate::train::{Observer, train};
-use crate::wall_time::{self, Session};
+use crate::wall_time;
 use crate::{figure, table};
 use anyhow::Context;
 use sparselab_data::Dataset;
@@ -474,13 +474,10 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             })?;
             if crate::interrupt::requested() {
                 progress.finish();
-                wall_time::record(
+                wall_time::record_until_now(
                     store.dir(),
-                    &Session {
-                        started_unix,
-                        ended_unix: wall_time::now_unix(),
-                        trained: trained_here.into_inner() + trainer.probes,
-                    },
+                    started_unix,
+                    trained_here.into_inner() + trainer.probes,
                 )?;
                 return Err(AblationInterrupted {
                     checkpointed: stopped.into_inner(),
@@ -512,14 +509,7 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
     }
     let trained_here = trained_here.into_inner();
     if trained_here + trainer.probes > 0 {
-        wall_time::record(
-            store.dir(),
-            &Session {
-                started_unix,
-                ended_unix: wall_time::now_unix(),
-                trained: trained_here + trainer.probes,
-            },
-        )?;
+        wall_time::record_until_now(store.dir(), started_unix, trained_here + trainer.probes)?;
     }
     let files = render(&ablation, &store, &results, &choices)?;
     // Probes trained now that a choice kept are among the stored runs found above.

@@ -4,7 +4,7 @@
 //! time (jobs of a SLURM array, two terminals) count once; the gaps between an interrupted
 //! ablation and its resumption do not count at all.
 
-use crate::store::write_atomic;
+use crate::store::write_json;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -27,6 +27,19 @@ pub fn now_unix() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Stores the span from `started_unix` to now, in which this process trained `trained` runs and
+/// probes, in the ablation directory `dir`, under a name no other process picks.
+pub fn record_until_now(dir: &Path, started_unix: f64, trained: usize) -> anyhow::Result<()> {
+    record(
+        dir,
+        &Session {
+            started_unix,
+            ended_unix: now_unix(),
+            trained,
+        },
+    )
+}
+
 /// Stores `session` in the ablation directory `dir`, under a name no other process picks.
 pub fn record(dir: &Path, session: &Session) -> anyhow::Result<()> {
     let sessions = dir.join("sessions");
@@ -39,8 +52,7 @@ pub fn record(dir: &Path, session: &Session) -> anyhow::Result<()> {
         crate::lease::host_name(),
         std::process::id()
     ));
-    let text = serde_json::to_string_pretty(session)?;
-    write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    write_json(&path, session)
 }
 
 /// The sessions stored in the ablation directory `dir` (none for ablations trained before
