@@ -11,14 +11,7 @@ use sparselab::runner::{ablate, plot};
 /// every stored probe instead of training again.
 #[test]
 fn a_target_is_reached_and_its_probes_are_reused() {
-    let spec = common::synthetic_spec(
-        "description = \"target\"\nseeds = 2\n",
-        r#"[arms.l1]
-optimizer = { name = "proxsgd", rho = 1.0 }
-regularizer = { name = "l1" }
-target = { value = 0.5, tolerance = 0.05, range = [1e-4, 1.0], probes = 12 }
-"#,
-    );
+    let spec = common::synthetic_spec("description = \"target\"\nseeds = 2\n", common::TARGET_ARM);
     let s = Scratch::with("search-target", "s", &spec);
     let first = ablate("s", &s.options()).expect("the target is reachable");
     let table = std::fs::read_to_string(first.dir.join("table.md")).unwrap();

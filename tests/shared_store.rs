@@ -4,7 +4,7 @@
 //! killed with SIGKILL mid-run leaves a lease and a checkpoint that the next `ablate` takes over
 //! at once and resumes; processes killed at random moments, checkpoint writes included, end in
 //! the bits of one uninterrupted process; SIGTERM makes a process checkpoint its runs and stop,
-//! and the next `ablate` resumes them.
+//! and the next `ablate` resumes them, in a search as among the seed runs.
 
 mod common;
 
@@ -176,6 +176,18 @@ fn wait_until_mid_run(child: &mut Child, store: &Path) {
     }
 }
 
+/// A child on `project` sent SIGTERM once it is mid-run in `store`.
+fn spawn_and_stop_mid_run(project: &Path, store: &Path) -> Child {
+    let mut child = spawn(project, None);
+    wait_until_mid_run(&mut child, store);
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    child
+}
+
 /// The ablation trained by this process alone, into `<project>/alone`.
 fn alone(s: &Scratch) -> Vec<(String, serde_json::Value)> {
     let opts = Options {
@@ -282,13 +294,7 @@ fn processes_killed_at_random_moments_end_in_the_bits_of_one_process() {
 fn sigterm_checkpoints_the_runs_and_the_next_ablate_resumes_them() {
     let s = Scratch::with("shared-sigterm", "shared", &spec(60));
     let store = s.0.join("results/shared");
-    let mut child = spawn(&s.0, None);
-    wait_until_mid_run(&mut child, &store);
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(term.success());
+    let child = spawn_and_stop_mid_run(&s.0, &store);
     // The child stops at its next step, with its run's checkpoint written and its lease given
     // back.
     assert_eq!(reported(child, "stopped"), 1);
@@ -302,6 +308,26 @@ fn sigterm_checkpoints_the_runs_and_the_next_ablate_resumes_them() {
     assert_eq!(out.trained, 8 - finished_before);
     assert_eq!(resumed_runs(&store), 1);
     assert_eq!(stored_values(&store), alone(&s));
+}
+
+/// A stop during a strength search (its probes train one at a time before the seed runs) is a
+/// stop like any other: the process checkpoints the probe, exits as stopped, and stores the span
+/// it trained in, so the ablation's wall time keeps it.
+#[test]
+fn sigterm_during_a_search_checkpoints_the_probe_and_keeps_the_span() {
+    let spec = common::synthetic_spec(
+        "description = \"shared store, searched\"\nseeds = 2\n",
+        common::TARGET_ARM,
+    )
+    .replace("epochs = 2", "epochs = 60");
+    let s = Scratch::with("shared-sigterm-search", "shared", &spec);
+    let store = s.0.join("results/shared");
+    let child = spawn_and_stop_mid_run(&s.0, &store);
+    assert_eq!(reported(child, "stopped"), 1);
+    assert_eq!(files_ending(&store, "checkpoint.bpk").len(), 1);
+    let sessions = sparselab::runner::wall_time::sessions(&store);
+    assert_eq!(sessions.len(), 1, "the stopped process stored its span");
+    assert!(sessions[0].ended_unix > sessions[0].started_unix);
 }
 
 #[test]

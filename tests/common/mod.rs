@@ -42,6 +42,13 @@ optimizer = { name = "sgd" }
 topology = { name = "static", sparsity = 0.8 }
 "#;
 
+/// One arm of proximal SGD + ℓ1 whose strength a search sets for 50 % weight sparsity.
+pub const TARGET_ARM: &str = r#"[arms.l1]
+optimizer = { name = "proxsgd", rho = 1.0 }
+regularizer = { name = "l1" }
+target = { value = 0.5, tolerance = 0.05, range = [1e-4, 1.0], probes = 12 }
+"#;
+
 /// An experiment file: `preamble` (description, seeds), [`SYNTHETIC_SETUP`], then `arms`.
 pub fn synthetic_spec(preamble: &str, arms: &str) -> String {
     format!("{preamble}\n{SYNTHETIC_SETUP}\n{arms}")

@@ -273,10 +273,13 @@ pub struct AblationInterrupted {
 
 impl std::fmt::Display for AblationInterrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let runs = match self.checkpointed {
+            1 => "1 run".to_string(),
+            n => format!("{n} runs"),
+        };
         write!(
             f,
-            "stopped on request: {} runs wrote a checkpoint; run the same command again to resume",
-            self.checkpointed
+            "stopped on request: {runs} wrote a checkpoint; run the same command again to resume"
         )
     }
 }
@@ -356,8 +359,12 @@ pub(crate) fn choose_all(
 ) -> anyhow::Result<Vec<Choice>> {
     let mut choices = Vec::new();
     for s in &ablation.searches {
-        let choice = crate::search::choose(s, oracle)
-            .map_err(|e| anyhow::anyhow!("{}: {e:#}", ablation.file.display()))?;
+        // A stop on request passes through unchanged: the caller tells it from a failure by
+        // its type.
+        let choice = crate::search::choose(s, oracle).map_err(|e| match e {
+            e if e.is::<AblationInterrupted>() => e,
+            e => anyhow::anyhow!("{}: {e:#}", ablation.file.display()),
+        })?;
         choices.extend(choice);
     }
     for c in &choices {
@@ -369,18 +376,76 @@ pub(crate) fn choose_all(
 /// Runs ablation `name`: every search first (its probes one after another), then every planned
 /// run that has not finished (an interrupted one resumes from its checkpoint; `opts.jobs` at a
 /// time); then tables and figures are rendered from all runs. With `--only`, searches use stored probes only.
+///
+/// The span this process trained in is stored ([`wall_time`]) however the training ends:
+/// finished, stopped on request (in a search or among the seed runs) or failed, so the
+/// ablation's wall time counts every minute spent on it.
 pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
     let started_unix = wall_time::now_unix();
     let mut ablation = opts.load(name)?;
     let store = Store::new(&opts.out, &ablation);
     let planned = ablation.clone();
     let mut trainer = Trainer::new(opts, &planned);
-    let choices = if opts.only.is_empty() {
-        choose_all(&mut ablation, &mut |run| {
-            trainer.probe(&store, run).map(Some)
-        })?
+    let trained_here = AtomicUsize::new(0);
+    let training = train_planned(&mut ablation, &store, &mut trainer, &trained_here);
+    let runs_trained = trained_here.into_inner();
+    let trained = runs_trained + trainer.probes;
+    let stopped = matches!(&training, Err(e) if e.is::<AblationInterrupted>());
+    let recorded = if trained > 0 || stopped {
+        wall_time::record_until_now(store.dir(), started_unix, trained)
     } else {
-        choose_all(&mut ablation, &mut |run| store.finished(run))?
+        Ok(())
+    };
+    // The training's own error comes first: it is what the user must act on.
+    let Trained {
+        choices,
+        results,
+        todo,
+        skipped,
+    } = training?;
+    recorded?;
+    let files = render(&ablation, &store, &results, &choices)?;
+    // Probes trained now that a choice kept are among the stored runs found above.
+    let kept_probes = choices
+        .iter()
+        .flat_map(|c| c.runs.first())
+        .filter(|r| results.iter().any(|x| x.run.id == r.id))
+        .count()
+        .min(trainer.probes);
+    Ok(Outcome {
+        dir: store.dir().to_path_buf(),
+        trained,
+        by_others: todo - runs_trained,
+        skipped: skipped - kept_probes,
+        files,
+    })
+}
+
+/// What [`train_planned`] leaves for rendering.
+struct Trained {
+    choices: Vec<Choice>,
+    /// Every finished run of the plan.
+    results: Vec<RunResult>,
+    /// Runs this process set out to train.
+    todo: usize,
+    /// Runs found finished before training.
+    skipped: usize,
+}
+
+/// The searches and then the seed runs of `ablation`, counting the runs trained to the end in
+/// `trained_here` (probes in `trainer`).
+fn train_planned(
+    ablation: &mut Ablation,
+    store: &Store,
+    trainer: &mut Trainer<'_>,
+    trained_here: &AtomicUsize,
+) -> anyhow::Result<Trained> {
+    let opts = trainer.opts;
+    let name = ablation.name.clone();
+    let choices = if opts.only.is_empty() {
+        choose_all(ablation, &mut |run| trainer.probe(store, run).map(Some))?
+    } else {
+        choose_all(ablation, &mut |run| store.finished(run))?
     };
     if let Some(unknown) = opts
         .only
@@ -411,7 +476,6 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
         }
     }
     let skipped = results.len();
-    let trained_here = AtomicUsize::new(0);
     if !todo.is_empty() {
         let (selected, data) = trainer.ready()?;
         let cores = crate::jobs::cores();
@@ -448,7 +512,7 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
                 let run = waiting[i];
                 let label = run_label(run);
                 let attempt = train_one(
-                    &store,
+                    store,
                     &ablation.name,
                     run,
                     (selected, data),
@@ -474,11 +538,6 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             })?;
             if crate::interrupt::requested() {
                 progress.finish();
-                wall_time::record_until_now(
-                    store.dir(),
-                    started_unix,
-                    trained_here.into_inner() + trainer.probes,
-                )?;
                 return Err(AblationInterrupted {
                     checkpointed: stopped.into_inner(),
                 }
@@ -507,24 +566,11 @@ pub fn ablate(name: &str, opts: &Options) -> anyhow::Result<Outcome> {
             results.extend(store.finished(run)?);
         }
     }
-    let trained_here = trained_here.into_inner();
-    if trained_here + trainer.probes > 0 {
-        wall_time::record_until_now(store.dir(), started_unix, trained_here + trainer.probes)?;
-    }
-    let files = render(&ablation, &store, &results, &choices)?;
-    // Probes trained now that a choice kept are among the stored runs found above.
-    let kept_probes = choices
-        .iter()
-        .flat_map(|c| c.runs.first())
-        .filter(|r| results.iter().any(|x| x.run.id == r.id))
-        .count()
-        .min(trainer.probes);
-    Ok(Outcome {
-        dir: store.dir().to_path_buf(),
-        trained: trained_here + trainer.probes,
-        by_others: todo.len() - trained_here,
-        skipped: skipped - kept_probes,
-        files,
+    Ok(Trained {
+        choices,
+        results,
+        todo: todo.len(),
+        skipped,
     })
 }
 

@@ -224,7 +224,7 @@ pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<
         return Verdict::Untested(if comparisons.is_empty() {
             "no runs to compare".into()
         } else {
-            unmatched_reason(comparisons)
+            unmatched_reason(comparisons.iter())
         });
     }
     let mut settings: Vec<&str> = Vec::new();
@@ -239,8 +239,7 @@ pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<
             let of: Vec<&Comparison> = comparisons.iter().filter(|c| c.setting == *s).collect();
             let matched: Vec<&Comparison> = of.iter().copied().filter(|c| c.matched).collect();
             let v = if matched.is_empty() {
-                let unmatched: Vec<Comparison> = of.into_iter().cloned().collect();
-                Verdict::Untested(unmatched_reason(&unmatched))
+                Verdict::Untested(unmatched_reason(of.into_iter()))
             } else {
                 setting_verdict(&matched, direction, effect)
             };
@@ -273,9 +272,8 @@ pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<
 /// Why comparisons that exist match nowhere: the closest pair and where each side stands, so
 /// that a reader sees how far apart the methods landed (a method that stalls short of its target
 /// shows here rather than as a bare "untested").
-fn unmatched_reason(comparisons: &[Comparison]) -> String {
+fn unmatched_reason<'a>(comparisons: impl Iterator<Item = &'a Comparison>) -> String {
     let closest = comparisons
-        .iter()
         .filter_map(|c| c.matched_on.map(|(a, b)| (c, a, b)))
         .min_by(|x, y| (x.1 - x.2).abs().total_cmp(&(y.1 - y.2).abs()));
     match closest {
