@@ -80,6 +80,23 @@ pub fn holm(raw: &[f64]) -> Vec<f64> {
     adjusted
 }
 
+/// Equivalence of a sample's mean to 0 within `±bound` by two one-sided t-tests (TOST,
+/// Schuirmann 1987): with `se = s/√n` and `n − 1` degrees of freedom, the p-value is
+/// `max(P(T ≥ (x̄ + bound)/se), P(T ≤ (x̄ − bound)/se))`, significant when the mean lies inside
+/// the bound beyond chance. Returns `(mean, half-width of the 95% t interval, p)`; `None` for
+/// fewer than 2 values or zero variance (no test can speak).
+pub fn equivalence(xs: &[f64], bound: f64) -> Option<(f64, f64, f64)> {
+    let s = summarize(xs)?;
+    if s.n < 2 || s.std == 0.0 {
+        return None;
+    }
+    let se = s.std / (s.n as f64).sqrt();
+    let t = StudentsT::new(0.0, 1.0, (s.n - 1) as f64).ok()?;
+    let above_lower = t.sf((s.mean + bound) / se);
+    let below_upper = t.cdf((s.mean - bound) / se);
+    Some((s.mean, s.ci95?, above_lower.max(below_upper)))
+}
+
 /// The pieces of Welch's test: difference of means, its standard error and the
 /// Welch–Satterthwaite degrees of freedom.
 struct Welch {
@@ -121,6 +138,30 @@ mod tests {
         let one = summarize(&[5.0]).unwrap();
         assert_eq!((one.std, one.ci95), (0.0, None));
         assert!(summarize(&[]).is_none());
+    }
+
+    /// TOST by hand: mean 0.01, s = 0.01, n = 4 (se 0.005, 3 df), bound 0.05: the upper test's
+    /// t = −8 and the lower test's t = 12, so p = P(T₃ ≤ −8) = 0.0020 (tables); a mean outside
+    /// the bound is never significant, and the p-value shrinks as the bound widens.
+    #[test]
+    fn equivalence_hand_computed() {
+        let xs = [
+            0.01 - 0.01 * 1.5f64.sqrt(),
+            0.01,
+            0.01,
+            0.01 + 0.01 * 1.5f64.sqrt(),
+        ];
+        let s = summarize(&xs).unwrap();
+        assert!((s.std - 0.01).abs() < 1e-12, "{s:?}");
+        let (mean, ci, p) = equivalence(&xs, 0.05).unwrap();
+        assert!((mean - 0.01).abs() < 1e-12);
+        assert!((ci - s.ci95.unwrap()).abs() < 1e-15);
+        assert!((p - 0.00204).abs() < 5e-5, "{p}");
+        let shifted: Vec<f64> = xs.iter().map(|x| x + 0.06).collect();
+        assert!(equivalence(&shifted, 0.05).unwrap().2 > 0.5);
+        assert!(equivalence(&xs, 0.1).unwrap().2 < p);
+        assert!(equivalence(&[0.0, 0.0], 0.05).is_none());
+        assert!(equivalence(&[0.0], 0.05).is_none());
     }
 
     #[test]

@@ -147,31 +147,37 @@ pub fn groups(results: &[RunResult]) -> Vec<Group<'_>> {
     out
 }
 
+/// Stored results built by hand, for tests of what reads them.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixture {
     use super::*;
     use crate::experiment::RunConfig;
     use crate::resolve::{ComponentConfig, MethodConfig};
     use serde_json::json;
 
-    /// A finished semi-pruning run with target `target` that ended at weight sparsity `s`.
-    fn semi_pruned(target: Option<f64>, s: f64) -> RunResult {
+    /// A finished run of arm `arm` with seed `seed`, an LpSGD-trained LeNet-5 (under topology
+    /// `topology`), whose final record is `outcome` merged over a minimal finished one.
+    pub(crate) fn finished(
+        arm: &str,
+        seed: u64,
+        topology: Option<(&str, Value)>,
+        outcome: Value,
+    ) -> RunResult {
         let component = |name: &str, params: Value| ComponentConfig {
             name: name.into(),
             params,
             non_default: json!({}),
         };
-        let last = EpochRecord {
-            weight_sparsity: s,
-            ..EpochRecord::default()
-        };
-        let outcome = json!({"status": "finished", "epochs": 1, "last": last,
+        let mut record = json!({"status": "finished", "epochs": 1, "last": EpochRecord::default(),
             "train_seconds": 0.0, "wall_seconds": 0.0, "samples_per_sec": 0.0});
+        if let (Some(base), Value::Object(extra)) = (record.as_object_mut(), outcome) {
+            base.extend(extra);
+        }
         RunResult {
             run: PlannedRun {
-                id: "0".into(),
-                arm: "semi".into(),
-                label: "semi".into(),
+                id: format!("{arm}-{seed}"),
+                arm: arm.into(),
+                label: arm.into(),
                 sweep: BTreeMap::new(),
                 config: RunConfig {
                     data: Default::default(),
@@ -180,15 +186,31 @@ mod tests {
                         model: component("lenet5", json!({})),
                         optimizer: component("lpsgd", json!({})),
                         regularizer: None,
-                        topology: target.map(|t| component("semi-prune", json!({ "sparsity": t }))),
+                        topology: topology.map(|(name, params)| component(name, params)),
                         losses: Vec::new(),
                     },
-                    seed: 0,
+                    seed,
                 },
             },
-            outcome: serde_json::from_value(outcome).expect("a final record"),
+            outcome: serde_json::from_value(record).expect("a final record"),
             epochs: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A finished semi-pruning run with target `target` that ended at weight sparsity `s`.
+    fn semi_pruned(target: Option<f64>, s: f64) -> RunResult {
+        let last = EpochRecord {
+            weight_sparsity: s,
+            ..EpochRecord::default()
+        };
+        let topology = target.map(|t| ("semi-prune", json!({ "sparsity": t })));
+        fixture::finished("semi", 0, topology, json!({ "last": last }))
     }
 
     /// Overshooting the target counts as far as stopping short; a run without a target has no

@@ -21,8 +21,12 @@
 //! - **split**: holds (or points the claimed way) in some settings or at some points and not in
 //!   others; the verdict says which;
 //! - **untested**: no matched comparison (or no ablation declares the claim); it says why.
+//!
+//! A claim that a prediction agrees with the measurement (`agreement`) has rules of its own:
+//! [`crate::agreement`].
 
 use crate::aggregate::{Group, RunResult, groups};
+use crate::agreement::Agreement;
 use crate::record::metric_info;
 use serde::{Deserialize, Serialize};
 use sparselab_metrics::stats::{holm, summarize, welch, welch_interval};
@@ -140,6 +144,9 @@ pub struct Claim {
     /// claim made for moderate sparsity.
     #[serde(default)]
     pub max_sparsity: Option<f64>,
+    /// A prediction claimed to agree with the measurement, instead of pairs or trends.
+    #[serde(default)]
+    pub agreement: Option<Agreement>,
     /// Why no ablation tests it (a claim with neither pairs nor trends).
     #[serde(default)]
     pub untested: Option<String>,
@@ -160,8 +167,10 @@ impl Claim {
             .pairs
             .iter()
             .flat_map(|p| p.arms.iter().map(String::as_str));
+        let predicted = (self.agreement.iter()).flat_map(|a| a.arms.iter().map(|a| a.arm.as_str()));
         pairs
             .chain(self.trends.iter().map(|t| t.arm.as_str()))
+            .chain(predicted)
             .collect()
     }
 }
@@ -227,26 +236,47 @@ pub fn verdict(comparisons: &[Comparison], direction: Direction, effect: Option<
             unmatched_reason(comparisons.iter())
         });
     }
+    by_setting(comparisons, |of| {
+        let matched: Vec<&Comparison> = of.iter().copied().filter(|c| c.matched).collect();
+        if matched.is_empty() {
+            Verdict::Untested(unmatched_reason(of.into_iter()))
+        } else {
+            setting_verdict(&matched, direction, effect)
+        }
+    })
+}
+
+/// `rule` applied to each setting's comparisons (settings in order of first appearance), the
+/// verdicts then [`combine`]d.
+pub(crate) fn by_setting(
+    comparisons: &[Comparison],
+    rule: impl Fn(Vec<&Comparison>) -> Verdict,
+) -> Verdict {
     let mut settings: Vec<&str> = Vec::new();
     for c in comparisons {
         if !settings.contains(&c.setting.as_str()) {
             settings.push(&c.setting);
         }
     }
-    let per_setting: Vec<(&str, Verdict)> = settings
-        .iter()
-        .map(|s| {
-            let of: Vec<&Comparison> = comparisons.iter().filter(|c| c.setting == *s).collect();
-            let matched: Vec<&Comparison> = of.iter().copied().filter(|c| c.matched).collect();
-            let v = if matched.is_empty() {
-                Verdict::Untested(unmatched_reason(of.into_iter()))
-            } else {
-                setting_verdict(&matched, direction, effect)
-            };
-            (*s, v)
-        })
-        .collect();
-    let first = &per_setting[0].1;
+    combine(
+        settings
+            .iter()
+            .map(|s| {
+                (
+                    *s,
+                    rule(comparisons.iter().filter(|c| c.setting == *s).collect()),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// One verdict from each setting's: the common one when all agree; "does not hold" when every
+/// setting is against the claim, each for its own reason; else "split", naming each setting's.
+fn combine(per_setting: Vec<(&str, Verdict)>) -> Verdict {
+    let Some((_, first)) = per_setting.first() else {
+        return Verdict::Untested("no runs to compare".into());
+    };
     if per_setting.iter().all(|(_, v)| v == first) {
         return first.clone();
     }
@@ -385,6 +415,9 @@ pub fn evaluate(claim: &Claim, ablation: &str, results: &[RunResult]) -> Evaluat
             comparisons.push(c);
         }
     }
+    if let Some(agreement) = &claim.agreement {
+        comparisons.extend(crate::agreement::comparisons(agreement, results));
+    }
     let matched: Vec<usize> = (0..comparisons.len())
         .filter(|&i| comparisons[i].matched && comparisons[i].p.is_some())
         .collect();
@@ -399,7 +432,10 @@ pub fn evaluate(claim: &Claim, ablation: &str, results: &[RunResult]) -> Evaluat
     }
     let verdict = match &claim.untested {
         Some(why) if comparisons.is_empty() => Verdict::Untested(why.clone()),
-        _ => verdict(&comparisons, claim.direction, claim.effect),
+        _ => match &claim.agreement {
+            Some(agreement) => crate::agreement::verdict(&comparisons, agreement.bound),
+            None => verdict(&comparisons, claim.direction, claim.effect),
+        },
     };
     Evaluated {
         claim: claim.clone(),
@@ -459,11 +495,13 @@ fn compare(claim: &Claim, setting: &str, a: &Group<'_>, b: &Group<'_>) -> Compar
     }
 }
 
+/// Comparisons built by hand, for tests of the verdict rules.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixture {
+    use super::Comparison;
 
-    fn cmp(setting: &str, delta: f64, ci: f64, p_holm: f64) -> Comparison {
+    /// A matched comparison in `setting` with difference `delta ± ci` and Holm p `p_holm`.
+    pub(crate) fn cmp(setting: &str, delta: f64, ci: f64, p_holm: f64) -> Comparison {
         Comparison {
             setting: setting.into(),
             label: format!("{setting} {delta}"),
@@ -475,6 +513,12 @@ mod tests {
             matched: true,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::cmp;
+    use super::*;
 
     /// Comparisons that match nowhere name the closest pair and where each side stands.
     #[test]

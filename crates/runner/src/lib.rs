@@ -18,6 +18,7 @@
 
 pub mod ablate;
 pub mod aggregate;
+pub mod agreement;
 pub mod checkpoint;
 pub mod claims;
 pub mod device;

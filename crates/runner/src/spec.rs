@@ -749,10 +749,24 @@ fn check_claim(claim: &Claim, arms: &[String], runs: &[PlannedRun]) -> Result<()
             }
         }
     }
-    if claim.pairs.is_empty() && claim.trends.is_empty() && claim.untested.is_none() {
+    if let Some(a) = &claim.agreement
+        && !(a.bound.is_finite() && a.bound > 0.0)
+    {
+        return Err(ConfigError::out_of_range(
+            "agreement.bound",
+            a.bound,
+            "a finite bound > 0",
+        ));
+    }
+    if claim.pairs.is_empty()
+        && claim.trends.is_empty()
+        && claim.agreement.is_none()
+        && claim.untested.is_none()
+    {
         return Err(ConfigError::new(
             "pairs",
-            "a claim compares `pairs` of arms, follows `trends`, or says why it is `untested`",
+            "a claim compares `pairs` of arms, follows `trends`, checks an `agreement`, or says \
+             why it is `untested`",
         ));
     }
     Ok(())

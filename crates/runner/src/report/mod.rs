@@ -239,8 +239,13 @@ pub fn evidence(e: &Evaluated) -> String {
     } else {
         format!("{lo:+.2} … {hi:+.2}")
     };
+    let what = if e.claim.agreement.is_some() {
+        "points"
+    } else {
+        "matched"
+    };
     let mut s = format!(
-        "{} matched: Δ {range} {}; Holm p ≤ {}",
+        "{} {what}: Δ {range} {}; Holm p ≤ {}",
         matched.len(),
         e.claim.metric,
         p_text(Some(worst))
@@ -277,28 +282,43 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(out, "\n{}", e.verdict.label());
             continue;
         }
-        let _ = writeln!(
-            out,
-            "\nMetric `{}`, claimed {}{}; matched on `{}`{}. Verdict: **{}**.\n\n\
+        if let Some(a) = &e.claim.agreement {
+            let _ = writeln!(
+                out,
+                "\nMetric `{}`: the {} prediction claimed within ±{} of the measured value at \
+                 every point; Δ is prediction − measured (mean over seeds, paired), p is the \
+                 equivalence test's (two one-sided t-tests). Verdict: **{}**.\n\n\
+                 | point | setting | matched on | Δ ± 95% CI | p | Holm p |\n|---|---|---|---|---|---|",
+                e.claim.metric,
+                a.predictor.name(),
+                a.bound,
+                e.verdict.label()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\nMetric `{}`, claimed {}{}; matched on `{}`{}. Verdict: **{}**.\n\n\
              | comparison | setting | matched on | Δ ± 95% CI | p | Holm p |\n|---|---|---|---|---|---|",
-            e.claim.metric,
-            e.claim.direction.word(),
-            e.claim
-                .effect
-                .map_or(String::new(), |x| format!(" by {x:+.2} in the paper")),
-            e.claim.match_on,
-            if e.claim.match_on == "sweep" {
-                String::new()
-            } else {
-                format!(" within {} points", e.claim.tolerance * 100.0)
-            },
-            e.verdict.label()
-        );
+                e.claim.metric,
+                e.claim.direction.word(),
+                e.claim
+                    .effect
+                    .map_or(String::new(), |x| format!(" by {x:+.2} in the paper")),
+                e.claim.match_on,
+                if e.claim.match_on == "sweep" {
+                    String::new()
+                } else {
+                    format!(" within {} points", e.claim.tolerance * 100.0)
+                },
+                e.verdict.label()
+            );
+        }
         for c in &e.comparisons {
             let matched = match (c.matched_on, c.matched) {
                 (Some((a, b)), m) => {
                     format!("{a:.2} vs {b:.2}{}", if m { "" } else { " (unmatched)" })
                 }
+                (None, true) if e.claim.agreement.is_some() => "paired by seed".into(),
                 (None, true) => "sweep point".into(),
                 (None, false) => "unmatched".into(),
             };
