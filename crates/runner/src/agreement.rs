@@ -20,7 +20,7 @@ use crate::aggregate::{RunResult, groups};
 use crate::claims::{Comparison, Verdict};
 use crate::record::{SphereLayer, Status};
 use serde::{Deserialize, Serialize};
-use sparselab_metrics::stats::equivalence;
+use sparselab_metrics::stats::{equivalence, summarize};
 
 /// Which prediction of `hoyer.md` the claim is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ pub fn comparisons(agreement: &Agreement, results: &[RunResult]) -> Vec<Comparis
                     .filter_map(|l| Some(agreement.predictor.of(l)? - l.hoyer))
                     .collect();
                 let test = equivalence(&errors, agreement.bound);
-                let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+                let mean = summarize(&errors).map_or(0.0, |s| s.mean);
                 out.push(Comparison {
                     setting: arm.setting.clone().unwrap_or_default(),
                     label: format!("{}: {}", g.display(), layer.layer),
