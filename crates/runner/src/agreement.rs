@@ -99,7 +99,7 @@ pub fn comparisons(agreement: &Agreement, results: &[RunResult]) -> Vec<Comparis
                 out.push(Comparison {
                     setting: arm.setting.clone().unwrap_or_default(),
                     label: format!("{}: {}", g.display(), layer.layer),
-                    delta: test.map_or(mean, |t| t.0),
+                    delta: mean,
                     ci: test.map(|t| t.1),
                     p: test.map(|t| t.2),
                     p_holm: None,
